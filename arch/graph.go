@@ -1,0 +1,211 @@
+package arch
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind names a primitive operation of a lowered network.
+type Kind string
+
+// The primitives every space lowers to. Train builds exactly these, so a new
+// space needs no new training code as long as it lowers to them.
+const (
+	KindInput         Kind = "input"          // the image, shape = Graph.Input
+	KindConv          Kind = "conv"           // KH×KW convolution, Out filters, Stride, pad (K-1)/2 per side
+	KindDepthwiseConv Kind = "depthwise-conv" // one KH×KW filter per channel, Stride, pad (K-1)/2
+	KindMaxPool       Kind = "maxpool"        // KH×KW window, Stride, Pad per side; padding never wins
+	KindAvgPool       Kind = "avgpool"        // KH×KW window, Stride, Pad per side; padding not counted
+	KindBatchNorm     Kind = "batchnorm"      // per-channel scale and shift
+	KindReLU          Kind = "relu"
+	KindConcat        Kind = "concat"  // along channels; smaller maps zero-padded at bottom/right to the largest
+	KindAdd           Kind = "add"     // element-wise sum of same-shaped inputs
+	KindGlobalAvgPool Kind = "gap"     // C×H×W → C×1×1
+	KindFlatten       Kind = "flatten" // C×H×W → (C·H·W)×1×1, in C,H,W order
+	KindDense         Kind = "dense"   // (N)×1×1 → Out×1×1, with bias
+)
+
+// Op is one primitive with its hyper-parameters; fields a kind does not use stay zero.
+type Op struct {
+	Kind   Kind `json:"kind"`
+	KH     int  `json:"kh,omitempty"`
+	KW     int  `json:"kw,omitempty"`
+	Stride int  `json:"stride,omitempty"`
+	Pad    int  `json:"pad,omitempty"`  // pooling only; convolutions always pad (K-1)/2
+	Out    int  `json:"out,omitempty"`  // filters (conv) or units (dense)
+	Bias   bool `json:"bias,omitempty"` // conv only; dense always has a bias
+}
+
+// Shape is the shape of one example's activation: channels, height, width.
+type Shape struct{ C, H, W int }
+
+// Elems is the number of values in the activation.
+func (s Shape) Elems() int { return s.C * s.H * s.W }
+
+func (s Shape) String() string { return fmt.Sprintf("%d×%d×%d", s.C, s.H, s.W) }
+
+// Node is one primitive applied to the outputs of earlier nodes.
+type Node struct {
+	Op     Op    `json:"op"`
+	Inputs []int `json:"inputs,omitempty"` // indices of earlier nodes
+	// Layer names the space-level layer the node implements ("layer 3", "stem", "head"),
+	// so errors and tables speak the user's language.
+	Layer string `json:"layer"`
+}
+
+// Graph is a network lowered to primitives: node 0 is the input, nodes are in
+// topological order (inputs always have smaller indices), the last node
+// produces the logits.
+type Graph struct {
+	Input   Shape  `json:"input"`
+	Classes int    `json:"classes"`
+	Nodes   []Node `json:"nodes"`
+}
+
+// Stats is what static analysis knows about one node.
+type Stats struct {
+	Shape  Shape // output shape per example
+	Params int   // learnable parameters
+	FLOPs  int64 // forward FLOPs per example, a multiply-add counted as 2
+}
+
+// convOut is the output size of a window op of size k, stride s and padding p per side.
+func convOut(in, k, s, p int) int { return (in+2*p-k)/s + 1 }
+
+// Infer computes every node's output shape, parameters and FLOPs without
+// building the network. It reports every problem it finds, each naming its
+// node and layer.
+func (g *Graph) Infer() ([]Stats, error) {
+	var errs []error
+	bad := func(i int, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("node %d (%s, %s): %s", i, g.Nodes[i].Op.Kind, g.Nodes[i].Layer, fmt.Sprintf(format, args...)))
+	}
+	if len(g.Nodes) == 0 || g.Nodes[0].Op.Kind != KindInput {
+		return nil, errors.New("arch: graph must start with an input node")
+	}
+	st := make([]Stats, len(g.Nodes))
+	for i, n := range g.Nodes {
+		ins := make([]Shape, 0, len(n.Inputs))
+		inputsOK := true
+		for _, j := range n.Inputs {
+			if j < 0 || j >= i {
+				bad(i, "input %d is not an earlier node", j)
+				inputsOK = false
+				continue
+			}
+			ins = append(ins, st[j].Shape)
+		}
+		if !inputsOK {
+			continue
+		}
+		want := 1
+		switch n.Op.Kind {
+		case KindInput:
+			want = 0
+		case KindConcat, KindAdd:
+			want = -1
+		}
+		if want >= 0 && len(ins) != want {
+			bad(i, "takes %d inputs, has %d", want, len(ins))
+			continue
+		}
+		if want < 0 && len(ins) == 0 {
+			bad(i, "needs at least one input")
+			continue
+		}
+		var in Shape
+		if len(ins) > 0 {
+			in = ins[0]
+		}
+		s := &st[i]
+		op := n.Op
+		switch op.Kind {
+		case KindInput:
+			s.Shape = g.Input
+		case KindConv, KindDepthwiseConv:
+			if op.KH < 1 || op.KW < 1 || op.KH%2 == 0 || op.KW%2 == 0 || op.Stride < 1 {
+				bad(i, "kernel %d×%d stride %d: kernel sizes must be odd and ≥ 1, stride ≥ 1", op.KH, op.KW, op.Stride)
+				continue
+			}
+			out := op.Out
+			if op.Kind == KindDepthwiseConv {
+				out = in.C
+			} else if out < 1 {
+				bad(i, "filters = %d: must be ≥ 1", out)
+				continue
+			}
+			s.Shape = Shape{out, convOut(in.H, op.KH, op.Stride, (op.KH-1)/2), convOut(in.W, op.KW, op.Stride, (op.KW-1)/2)}
+			if op.Kind == KindConv {
+				s.Params = op.KH * op.KW * in.C * out
+				if op.Bias {
+					s.Params += out
+				}
+				s.FLOPs = 2 * int64(op.KH*op.KW*in.C) * int64(s.Shape.Elems())
+			} else {
+				s.Params = op.KH * op.KW * in.C
+				s.FLOPs = 2 * int64(op.KH*op.KW) * int64(s.Shape.Elems())
+			}
+		case KindMaxPool, KindAvgPool:
+			if op.KH < 1 || op.KW < 1 || op.Stride < 1 || op.Pad < 0 || 2*op.Pad >= op.KH || 2*op.Pad >= op.KW {
+				bad(i, "window %d×%d stride %d pad %d: need window ≥ 1, stride ≥ 1, 0 ≤ 2·pad < window", op.KH, op.KW, op.Stride, op.Pad)
+				continue
+			}
+			s.Shape = Shape{in.C, convOut(in.H, op.KH, op.Stride, op.Pad), convOut(in.W, op.KW, op.Stride, op.Pad)}
+			s.FLOPs = int64(op.KH*op.KW) * int64(s.Shape.Elems())
+		case KindBatchNorm:
+			s.Shape = in
+			s.Params = 2 * in.C
+			s.FLOPs = 2 * int64(in.Elems())
+		case KindReLU:
+			s.Shape = in
+			s.FLOPs = int64(in.Elems())
+		case KindConcat:
+			for _, x := range ins {
+				s.Shape.C += x.C
+				s.Shape.H = max(s.Shape.H, x.H)
+				s.Shape.W = max(s.Shape.W, x.W)
+			}
+		case KindAdd:
+			s.Shape = in
+			for _, x := range ins[1:] {
+				if x != in {
+					bad(i, "adds inputs of shapes %v and %v", in, x)
+				}
+			}
+			s.FLOPs = int64(len(ins)-1) * int64(in.Elems())
+		case KindGlobalAvgPool:
+			s.Shape = Shape{in.C, 1, 1}
+			s.FLOPs = int64(in.Elems())
+		case KindFlatten:
+			s.Shape = Shape{in.Elems(), 1, 1}
+		case KindDense:
+			if in.H != 1 || in.W != 1 {
+				bad(i, "input %v is not flat (add a flatten or gap node)", in)
+				continue
+			}
+			if op.Out < 1 {
+				bad(i, "units = %d: must be ≥ 1", op.Out)
+				continue
+			}
+			s.Shape = Shape{op.Out, 1, 1}
+			s.Params = in.C*op.Out + op.Out
+			s.FLOPs = 2 * int64(in.C*op.Out)
+		default:
+			bad(i, "unknown op kind %q", op.Kind)
+			continue
+		}
+		if s.Shape.C < 1 || s.Shape.H < 1 || s.Shape.W < 1 {
+			bad(i, "output shape %v: spatial size shrank below 1", s.Shape)
+		}
+	}
+	if len(errs) == 0 {
+		last := st[len(st)-1].Shape
+		if last != (Shape{g.Classes, 1, 1}) {
+			errs = append(errs, fmt.Errorf("last node outputs %v, want %d×1×1 logits", last, g.Classes))
+		}
+	}
+	if len(errs) > 0 {
+		return st, fmt.Errorf("arch: %w", errors.Join(errs...))
+	}
+	return st, nil
+}
