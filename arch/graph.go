@@ -37,7 +37,11 @@ type Op struct {
 }
 
 // Shape is the shape of one example's activation: channels, height, width.
-type Shape struct{ C, H, W int }
+type Shape struct {
+	C int `json:"c"`
+	H int `json:"h"`
+	W int `json:"w"`
+}
 
 // Elems is the number of values in the activation.
 func (s Shape) Elems() int { return s.C * s.H * s.W }
@@ -70,15 +74,26 @@ type Stats struct {
 }
 
 // convOut is the output size of a window op of size k, stride s and padding p per side.
-func convOut(in, k, s, p int) int { return (in+2*p-k)/s + 1 }
+// A window that does not fit even once gives 0: Go's division truncates toward
+// zero, so (1-2)/2+1 would wrongly report 1 where PyTorch's floor gives 0.
+func convOut(in, k, s, p int) int {
+	n := in + 2*p - k
+	if n < 0 {
+		return 0
+	}
+	return n/s + 1
+}
 
 // Infer computes every node's output shape, parameters and FLOPs without
 // building the network. It reports every problem it finds, each naming its
-// node and layer.
+// node and layer; a node fed by a broken node is skipped rather than reported,
+// so one collapse is one message, not one per downstream node.
 func (g *Graph) Infer() ([]Stats, error) {
 	var errs []error
+	failed := make([]bool, len(g.Nodes))
 	bad := func(i int, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("node %d (%s, %s): %s", i, g.Nodes[i].Op.Kind, g.Nodes[i].Layer, fmt.Sprintf(format, args...)))
+		failed[i] = true
+		errs = append(errs, fmt.Errorf("arch: node %d (%s, %s): %s", i, g.Nodes[i].Op.Kind, g.Nodes[i].Layer, fmt.Sprintf(format, args...)))
 	}
 	if len(g.Nodes) == 0 || g.Nodes[0].Op.Kind != KindInput {
 		return nil, errors.New("arch: graph must start with an input node")
@@ -93,9 +108,12 @@ func (g *Graph) Infer() ([]Stats, error) {
 				inputsOK = false
 				continue
 			}
+			if failed[j] {
+				failed[i] = true
+			}
 			ins = append(ins, st[j].Shape)
 		}
-		if !inputsOK {
+		if !inputsOK || failed[i] {
 			continue
 		}
 		want := 1
@@ -121,6 +139,10 @@ func (g *Graph) Infer() ([]Stats, error) {
 		op := n.Op
 		switch op.Kind {
 		case KindInput:
+			if i != 0 {
+				bad(i, "only node 0 may be the input")
+				continue
+			}
 			s.Shape = g.Input
 		case KindConv, KindDepthwiseConv:
 			if op.KH < 1 || op.KW < 1 || op.KH%2 == 0 || op.KW%2 == 0 || op.Stride < 1 {
@@ -201,11 +223,11 @@ func (g *Graph) Infer() ([]Stats, error) {
 	if len(errs) == 0 {
 		last := st[len(st)-1].Shape
 		if last != (Shape{g.Classes, 1, 1}) {
-			errs = append(errs, fmt.Errorf("last node outputs %v, want %d×1×1 logits", last, g.Classes))
+			errs = append(errs, fmt.Errorf("arch: last node outputs %v, want %d×1×1 logits", last, g.Classes))
 		}
 	}
 	if len(errs) > 0 {
-		return st, fmt.Errorf("arch: %w", errors.Join(errs...))
+		return st, errors.Join(errs...)
 	}
 	return st, nil
 }
