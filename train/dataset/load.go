@@ -24,24 +24,24 @@ const DefaultValSize = 5000
 type Spec struct {
 	// Name is a registered data set: "fashion-mnist" (the default if empty),
 	// "mnist" or "cifar10". See Names.
-	Name string
+	Name string `json:"name"`
 	// Dir holds the files; "" means the data set's default directory
 	// (fashion-mnist: /usr/share/datasets/fashion-mnist, mnist:
 	// /usr/share/datasets/mnist; cifar10 has none and needs Dir).
-	Dir string
+	Dir string `json:"dir,omitempty"`
 	// ValSize is the number of training images held out for validation:
 	// 0 means DefaultValSize, a negative value holds out none (Val is empty).
-	ValSize int
+	ValSize int `json:"val_size"`
 	// TrainSubset, if > 0, keeps a seeded random subset of this many of the
 	// remaining training images; 0 keeps them all.
-	TrainSubset int
+	TrainSubset int `json:"train_subset,omitempty"`
 	// ValSubset, if > 0, keeps this many of the ValSize validation images.
-	ValSubset int
+	ValSubset int `json:"val_subset,omitempty"`
 	// TestSubset, if > 0, keeps a seeded random subset of the test images.
-	TestSubset int
+	TestSubset int `json:"test_subset,omitempty"`
 	// Seed drives every shuffle and subset: the same Spec gives the same
 	// sets, bit for bit.
-	Seed uint64
+	Seed uint64 `json:"seed"`
 }
 
 // Splits is a loaded data set. Every image is scaled to [0, 1] and then

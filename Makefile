@@ -1,0 +1,66 @@
+# nasd — see README.md. `make run` and `make test` are all a fresh Debian machine needs.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+
+GO       ?= go
+BIN      := bin/nasd
+TAGS     ?=
+GOFLAGS_TAGS := $(if $(strip $(TAGS)),-tags '$(TAGS)')
+FASHION  := /usr/share/datasets/fashion-mnist
+# Debian packages the project uses: the data set, BLAS, MPI and pkg-config for cgo flags.
+DEB_PKGS := dataset-fashion-mnist libopenblas-dev openmpi-bin libopenmpi-dev pkgconf
+PYTHON   := /usr/bin/python3
+
+.PHONY: all build deps test test-long run bench lint clean help
+
+all: build
+
+help:
+	@echo "make run        train one sampled network on a Fashion-MNIST subset and print its accuracy"
+	@echo "make test       install what is missing, lint, run every test"
+	@echo "make build      build $(BIN) (pure Go; TAGS='...' adds build tags)"
+	@echo "make bench      training throughput of the reference CNN, side by side with PyTorch"
+	@echo "make deps       install the Debian packages nasd uses (apt-get when root)"
+	@echo "make lint       gofmt and go vet"
+
+# deps installs missing Debian packages when root, or prints the exact command.
+deps:
+	@command -v $(GO) >/dev/null || { echo "Go is not installed: install Go ≥ 1.26 (https://go.dev/doc/install) and put it on PATH"; exit 1; }
+	@missing=""; for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "deps: installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "deps: missing Debian packages:$$missing"; echo "deps: install them with: sudo apt-get install$$missing"; exit 1; \
+	  fi; \
+	fi
+	@test -d $(FASHION) || { echo "deps: $(FASHION) is missing: sudo apt-get install dataset-fashion-mnist"; exit 1; }
+
+build:
+	$(GO) build $(GOFLAGS_TAGS) -o $(BIN) ./cmd/nasd
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(GOFLAGS_TAGS) ./...
+
+test: deps lint
+	$(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 20m ./...
+
+# Slow checks that do not belong in CI's budget.
+test-long: deps
+	NASD_LONG=1 $(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 60m ./...
+
+run: deps build
+	./$(BIN) train -space enas-macro -sample -seed 1 -layers 6 -channels 16 \
+	  -subset 5000 -val-subset 1000 -epochs 2 -test -test-subset 2000
+
+bench: deps
+	@$(PYTHON) -c 'import torch' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null; \
+	  else echo "bench: PyTorch peer missing: sudo apt-get install python3-torch"; exit 1; fi; }
+	GO="$(GO)" TAGS="$(TAGS)" PYTHON=$(PYTHON) bash bench/run.sh
+
+clean:
+	rm -rf bin

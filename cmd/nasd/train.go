@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"nasd/arch"
+	"nasd/train"
+	"nasd/train/dataset"
+)
+
+const trainSynopsis = "(-arch FILE | -space NAME -sample) [-seed N] [-data NAME] [-subset N] [-epochs N] [-o result.json]"
+
+// dataFlags choose the data set and its splits.
+type dataFlags struct {
+	spec dataset.Spec
+}
+
+func (df *dataFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&df.spec.Name, "data", "fashion-mnist", "data set: fashion-mnist, mnist or cifar10")
+	fs.StringVar(&df.spec.Dir, "data-dir", "", "directory of the data set files (default: the Debian package's)")
+	fs.IntVar(&df.spec.ValSize, "val-size", 5000, "training images held out for validation")
+	fs.IntVar(&df.spec.TrainSubset, "subset", 0, "train on a random subset of this many images (0 = all)")
+	fs.IntVar(&df.spec.ValSubset, "val-subset", 0, "validate on a random subset of this many held-out images (0 = all)")
+	fs.IntVar(&df.spec.TestSubset, "test-subset", 0, "test on a random subset of this many test images (0 = all)")
+}
+
+// trainFlags bind training hyper-parameters, starting from train's defaults.
+func registerTrainFlags(fs *flag.FlagSet, c *train.Config) {
+	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "training epochs (0 = unbounded; then -steps or -time must bound it)")
+	fs.IntVar(&c.Steps, "steps", c.Steps, "stop after this many steps (0 = no limit)")
+	fs.DurationVar(&c.Deadline, "time", c.Deadline, "stop training after this wall time, e.g. 10m (0 = no limit)")
+	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "minibatch size")
+	fs.StringVar(&c.Optimizer, "optimizer", c.Optimizer, "sgd (momentum) or adam")
+	fs.Float64Var(&c.LR, "lr", c.LR, "learning rate")
+	fs.Float64Var(&c.Momentum, "momentum", c.Momentum, "SGD momentum")
+	fs.BoolVar(&c.Nesterov, "nesterov", c.Nesterov, "use Nesterov momentum")
+	fs.Float64Var(&c.WeightDecay, "weight-decay", c.WeightDecay, "L2 weight decay")
+	fs.StringVar(&c.Schedule, "schedule", c.Schedule, "learning-rate schedule: cosine, step or constant")
+	fs.IntVar(&c.StepEvery, "step-every", c.StepEvery, "step schedule: epochs between decays")
+	fs.Float64Var(&c.StepGamma, "step-gamma", c.StepGamma, "step schedule: decay factor")
+	fs.IntVar(&c.Augment.Pad, "augment-pad", c.Augment.Pad, "random-crop augmentation: zero padding in pixels (0 = off)")
+	fs.BoolVar(&c.Augment.FlipH, "flip", c.Augment.FlipH, "random horizontal flips")
+	fs.IntVar(&c.RewardEpochs, "reward-epochs", c.RewardEpochs, "reward: best validation accuracy over the last k epochs")
+	fs.Float64Var(&c.RewardPower, "reward-power", c.RewardPower, "reward: exponent p of (accuracy)^p")
+	fs.StringVar(&c.RewardKind, "reward", c.RewardKind, "reward kind: power or exp")
+	fs.BoolVar(&c.EvalTest, "test", c.EvalTest, "evaluate the test set at the end")
+}
+
+// trainOutput is the JSON written by -o.
+type trainOutput struct {
+	Arch    arch.Arch    `json:"arch"`
+	Hash    string       `json:"hash"`
+	Seed    uint64       `json:"seed"`
+	Data    dataset.Spec `json:"data"`
+	Config  train.Config `json:"config"`
+	Params  int          `json:"params"`
+	FLOPs   int64        `json:"flops_per_example"`
+	Result  train.Result `json:"result"`
+	Written time.Time    `json:"written"`
+}
+
+func runTrain(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("train", trainSynopsis, stderr)
+	archFile := fs.String("arch", "", "architecture JSON file (from 'nasd space -format json' or a search)")
+	sample := fs.Bool("sample", false, "train an architecture sampled uniformly from -space")
+	seed := fs.Uint64("seed", 1, "seed of sampling, data split, initial weights and minibatch order")
+	out := fs.String("o", "", "write the result as JSON to this file")
+	var sf spaceFlags
+	sf.register(fs)
+	var df dataFlags
+	df.register(fs)
+	cfg := train.DefaultConfig()
+	registerTrainFlags(fs, &cfg)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if (*archFile == "") == !*sample {
+		fmt.Fprintln(stderr, "nasd train: give exactly one of -arch FILE or -sample")
+		fs.Usage()
+		return exitUsage
+	}
+	df.spec.Seed = *seed
+	if err := cfg.Validate(); err != nil {
+		return fail(stderr, err)
+	}
+
+	start := time.Now()
+	data, err := dataset.Load(df.spec)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	dataShape := arch.Shape{C: data.Train.C, H: data.Train.H, W: data.Train.W}
+	fmt.Fprintf(stdout, "Data %s: %d train, %d validation, %d test images of %v (%.1fs)\n",
+		df.spec.Name, data.Train.Len(), data.Val.Len(), data.Test.Len(), dataShape, time.Since(start).Seconds())
+
+	var space arch.Space
+	var a arch.Arch
+	if *archFile != "" {
+		if a, space, err = arch.Load(*archFile); err != nil {
+			return fail(stderr, err)
+		}
+	} else {
+		if space, err = sf.space(dataShape, data.Train.Classes); err != nil {
+			return fail(stderr, err)
+		}
+		a = space.Sample(rand.New(rand.NewPCG(*seed, 0)))
+	}
+	if opt := space.Options(); opt.Input != dataShape || opt.Classes != data.Train.Classes {
+		return fail(stderr, fmt.Errorf("architecture expects %v inputs and %d classes; data set %s has %v and %d",
+			opt.Input, opt.Classes, df.spec.Name, dataShape, data.Train.Classes))
+	}
+	an, err := arch.Analyze(space, a)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	g, err := space.Lower(a)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "Architecture %s (space %s):\n", a.Hash(), space.Name())
+	if err := arch.WriteTable(stdout, an); err != nil {
+		return fail(stderr, err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	progress := newProgress(stdout, stderr)
+	res, err := train.Train(ctx, g, data, cfg, *seed, progress.update)
+	progress.finish()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	printResult(stdout, res)
+
+	if *out != "" {
+		rec := trainOutput{Arch: a, Hash: a.Hash(), Seed: *seed, Data: df.spec, Config: cfg,
+			Params: an.Params, FLOPs: an.FLOPs, Result: res, Written: time.Now().UTC()}
+		b, err := json.MarshalIndent(rec, "", "  ")
+		if err != nil {
+			return fail(stderr, err)
+		}
+		if err := writeFileAtomic(*out, append(b, '\n')); err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprintf(stdout, "Result written to %s\n", *out)
+	}
+	if res.Status != "ok" {
+		return fail(stderr, errors.New("training "+res.Status+": "+res.Reason))
+	}
+	return exitOK
+}
+
+func printResult(w io.Writer, r train.Result) {
+	fmt.Fprintf(w, "\nStatus:               %s", r.Status)
+	if r.Reason != "" {
+		fmt.Fprintf(w, " (%s)", r.Reason)
+	}
+	fmt.Fprintf(w, "\nBest validation acc:  %.4f\nReward:               %.4f\n", r.BestValAcc, r.Reward)
+	if r.TestAcc != nil {
+		fmt.Fprintf(w, "Test accuracy:        %.4f\n", *r.TestAcc)
+	}
+	fmt.Fprintf(w, "Parameters:           %d\nSteps:                %d\nWall time:            %.1fs (%.0f img/s)\n",
+		r.Params, r.Steps, r.WallSeconds, r.ExamplesPerSec)
+}
+
+// writeFileAtomic writes via a temporary file, fsync and rename, so a crash
+// leaves either the old file or the new one, never a torn one.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(dirOf(path), ".nasd-*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func dirOf(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if os.IsPathSeparator(path[i]) {
+			return path[:i+1]
+		}
+	}
+	return "."
+}

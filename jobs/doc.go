@@ -1,0 +1,3 @@
+// Package jobs will render batch scripts (Slurm, PBS, LSF) that launch a
+// search under mpirun or srun. Nothing here yet.
+package jobs

@@ -1,0 +1,262 @@
+package train
+
+import (
+	"fmt"
+	"strconv"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"nasd/arch"
+)
+
+// BuildOptions configures Build.
+type BuildOptions struct {
+	Batch int  // examples per run, ≥ 1
+	Train bool // training mode: batch statistics in batch norm, gradients computed
+	// Prefix names node i's parameters (Prefix(i)+"/conv/W", ...). The
+	// default, "node<i>", gives each architecture its own weights; a weight-
+	// sharing search (ENAS) maps nodes to shared names instead.
+	Prefix func(i int, n arch.Node) string
+}
+
+// Net is an architecture built as a compiled Gorgonia graph for one batch size
+// and mode, reading its parameters from a Weights store. Nets are not safe for
+// concurrent use, and nets sharing a store must not run concurrently.
+type Net struct {
+	arch   *arch.Graph
+	batch  int
+	train  bool
+	g      *G.ExprGraph
+	vm     G.VM
+	nodes  []*G.Node // per arch node
+	loss   *G.Node
+	head   lossHead
+	params []*Param  // trainable, in graph order
+	grads  []*G.Node // per params, training only
+	setX   func(x []float32, n int)
+	gradOf func(i int) any // []float32 or []float64 of params[i]'s gradient
+}
+
+// Build builds and compiles g for opt.Batch examples per run, creating in w
+// the parameters it does not hold yet.
+func Build(g *arch.Graph, w *Weights, opt BuildOptions) (*Net, error) {
+	return buildWith(g, w, opt, nil)
+}
+
+// buildWith builds with the given kernels (nil: the pure-Go ones).
+func buildWith(g *arch.Graph, w *Weights, opt BuildOptions, k kernels) (*Net, error) {
+	if opt.Batch < 1 {
+		return nil, fmt.Errorf("train: batch size %d: must be ≥ 1", opt.Batch)
+	}
+	stats, err := g.Infer()
+	if err != nil {
+		return nil, err
+	}
+	if opt.Prefix == nil {
+		opt.Prefix = func(i int, _ arch.Node) string { return "node" + strconv.Itoa(i) }
+	}
+	if w.Dtype() == tensor.Float32 {
+		if k == nil {
+			k = goKernels[float32]{}
+		}
+		return buildT[float32](g, stats, w, opt, k)
+	}
+	if k == nil {
+		k = goKernels[float64]{}
+	}
+	return buildT[float64](g, stats, w, opt, k)
+}
+
+func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOptions, k kernels) (*Net, error) {
+	B := opt.Batch
+	dt := dtypeOf[T]()
+	g := G.NewGraph()
+	n := &Net{arch: ag, batch: B, train: opt.Train, g: g, nodes: make([]*G.Node, len(ag.Nodes))}
+	pnodes := G.Nodes{}
+	byName := map[string]*G.Node{}
+	// param adds a store tensor to the graph as an input node, once per name
+	// (a Prefix may map several nodes to one name).
+	param := func(name string, shape []int, init initKind, fanIn int) (*G.Node, error) {
+		p, err := w.param(name, shape, init, fanIn, true)
+		if err != nil {
+			return nil, err
+		}
+		if nd, ok := byName[name]; ok {
+			return nd, nil
+		}
+		nd := G.NewTensor(g, dt, len(shape), G.WithShape(shape...), G.WithName(name), G.WithValue(p.Value))
+		byName[name] = nd
+		n.params = append(n.params, p)
+		pnodes = append(pnodes, nd)
+		return nd, nil
+	}
+	// needsGrad[i]: node i depends on a parameter, so its gradient is needed.
+	needsGrad := make([]bool, len(ag.Nodes))
+	in := ag.Input
+	xT := newDense[T](B, in.C, in.H, in.W)
+	for i, node := range ag.Nodes {
+		o := node.Op
+		pre := opt.Prefix(i, node)
+		var xs []*G.Node
+		var x *G.Node
+		for _, j := range node.Inputs {
+			xs = append(xs, n.nodes[j])
+			needsGrad[i] = needsGrad[i] || needsGrad[j]
+		}
+		var needDX bool
+		if len(xs) > 0 {
+			x = xs[0]
+			needDX = needsGrad[node.Inputs[0]]
+		}
+		var y *G.Node
+		var err error
+		switch o.Kind {
+		case arch.KindInput:
+			y = G.NewTensor(g, dt, 4, G.WithShape(B, in.C, in.H, in.W), G.WithName("x"), G.WithValue(xT))
+		case arch.KindConv:
+			c := x.Shape()[1]
+			var wn, bn *G.Node
+			if wn, err = param(pre+"/conv/W", []int{o.Out, c, o.KH, o.KW}, initHe, c*o.KH*o.KW); err != nil {
+				return nil, err
+			}
+			if o.Bias {
+				if bn, err = param(pre+"/conv/b", []int{o.Out}, initZeros, 0); err != nil {
+					return nil, err
+				}
+			}
+			y, err = k.Conv(x, wn, bn, o.KH, o.KW, o.Stride, needDX)
+			needsGrad[i] = true
+		case arch.KindDepthwiseConv:
+			c := x.Shape()[1]
+			var wn *G.Node
+			if wn, err = param(pre+"/dwconv/W", []int{c, 1, o.KH, o.KW}, initHe, o.KH*o.KW); err != nil {
+				return nil, err
+			}
+			y, err = k.DepthwiseConv(x, wn, o.KH, o.KW, o.Stride, needDX)
+			needsGrad[i] = true
+		case arch.KindMaxPool:
+			y, err = k.MaxPool(x, o.KH, o.KW, o.Stride, o.Pad)
+		case arch.KindAvgPool:
+			y, err = k.AvgPool(x, o.KH, o.KW, o.Stride, o.Pad)
+		case arch.KindBatchNorm:
+			c := x.Shape()[1]
+			var gn, bn *G.Node
+			if gn, err = param(pre+"/bn/gamma", []int{c}, initOnes, 0); err != nil {
+				return nil, err
+			}
+			if bn, err = param(pre+"/bn/beta", []int{c}, initZeros, 0); err != nil {
+				return nil, err
+			}
+			mean, err := w.param(pre+"/bn/mean", []int{c}, initZeros, 0, false)
+			if err != nil {
+				return nil, err
+			}
+			variance, err := w.param(pre+"/bn/var", []int{c}, initOnes, 0, false)
+			if err != nil {
+				return nil, err
+			}
+			y, err = k.BatchNorm(x, gn, bn, mean.Value, variance.Value, opt.Train)
+			needsGrad[i] = true
+		case arch.KindReLU:
+			y, err = k.ReLU(x)
+		case arch.KindConcat:
+			if len(xs) == 1 {
+				y = x
+			} else {
+				y, err = k.Concat(xs)
+			}
+		case arch.KindAdd:
+			if len(xs) == 1 {
+				y = x
+			} else {
+				y, err = k.Add(xs)
+			}
+		case arch.KindGlobalAvgPool:
+			y, err = k.GlobalAvgPool(x)
+		case arch.KindFlatten:
+			y, err = k.Flatten(x)
+		case arch.KindDense:
+			in := x.Shape().TotalSize() / B
+			var wn, bn *G.Node
+			if wn, err = param(pre+"/dense/W", []int{o.Out, in}, initHe, in); err != nil {
+				return nil, err
+			}
+			if bn, err = param(pre+"/dense/b", []int{o.Out}, initZeros, 0); err != nil {
+				return nil, err
+			}
+			y, err = k.Dense(x, wn, bn, needDX)
+			needsGrad[i] = true
+		default:
+			err = fmt.Errorf("unknown op kind %q", o.Kind)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("train: node %d (%s, %s): %w", i, o.Kind, node.Layer, err)
+		}
+		st := stats[i].Shape
+		if want := (tensor.Shape{B, st.C, st.H, st.W}); !y.Shape().Eq(want) {
+			return nil, fmt.Errorf("train: node %d (%s, %s): built shape %v, arch infers %v", i, o.Kind, node.Layer, y.Shape(), want)
+		}
+		n.nodes[i] = y
+	}
+	var err error
+	if n.loss, n.head, err = k.SoftmaxCE(n.nodes[len(n.nodes)-1]); err != nil {
+		return nil, fmt.Errorf("train: loss: %w", err)
+	}
+	if opt.Train && len(pnodes) > 0 {
+		if n.grads, err = G.Grad(n.loss, pnodes...); err != nil {
+			return nil, fmt.Errorf("train: gradients: %w", err)
+		}
+	}
+	n.vm = G.NewTapeMachine(g)
+	xs := raw[T](xT)
+	size := in.Elems()
+	n.setX = func(x []float32, m int) {
+		for i, v := range x[:m*size] {
+			xs[i] = T(v)
+		}
+		clear(xs[m*size:])
+	}
+	n.gradOf = func(i int) any { return raw[T](n.grads[i].Value()) }
+	return n, nil
+}
+
+// Batch returns the number of examples per run.
+func (n *Net) Batch() int { return n.batch }
+
+// Params returns the trainable parameters the net reads, in graph order.
+func (n *Net) Params() []*Param { return n.params }
+
+// Shapes returns the shape of every arch node's output, batch first.
+func (n *Net) Shapes() []tensor.Shape {
+	s := make([]tensor.Shape, len(n.nodes))
+	for i, x := range n.nodes {
+		s[i] = x.Shape().Clone()
+	}
+	return s
+}
+
+// Run runs the graph on len(labels) examples (x holds their C·H·W values
+// each): forward, and in training mode backward. An evaluation net pads a
+// short batch and ignores the padding; a training net needs a full batch,
+// since padding would change the batch-norm statistics. It returns the mean
+// loss and the number of correct predictions.
+func (n *Net) Run(x []float32, labels []int32) (loss float64, correct int, err error) {
+	m := len(labels)
+	if m < 1 || m > n.batch || (n.train && m != n.batch) {
+		return 0, 0, fmt.Errorf("train: Run: %d examples for a net of batch %d (training %v)", m, n.batch, n.train)
+	}
+	if len(x) < m*n.arch.Input.Elems() {
+		return 0, 0, fmt.Errorf("train: Run: %d input values for %d examples of %v", len(x), m, n.arch.Input)
+	}
+	n.setX(x, m)
+	n.head.Set(labels)
+	n.vm.Reset()
+	if err := n.vm.RunAll(); err != nil {
+		return 0, 0, err
+	}
+	return n.head.Loss(), n.head.Correct(), nil
+}
+
+// Close releases the compiled program.
+func (n *Net) Close() error { return n.vm.Close() }

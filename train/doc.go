@@ -1,0 +1,49 @@
+// Package train builds a Gorgonia graph from any lowered architecture
+// (arch.Graph), trains it on a dataset.Splits, evaluates it and scores it with
+// the reward a search controller sees.
+//
+// # Layers
+//
+//   - Weights is a store of named parameter tensors ("node7/conv/W"), separate
+//     from any graph. Each is initialised from (seed, name) alone — He-uniform
+//     for convolutions and dense layers, zero biases, batch norm γ = 1, β = 0 —
+//     never from Gorgonia's clock-seeded initialisers. Nets read and train
+//     the store's tensors in place, so several nets (batch sizes, training and
+//     evaluation, or ENAS children mapping nodes to shared names through
+//     BuildOptions.Prefix) share one store.
+//   - Build turns an arch.Graph into a compiled Gorgonia graph (NCHW, float32
+//     for training or float64 for gradient checks) for one batch size and mode.
+//     Every primitive goes through one small internal interface, one
+//     constructor per arch.Kind, so a faster CPU or a CUDA backend can replace
+//     the pure-Go kernels without touching the builder or the trainer.
+//   - Train runs the loop: seeded minibatches (dataset.Batches), SGD with
+//     momentum or Nesterov momentum, or Adam, L2 weight decay, cosine / step /
+//     constant learning-rate schedules, validation after every epoch in
+//     evaluation mode (batch-norm running statistics), an optional test
+//     evaluation, and Reward (Zoph & Le 2017: the best validation accuracy of
+//     the last 5 epochs, cubed).
+//
+// # Ops
+//
+// Gorgonia 0.9.18 supplies the graph, symbolic differentiation (G.Grad) and
+// the TapeMachine; the primitives are this package's own ops (Gorgonia Op +
+// SDOp), because the stock ones are missing (depthwise convolution,
+// zero-padded concat, average pooling that excludes padding), wrong for our
+// use (BatchNorm resets its running statistics whenever training mode is set;
+// Reshape's in-place form reshapes a buffer its producer reuses) or slow
+// (Conv2d, MaxPool2D and Rectify are correct — the tests compare ours with the
+// first two — but allocate their outputs every step: 283 MB per step of the
+// reference CNN). Our ops own their buffers and reuse them, so a training
+// step allocates little; the hot loops are gonum's BLAS and plain Go. Every
+// op's gradient is checked against finite differences in the tests.
+//
+// # Determinism and failure
+//
+// The same architecture, data, Config and seed give identical metrics: every
+// random stream is seeded from the trial seed, and no kernel's result depends
+// on the thread count (work is split so that each sum is accumulated in a
+// fixed order). Only a Config.Deadline budget makes a result depend on speed.
+// A NaN or infinite loss ends training with Status "diverged"; a canceled or
+// expired context gives "canceled" or "timeout"; a failing or panicking op
+// gives Status "error" and an error, never a crashed process.
+package train

@@ -1,0 +1,198 @@
+package train
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// Pure-Go kernels shared by the ops. Determinism: no kernel's result depends
+// on the number of threads. Work is split either so that every output element
+// is written by one goroutine, or into a fixed number of parts whose partial
+// sums are added in part order (gonum's GEMM is deterministic too: it splits C
+// into blocks and runs each block's k loop sequentially).
+
+// minParallel is the work (in element-operations) below which a loop runs on
+// the calling goroutine: spawning goroutines costs more than it saves.
+const minParallel = 1 << 14
+
+// parFor runs f over [0, n) split into contiguous ranges, one per goroutine,
+// when n·cost is large enough. A panic in f is re-raised on the caller.
+func parFor(n, cost int, f func(lo, hi int)) {
+	p := min(runtime.GOMAXPROCS(0), n)
+	if p <= 1 || n*cost < minParallel {
+		f(0, n)
+		return
+	}
+	parRun(p, func(w int) { f(w*n/p, (w+1)*n/p) })
+}
+
+// parParts splits [0, n) into parts contiguous ranges and runs f(part, lo, hi)
+// for each, at most GOMAXPROCS at a time. Parts, not goroutines, own scratch
+// memory and partial sums, so results do not depend on the thread count.
+func parParts(n, parts int, f func(part, lo, hi int)) {
+	if parts > n {
+		parts = n
+	}
+	p := min(runtime.GOMAXPROCS(0), parts)
+	if p <= 1 {
+		for k := range parts {
+			f(k, k*n/parts, (k+1)*n/parts)
+		}
+		return
+	}
+	var next atomic.Int64
+	parRun(p, func(int) {
+		for {
+			k := int(next.Add(1) - 1)
+			if k >= parts {
+				return
+			}
+			f(k, k*n/parts, (k+1)*n/parts)
+		}
+	})
+}
+
+// parRun runs f(0..p-1) on p goroutines and waits; the first panic is re-raised.
+func parRun(p int, f func(w int)) {
+	var wg sync.WaitGroup
+	var once sync.Once
+	var perr any
+	for w := range p {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					once.Do(func() { perr = r })
+				}
+			}()
+			f(w)
+		}()
+	}
+	wg.Wait()
+	if perr != nil {
+		panic(perr)
+	}
+}
+
+var blasImpl gonum.Implementation
+
+// gemm computes C = alpha·op(A)·op(B) + beta·C, row-major, with gonum's BLAS.
+func gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	ta, tb := blas.NoTrans, blas.NoTrans
+	if transA {
+		ta = blas.Trans
+	}
+	if transB {
+		tb = blas.Trans
+	}
+	switch a := any(a).(type) {
+	case []float32:
+		blasImpl.Sgemm(ta, tb, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+	case []float64:
+		blasImpl.Dgemm(ta, tb, m, n, k, float64(alpha), a, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
+	}
+}
+
+// window describes a 2-D sliding window over an H×W plane: kernel KH×KW,
+// stride S, padding PH, PW before each axis, output Ho×Wo.
+type window struct {
+	H, W, KH, KW, S, PH, PW, Ho, Wo int
+}
+
+func newWindow(h, w, kh, kw, s, ph, pw int) window {
+	return window{H: h, W: w, KH: kh, KW: kw, S: s, PH: ph, PW: pw,
+		Ho: (h+2*ph-kh)/s + 1, Wo: (w+2*pw-kw)/s + 1}
+}
+
+// span returns the output range [lo, hi) along one axis whose input index
+// o·s − p + k lies inside [0, n).
+func span(n, outN, s, p, k int) (lo, hi int) {
+	// o·s − p + k ≥ 0  ⇔  o ≥ ceil((p−k)/s)
+	lo = 0
+	if p-k > 0 {
+		lo = (p - k + s - 1) / s
+	}
+	// o·s − p + k ≤ n−1  ⇔  o ≤ floor((n−1+p−k)/s)
+	hi = outN
+	if t := n - 1 + p - k; t < 0 {
+		hi = 0
+	} else if t/s+1 < hi {
+		hi = t/s + 1
+	}
+	if hi < lo {
+		hi = lo
+	}
+	return lo, hi
+}
+
+// im2col writes col[(c,ky,kx), (oy,ox)] = x[c, oy·S−PH+ky, ox·S−PW+kx] (0
+// outside the image) for one C×H×W image.
+func im2col[T Float](x []T, c int, wd window, col []T) {
+	hw, howo := wd.H*wd.W, wd.Ho*wd.Wo
+	r := 0
+	for ci := range c {
+		xc := x[ci*hw : (ci+1)*hw]
+		for ky := range wd.KH {
+			ylo, yhi := span(wd.H, wd.Ho, wd.S, wd.PH, ky)
+			for kx := range wd.KW {
+				xlo, xhi := span(wd.W, wd.Wo, wd.S, wd.PW, kx)
+				row := col[r*howo : (r+1)*howo]
+				r++
+				clear(row[:ylo*wd.Wo])
+				clear(row[yhi*wd.Wo:])
+				for oy := ylo; oy < yhi; oy++ {
+					dst := row[oy*wd.Wo : (oy+1)*wd.Wo]
+					src := xc[(oy*wd.S-wd.PH+ky)*wd.W:]
+					clear(dst[:xlo])
+					clear(dst[xhi:])
+					if wd.S == 1 {
+						off := kx - wd.PW
+						copy(dst[xlo:xhi], src[xlo+off:xhi+off])
+						continue
+					}
+					for ox := xlo; ox < xhi; ox++ {
+						dst[ox] = src[ox*wd.S-wd.PW+kx]
+					}
+				}
+			}
+		}
+	}
+}
+
+// col2im adds col (laid out as by im2col) back into the C×H×W image dx, which
+// the caller has zeroed.
+func col2im[T Float](col []T, c int, wd window, dx []T) {
+	hw, howo := wd.H*wd.W, wd.Ho*wd.Wo
+	r := 0
+	for ci := range c {
+		xc := dx[ci*hw : (ci+1)*hw]
+		for ky := range wd.KH {
+			ylo, yhi := span(wd.H, wd.Ho, wd.S, wd.PH, ky)
+			for kx := range wd.KW {
+				xlo, xhi := span(wd.W, wd.Wo, wd.S, wd.PW, kx)
+				row := col[r*howo : (r+1)*howo]
+				r++
+				for oy := ylo; oy < yhi; oy++ {
+					src := row[oy*wd.Wo : (oy+1)*wd.Wo]
+					dst := xc[(oy*wd.S-wd.PH+ky)*wd.W:]
+					if wd.S == 1 {
+						off := kx - wd.PW
+						d := dst[xlo+off : xhi+off]
+						for i, v := range src[xlo:xhi] {
+							d[i] += v
+						}
+						continue
+					}
+					for ox := xlo; ox < xhi; ox++ {
+						dst[ox*wd.S-wd.PW+kx] += src[ox]
+					}
+				}
+			}
+		}
+	}
+}

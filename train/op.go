@@ -1,0 +1,178 @@
+package train
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"runtime/debug"
+	"sync/atomic"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Float is the element type of a network: float32 for training, float64 for
+// gradient checks. Every kernel is written once for both.
+type Float interface{ float32 | float64 }
+
+// op is a Gorgonia operation whose behaviour is given by closures. It
+// implements G.Op and G.SDOp (DiffWRT + SymDiff), which is all that G.Grad and
+// the TapeMachine need (reference/gorgonia-fastops/NOTES.md).
+//
+// Rules every op in this package follows:
+//   - CallsExtern() is false and there is no UsePreallocDo, so the VM always
+//     calls Do, and Do returns a tensor the op owns and reuses every step: no
+//     allocation per step.
+//   - Do rewrites every element of its output on every call: after the last
+//     use of a value in a step, Gorgonia may hand the register, and so the
+//     buffer, to a stock op that writes into it.
+//   - Hidden state shared with backward ops (argmax, normalised activations,
+//     softmax) is private, never a returned buffer, and the backward op takes
+//     the forward output (or something computed from it) as an input, so the
+//     tape runs it after the forward op.
+//   - Do recovers panics into errors: the TapeMachine runs ops on a goroutine
+//     of its own, where a panic would kill the process.
+//   - Every instance hashes differently, so Gorgonia never merges two ops.
+type op struct {
+	name  string
+	id    uint64
+	arity int
+	typ   hm.Type
+	shape tensor.Shape
+	do    func(in []G.Value) (G.Value, error)
+	wrt   []bool
+	diff  func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
+}
+
+var opSeq atomic.Uint64
+
+// newOp returns an op taking inputs of the given tensor ranks (0 = scalar) and
+// returning a value of rank len(shape).
+func newOp(name string, shape tensor.Shape, inDims []int, do func([]G.Value) (G.Value, error)) *op {
+	ts := make([]hm.Type, 0, len(inDims)+1)
+	for _, d := range inDims {
+		ts = append(ts, tensorType(d))
+	}
+	ts = append(ts, tensorType(shape.Dims()))
+	return &op{name: name, id: opSeq.Add(1), arity: len(inDims), typ: hm.NewFnType(ts...), shape: shape.Clone(), do: do}
+}
+
+var tvA = hm.TypeVariable('a')
+
+func tensorType(dims int) hm.Type {
+	if dims == 0 {
+		return tvA
+	}
+	return G.TensorType{Dims: dims, Of: tvA}
+}
+
+func (o *op) Arity() int    { return o.arity }
+func (o *op) Type() hm.Type { return o.typ }
+func (o *op) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	if len(ds) != o.arity {
+		return nil, fmt.Errorf("train: op %s: %d inputs, want %d", o.name, len(ds), o.arity)
+	}
+	return o.shape.Clone(), nil
+}
+
+func (o *op) Do(in ...G.Value) (v G.Value, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = nil, fmt.Errorf("train: op %s panicked: %v\n%s", o.name, r, debug.Stack())
+		}
+	}()
+	if len(in) != o.arity {
+		return nil, fmt.Errorf("train: op %s: %d inputs, want %d", o.name, len(in), o.arity)
+	}
+	return o.do(in)
+}
+
+func (o *op) ReturnsPtr() bool      { return false }
+func (o *op) CallsExtern() bool     { return false }
+func (o *op) OverwritesInput() int  { return -1 }
+func (o *op) WriteHash(h hash.Hash) { fmt.Fprintf(h, "nasd/train.%s#%d", o.name, o.id) }
+func (o *op) Hashcode() uint32 {
+	h := fnv.New32a()
+	o.WriteHash(h)
+	return h.Sum32()
+}
+func (o *op) String() string { return fmt.Sprintf("%s#%d", o.name, o.id) }
+
+func (o *op) DiffWRT(n int) []bool {
+	if o.wrt == nil {
+		return make([]bool, n)
+	}
+	return o.wrt
+}
+
+func (o *op) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if o.diff == nil {
+		return nil, fmt.Errorf("train: op %s is not differentiable", o.name)
+	}
+	return o.diff(inputs, output, grad)
+}
+
+// ---- values
+
+// dtypeOf is the Gorgonia dtype of T.
+func dtypeOf[T Float]() tensor.Dtype {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return tensor.Float32
+	}
+	return tensor.Float64
+}
+
+// newDense returns a zeroed tensor of T with the given shape.
+func newDense[T Float](shape ...int) *tensor.Dense {
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(make([]T, tensor.Shape(shape).TotalSize())))
+}
+
+// raw returns the backing slice of a tensor of T.
+func raw[T Float](v G.Value) []T {
+	d, ok := v.(*tensor.Dense)
+	if !ok {
+		panic(fmt.Sprintf("train: value %T is not a dense tensor", v))
+	}
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return any(d.Float32s()).([]T)
+	}
+	return any(d.Float64s()).([]T)
+}
+
+// scalarOf reads a scalar value of either float type.
+func scalarOf[T Float](v G.Value) T {
+	switch s := v.(type) {
+	case *G.F32:
+		return T(*s)
+	case *G.F64:
+		return T(*s)
+	case *tensor.Dense:
+		return raw[T](s)[0]
+	}
+	panic(fmt.Sprintf("train: value %T is not a scalar", v))
+}
+
+// scalar is an owned scalar value of T, reused every step.
+type scalar[T Float] struct {
+	v32 *G.F32
+	v64 *G.F64
+}
+
+func newScalar[T Float]() *scalar[T] {
+	if dtypeOf[T]() == tensor.Float32 {
+		return &scalar[T]{v32: G.NewF32(0)}
+	}
+	return &scalar[T]{v64: G.NewF64(0)}
+}
+
+func (s *scalar[T]) set(x float64) G.Value {
+	if s.v32 != nil {
+		*s.v32 = G.F32(x)
+		return s.v32
+	}
+	*s.v64 = G.F64(x)
+	return s.v64
+}
