@@ -29,9 +29,9 @@ func TestValidateReportsEverything(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"Epochs = -3", "Steps = -1", "BatchSize = -8", `Optimizer = "rmsprop"`, "LR = NaN",
-		"Momentum = 1.5", "WeightDecay = -1", `Schedule = "linear"`, "StepEvery = -2", "StepGamma = 2",
-		"Augment.Pad = -1", "RewardEpochs = -1", "RewardPower = +Inf", `RewardKind = "log"`} {
+	for _, want := range []string{"epochs = -3", "steps = -1", "batch_size = -8", `optimizer = "rmsprop"`, "lr = NaN",
+		"momentum = 1.5", "weight_decay = -1", `schedule = "linear"`, "step_every = -2", "step_gamma = 2",
+		"augment.pad = -1", "reward_epochs = -1", "reward_power = +Inf", `reward_kind = "log"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}
@@ -41,9 +41,9 @@ func TestValidateReportsEverything(t *testing.T) {
 		want string
 	}{
 		{Config{}, "set at least one budget"},
-		{Config{Deadline: time.Minute}, `Schedule = "cosine"`},
-		{Config{Epochs: 1, Optimizer: "adam", Nesterov: true}, "Nesterov = true"},
-		{Config{Epochs: 1, Nesterov: true}, "Nesterov = true"},
+		{Config{Deadline: time.Minute}, `schedule = "cosine"`},
+		{Config{Epochs: 1, Optimizer: "adam", Nesterov: true}, "nesterov = true"},
+		{Config{Epochs: 1, Nesterov: true}, "nesterov = true"},
 	}
 	for _, tc := range cases {
 		if err := tc.c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -4,9 +4,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
 )
 
 // Pure-Go kernels shared by the ops. Determinism: no kernel's result depends
@@ -76,25 +73,6 @@ func parRun(p int, f func(w int)) {
 	wg.Wait()
 	if perr != nil {
 		panic(perr)
-	}
-}
-
-var blasImpl gonum.Implementation
-
-// gemm computes C = alpha·op(A)·op(B) + beta·C, row-major, with gonum's BLAS.
-func gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
-	ta, tb := blas.NoTrans, blas.NoTrans
-	if transA {
-		ta = blas.Trans
-	}
-	if transB {
-		tb = blas.Trans
-	}
-	switch a := any(a).(type) {
-	case []float32:
-		blasImpl.Sgemm(ta, tb, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
-	case []float64:
-		blasImpl.Dgemm(ta, tb, m, n, k, float64(alpha), a, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
 	}
 }
 

@@ -206,7 +206,7 @@ func TestTrainRejects(t *testing.T) {
 	g := enasLike(1, 7, 7, 3, 4)
 	ctx := context.Background()
 	if _, err := Train(ctx, g, data, Config{Epochs: -1, LR: -2, Optimizer: "rmsprop"}, 1, nil); err == nil ||
-		!strings.Contains(err.Error(), "Epochs = -1") || !strings.Contains(err.Error(), "LR = -2") || !strings.Contains(err.Error(), `Optimizer = "rmsprop"`) {
+		!strings.Contains(err.Error(), "epochs = -1") || !strings.Contains(err.Error(), "lr = -2") || !strings.Contains(err.Error(), `optimizer = "rmsprop"`) {
 		t.Errorf("bad config: error %v should name every problem", err)
 	}
 	wrong := enasLike(1, 9, 9, 3, 4)

@@ -5,6 +5,8 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+
+	"nasd/train"
 )
 
 func runVersion(args []string, stdout, stderr io.Writer) int {
@@ -23,6 +25,6 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "nasd %s (revision %s, %s, %s/%s)\n", version, revision, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(stdout, "nasd %s (revision %s, %s, %s/%s, gemm %s)\n", version, revision, runtime.Version(), runtime.GOOS, runtime.GOARCH, train.GemmBackend)
 	return exitOK
 }
