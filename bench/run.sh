@@ -2,6 +2,7 @@
 # Training and evaluation throughput of the reference CNN: nasd (Go benchmarks
 # in ./train) and PyTorch (bench/pytorch_ref.py) measured in the same run,
 # interleaved per thread count, medians of COUNT repetitions; prints ratios.
+# `bench/run.sh LOG` re-prints the table from a saved log of a run.
 set -euo pipefail
 GO=${GO:-go}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -13,6 +14,11 @@ tags=()
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
+if [ $# -eq 1 ]; then
+  # Summarise the log of an earlier run (its stderr) instead of measuring.
+  grep '^Benchmark' "$1" >"$out/go.txt" || true
+  grep '^pytorch ' "$1" >"$out/py.txt" || true
+else
 "$GO" test "${tags[@]}" -c -o "$out/train.test" ./train
 for t in $THREADS; do
   for ((i = 0; i < COUNT; i++)); do
@@ -22,13 +28,15 @@ for t in $THREADS; do
     "$PYTHON" bench/pytorch_ref.py --threads "$t" --steps "$STEPS" | tee -a "$out/py.txt" >&2
   done
 done
+fi
 
 # Go lines: BenchmarkTrainReferenceCNN/batch=64-2  20  ...  412.3 img/s ...
 awk '
   /^Benchmark(Train|Eval)ReferenceCNN/ {
     mode = ($1 ~ /^BenchmarkTrain/) ? "train" : "eval"
     match($1, /batch=[0-9]+/); batch = substr($1, RSTART + 6, RLENGTH - 6)
-    threads = $1; sub(/.*-/, "", threads)
+    # go test leaves the -GOMAXPROCS suffix off when it is 1.
+    threads = 1; if (match($1, /-[0-9]+$/)) threads = substr($1, RSTART + 1)
     for (i = 2; i <= NF; i++) if ($i == "img/s") v = $(i - 1)
     for (i = 2; i <= NF; i++) if ($i == "B/op") a = $(i - 1)
     print "nasd", mode, threads, batch, v, a

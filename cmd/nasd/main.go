@@ -1,4 +1,3 @@
-// Command nasd searches for neural network architectures on clusters.
 package main
 
 import "os"
