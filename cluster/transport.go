@@ -1,0 +1,33 @@
+package cluster
+
+import "context"
+
+// Transport moves opaque messages between the ranks of one job. Rank 0 hosts
+// the controller; ranks 1..Size()-1 are workers. It mirrors the MPI calls nasd
+// needs, so the MPI implementation is a thin layer and the in-process one (ranks
+// are goroutines) behaves the same way in tests.
+//
+// Point-to-point calls serve asynchronous dispatch; the collectives serve
+// synchronous rounds and must be called by every rank in the same order, as
+// in MPI. A Transport is used by one goroutine per rank.
+type Transport interface {
+	Rank() int
+	Size() int
+	// Send delivers b to rank to; it may block until the receiver takes it.
+	Send(to int, b []byte) error
+	// Recv returns the next message from any rank, waiting until one arrives
+	// or ctx is done (then it returns ctx.Err()).
+	Recv(ctx context.Context) (from int, b []byte, err error)
+	// Bcast returns root's b on every rank.
+	Bcast(ctx context.Context, root int, b []byte) ([]byte, error)
+	// Scatter gives rank i the part parts[i] of root (parts is read on root only,
+	// len(parts) == Size()).
+	Scatter(ctx context.Context, root int, parts [][]byte) ([]byte, error)
+	// Gather collects every rank's b on root (indexed by rank); other ranks get nil.
+	Gather(ctx context.Context, root int, b []byte) ([][]byte, error)
+	// Abort ends the whole job with code (MPI_Abort): the way out when a rank
+	// must stop while others are busy, e.g. after a checkpoint on SIGTERM.
+	Abort(code int) error
+	// Close releases the transport; for MPI it finalizes.
+	Close() error
+}
