@@ -38,9 +38,9 @@ type Op struct {
 
 // Shape is the shape of one example's activation: channels, height, width.
 type Shape struct {
-	C int `json:"c"`
-	H int `json:"h"`
-	W int `json:"w"`
+	C int `json:"c" toml:"c"`
+	H int `json:"h" toml:"h"`
+	W int `json:"w" toml:"w"`
 }
 
 // Elems is the number of values in the activation.

@@ -14,8 +14,8 @@ import (
 // Decision is one choice a controller makes, e.g. Name "layer 3 filter
 // height" with Choices {"1","3","5","7"}; skip decisions are {"no","yes"}.
 type Decision struct {
-	Name    string   `json:"name"`
-	Choices []string `json:"choices"`
+	Name    string   `json:"name" toml:"name"`
+	Choices []string `json:"choices" toml:"choices"`
 }
 
 // Options configures a space. One struct serves all spaces; a field a space
@@ -23,19 +23,19 @@ type Decision struct {
 // space's default; for slices only nil is zero, so an explicit empty list
 // (JSON []) is kept: enas-macro's "reduce_after": [] means no reductions.
 type Options struct {
-	Layers  int   `json:"layers,omitzero"`
-	Input   Shape `json:"input,omitzero"`
-	Classes int   `json:"classes,omitzero"`
+	Layers  int   `json:"layers,omitzero" toml:"layers"`
+	Input   Shape `json:"input,omitzero" toml:"input"`
+	Classes int   `json:"classes,omitzero" toml:"classes"`
 
 	// nas
-	FilterSizes  []int `json:"filter_sizes,omitzero"`
-	FilterCounts []int `json:"filter_counts,omitzero"`
-	Strides      []int `json:"strides,omitzero"`
+	FilterSizes  []int `json:"filter_sizes,omitzero" toml:"filter_sizes"`
+	FilterCounts []int `json:"filter_counts,omitzero" toml:"filter_counts"`
+	Strides      []int `json:"strides,omitzero" toml:"strides"`
 
 	// enas-macro
-	Channels    int      `json:"channels,omitzero"`
-	Ops         []string `json:"ops,omitzero"`
-	ReduceAfter []int    `json:"reduce_after,omitzero"`
+	Channels    int      `json:"channels,omitzero" toml:"channels"`
+	Ops         []string `json:"ops,omitzero" toml:"ops"`
+	ReduceAfter []int    `json:"reduce_after,omitzero" toml:"reduce_after"`
 }
 
 // clone copies the slices so a caller cannot mutate a space through them.

@@ -1,4 +1,53 @@
 // Package cluster moves trials and results between rank 0 and the workers:
 // the Transport interface (MPI or in-process), and the versioned wire
 // encoding of its messages.
+//
+// # Messages
+//
+// A [Message] is one of five kinds: [KindSetup] (the run's resolved config,
+// opaque here), [KindTask] (a [Trial]), [KindIdle] (no trial this round),
+// [KindResult] (a [Result]) and [KindStop]. [Encode] turns one into bytes for
+// any Transport and [Decode] back; Decode never panics, and every error it
+// returns names the sending rank and what is wrong:
+//
+//	cluster: message from rank 3: wire version 9, this build speaks 1
+//	cluster: message from rank 5: result message: payload checksum 1f2e3d4c, header says 9a8b7c6d (corrupted in transit)
+//
+// Encode refuses what Decode would: a message whose fields do not fit its
+// kind, a trial without an ID or a valid architecture, a result without a
+// trial ID or status, and NaN or ±Inf in a result (JSON cannot carry them and
+// the event log must not hold them: a diverged trial says so in its status).
+//
+// # Wire format (WireVersion 1)
+//
+// A 20-byte big-endian header, then the payload:
+//
+//	offset size field
+//	 0     4    magic "NASD"
+//	 4     1    wire version
+//	 5     1    kind (1 setup, 2 task, 3 idle, 4 result, 5 stop)
+//	 6     1    flags: bit 0 = the payload is one zstd frame; other bits 0
+//	 7     1    reserved, 0
+//	 8     4    payload length on the wire
+//	12     4    payload length decoded (the same unless zstd)
+//	16     4    CRC-32C (Castagnoli) of the payload as on the wire
+//
+// The payload is the setup's bytes as given, the trial or result as JSON (the
+// struct tags of [Trial] and [Result] are the schema; unknown fields are
+// refused), or nothing. Payloads over [CompressAbove] (4 KiB) are zstd
+// frames when that makes them smaller. No payload may exceed [MaxPayload]
+// (64 MiB) decoded; Decode checks that, the lengths and the checksum before
+// it decompresses or parses anything. The magic and the version byte keep
+// their offsets in every version, so a build mismatch is always reported as
+// one; testdata/result.golden pins one message byte for byte.
+//
+// # In-process transport
+//
+// [NewInProcess] runs a job's ranks as goroutines of one process, with the
+// semantics of the MPI transport: per-rank mailboxes for point-to-point
+// messages (any source, arrival order), collectives matched by their order
+// of call, cancellation by context, [ErrAborted] after Abort and [ErrClosed]
+// after Close. Every message is copied, so ranks never share buffers. Tests
+// and single-process runs use it; the MPI transport lives in mpi.go (build
+// tag mpi).
 package cluster

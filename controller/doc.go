@@ -1,5 +1,30 @@
-// Package controller will host the rank-0 search loop: a Strategy (a pure
-// state machine that proposes trials and observes their results), the
-// transport to the workers and the journal. It is filled by the distributed
-// runtime; nothing here yet.
+// Package controller is rank 0 of a search: the loop that connects a
+// Strategy (a pure state machine that proposes trials and observes their
+// results) to the workers over a cluster.Transport and records everything in
+// the run's journal.
+//
+// Strategies register by name (Register, New, Names); each lives in its own
+// package under controller/ (random, ...), imported for its side effect.
+// They create trial IDs and draw trial seeds from TrialSeed(run seed, ID), so
+// a trial's result depends only on the trial.
+//
+// Run has two modes. "sync" runs rounds of Size()-1 trials (Scatter, Gather)
+// and observes each round in trial order, so the same seed and rank count
+// give the same run; it checkpoints after every round. "async" keeps every
+// worker busy and observes results as they arrive, checkpointing every
+// Config.CheckpointEvery.
+//
+// The event log is the run's write-ahead record and a checkpoint a snapshot
+// at a position in it (docs/events.md lists the events). Resuming loads the
+// newest good checkpoint, replays the results logged after it instead of
+// running their trials again, and dispatches the trials that were in flight
+// without a result. Checkpoints hold counters, the best result and the
+// trials in flight: their size does not grow with the trials run.
+//
+// Flushing: a sync round flushes the log after dispatching and after its
+// results, then checkpoints. An async run flushes after a result unless the
+// last flush was under 10 ms ago; then the result is flushed with the next
+// one or 10 ms after the last flush, whichever comes first (at most 100
+// fsyncs a second; a crash loses at most 10 ms of results, which then run
+// again).
 package controller

@@ -25,31 +25,31 @@ type Config struct {
 	// Budget: training stops at whichever of these ends first; 0 means no
 	// limit, and at least one must be set. A Deadline makes results depend on
 	// the machine's speed.
-	Epochs   int           `json:"epochs"`
-	Steps    int           `json:"steps,omitempty"`
-	Deadline time.Duration `json:"deadline,omitempty"`
+	Epochs   int           `json:"epochs" toml:"epochs"`
+	Steps    int           `json:"steps,omitempty" toml:"steps"`
+	Deadline time.Duration `json:"deadline,omitempty" toml:"-"`
 
-	BatchSize int `json:"batch_size"` // default 64; also the evaluation batch
+	BatchSize int `json:"batch_size" toml:"batch_size"` // default 64; also the evaluation batch
 
-	Optimizer   string  `json:"optimizer"` // "sgd" (momentum, optionally Nesterov) or "adam"
-	LR          float64 `json:"lr"`
-	Momentum    float64 `json:"momentum"` // sgd
-	Nesterov    bool    `json:"nesterov"` // sgd
-	WeightDecay float64 `json:"weight_decay"`
+	Optimizer   string  `json:"optimizer" toml:"optimizer"` // "sgd" (momentum, optionally Nesterov) or "adam"
+	LR          float64 `json:"lr" toml:"lr"`
+	Momentum    float64 `json:"momentum" toml:"momentum"` // sgd
+	Nesterov    bool    `json:"nesterov" toml:"nesterov"` // sgd
+	WeightDecay float64 `json:"weight_decay" toml:"weight_decay"`
 
-	Schedule  string  `json:"schedule"`             // "cosine" (per step, to 0 at the budget's end), "step" or "constant"
-	StepEvery int     `json:"step_every,omitempty"` // step: epochs between decays
-	StepGamma float64 `json:"step_gamma,omitempty"` // step: decay factor
+	Schedule  string  `json:"schedule" toml:"schedule"`               // "cosine" (per step, to 0 at the budget's end), "step" or "constant"
+	StepEvery int     `json:"step_every,omitempty" toml:"step_every"` // step: epochs between decays
+	StepGamma float64 `json:"step_gamma,omitempty" toml:"step_gamma"` // step: decay factor
 
-	Augment dataset.Augment `json:"augment"`
+	Augment dataset.Augment `json:"augment" toml:"augment"`
 
 	// Reward = f(max validation accuracy over the last RewardEpochs epochs);
 	// see Reward.
-	RewardEpochs int     `json:"reward_epochs"`
-	RewardPower  float64 `json:"reward_power"`
-	RewardKind   string  `json:"reward_kind"`
+	RewardEpochs int     `json:"reward_epochs" toml:"reward_epochs"`
+	RewardPower  float64 `json:"reward_power" toml:"reward_power"`
+	RewardKind   string  `json:"reward_kind" toml:"reward_kind"`
 
-	EvalTest bool `json:"eval_test"` // also measure test accuracy at the end
+	EvalTest bool `json:"eval_test" toml:"eval_test"` // also measure test accuracy at the end
 }
 
 // DefaultConfig returns the defaults: 10 epochs of batch 64, SGD with Nesterov

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"nasd/controller"
 	"nasd/train"
 )
 
@@ -53,9 +54,55 @@ func (p *progress) update(u train.Progress) {
 
 func (p *progress) clear() {
 	if p.drawn {
-		fmt.Fprintf(p.bar, "\r%s\r", strings.Repeat(" ", 80))
+		fmt.Fprintf(p.bar, "\r%s\r", strings.Repeat(" ", 120))
 		p.drawn = false
 	}
 }
 
 func (p *progress) finish() { p.clear() }
+
+// searchProgress shows a search on rank 0: a redrawn bar on a terminal, one
+// line per finished trial otherwise.
+type searchProgress struct {
+	progress
+	lastDone int
+}
+
+func newSearchProgress(stdout, stderr io.Writer) *searchProgress {
+	return &searchProgress{progress: *newProgress(stdout, stderr)}
+}
+
+func (p *searchProgress) update(u controller.Progress) {
+	budget := "∞"
+	if u.Budget > 0 {
+		budget = fmt.Sprint(u.Budget)
+	}
+	best := "-"
+	if u.BestTrial != "" {
+		best = fmt.Sprintf("%.4f (%s)", u.Best, u.BestTrial)
+	}
+	eta := ""
+	if u.ETA > 0 {
+		eta = " ETA " + u.ETA.Round(time.Second).String()
+	}
+	if p.bar == nil {
+		if u.Done != p.lastDone {
+			p.lastDone = u.Done
+			fmt.Fprintf(p.out, "trials %d/%s  best %s  running %d  elapsed %s%s\n",
+				u.Done, budget, best, u.Running, u.Elapsed.Round(time.Second), eta)
+		}
+		return
+	}
+	if time.Since(p.lastDraw) < 100*time.Millisecond && u.Done == p.lastDone {
+		return
+	}
+	p.lastDraw, p.lastDone = time.Now(), u.Done
+	const width = 30
+	done := 0
+	if u.Budget > 0 {
+		done = min(width, u.Done*width/u.Budget)
+	}
+	fmt.Fprintf(p.bar, "\rtrials %d/%s [%s%s] best %s running %d%s   ", u.Done, budget,
+		strings.Repeat("=", done), strings.Repeat(" ", width-done), best, u.Running, eta)
+	p.drawn = true
+}

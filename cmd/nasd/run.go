@@ -23,6 +23,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"search":  {"search for architectures (in-process, or under mpirun/srun)", runSearch},
 	"train":   {"train and evaluate one architecture on real data", runTrain},
 	"space":   {"describe a search space, sample or validate an architecture", runSpace},
 	"version": {"print the version and build information", runVersion},

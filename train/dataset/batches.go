@@ -11,9 +11,9 @@ type Augment struct {
 	// Pad > 0 zero-pads each image by Pad on every side and crops a random
 	// H×W window, so content shifts by at most Pad pixels each way. The images
 	// are already normalised, so the padding is the training mean.
-	Pad int `json:"pad"`
+	Pad int `json:"pad" toml:"pad"`
 	// FlipH mirrors each image left–right with probability 1/2 (after the crop).
-	FlipH bool `json:"flip_h"`
+	FlipH bool `json:"flip_h" toml:"flip_h"`
 }
 
 func (a Augment) active() bool { return a.Pad > 0 || a.FlipH }

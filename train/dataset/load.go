@@ -24,24 +24,24 @@ const DefaultValSize = 5000
 type Spec struct {
 	// Name is a registered data set: "fashion-mnist" (the default if empty),
 	// "mnist" or "cifar10". See Names.
-	Name string `json:"name"`
+	Name string `json:"name" toml:"name"`
 	// Dir holds the files; "" means the data set's default directory
 	// (fashion-mnist: /usr/share/datasets/fashion-mnist, mnist:
 	// /usr/share/datasets/mnist; cifar10 has none and needs Dir).
-	Dir string `json:"dir,omitempty"`
+	Dir string `json:"dir,omitempty" toml:"dir"`
 	// ValSize is the number of training images held out for validation:
 	// 0 means DefaultValSize, a negative value holds out none (Val is empty).
-	ValSize int `json:"val_size"`
+	ValSize int `json:"val_size" toml:"val_size"`
 	// TrainSubset, if > 0, keeps a seeded random subset of this many of the
 	// remaining training images; 0 keeps them all.
-	TrainSubset int `json:"train_subset,omitempty"`
+	TrainSubset int `json:"train_subset,omitempty" toml:"train_subset"`
 	// ValSubset, if > 0, keeps this many of the ValSize validation images.
-	ValSubset int `json:"val_subset,omitempty"`
+	ValSubset int `json:"val_subset,omitempty" toml:"val_subset"`
 	// TestSubset, if > 0, keeps a seeded random subset of the test images.
-	TestSubset int `json:"test_subset,omitempty"`
+	TestSubset int `json:"test_subset,omitempty" toml:"test_subset"`
 	// Seed drives every shuffle and subset: the same Spec gives the same
 	// sets, bit for bit.
-	Seed uint64 `json:"seed"`
+	Seed uint64 `json:"seed" toml:"-"`
 }
 
 // Splits is a loaded data set. Every image is scaled to [0, 1] and then

@@ -1,0 +1,195 @@
+//go:build mpi
+
+package cluster_test
+
+// TestMPITransport runs as a one-rank singleton (go test -tags mpi ./cluster)
+// and under a launcher (scripts/mpi-test.sh):
+//
+//	go test -c -tags mpi -o cluster.test ./cluster
+//	mpirun -n 4 --bind-to none ./cluster.test -test.run '^TestMPI'
+//
+// MPI can be initialized once per process, so one test function holds every
+// MPI check and ends with Close.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"nasd/cluster"
+	"nasd/mpi"
+)
+
+func TestMPITransport(t *testing.T) {
+	tr, err := cluster.NewMPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rank, size := tr.Rank(), tr.Size()
+	if rank != mpi.Rank() || size != mpi.Size() || size < 1 {
+		t.Fatalf("transport says rank %d of %d, MPI %d of %d", rank, size, mpi.Rank(), mpi.Size())
+	}
+	if err := cluster.CheckMPILaunch(); err != nil {
+		t.Error(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// Synchronous round: setup by Bcast, a part per rank by Scatter, results
+	// by Gather, each an encoded cluster.Message.
+	t.Run("Round", func(t *testing.T) {
+		setup := bytes.Repeat([]byte("[train]\nepochs = 3\n"), 5000) // ~100 KB: zstd
+		var in []byte
+		if rank == 0 {
+			if in, err = cluster.Encode(cluster.Message{Kind: cluster.KindSetup, Setup: setup}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := tr.Bcast(ctx, 0, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := cluster.Decode(0, b)
+		if err != nil || m.Kind != cluster.KindSetup || !bytes.Equal(m.Setup, setup) {
+			t.Fatalf("setup: kind %v, %d bytes, %v", m.Kind, len(m.Setup), err)
+		}
+		var parts [][]byte
+		if rank == 0 {
+			for i := 0; i < size; i++ {
+				k := cluster.KindIdle
+				if i%2 == 1 {
+					k = cluster.KindStop
+				}
+				p, err := cluster.Encode(cluster.Message{Kind: k})
+				if err != nil {
+					t.Fatal(err)
+				}
+				parts = append(parts, p)
+			}
+		}
+		part, err := tr.Scatter(ctx, 0, parts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err := cluster.Decode(0, part); err != nil || (m.Kind == cluster.KindStop) != (rank%2 == 1) {
+			t.Errorf("rank %d's part: %v, %v", rank, m.Kind, err)
+		}
+		res, err := cluster.Encode(cluster.Message{Kind: cluster.KindResult, Result: &cluster.Result{
+			TrialID: fmt.Sprintf("t%06d", rank), Status: "ok", Reward: float64(rank) / 10, Rank: rank,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := tr.Gather(ctx, 0, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rank != 0 {
+			if all != nil {
+				t.Errorf("Gather on rank %d returned %d parts, want nil", rank, len(all))
+			}
+			return
+		}
+		if len(all) != size {
+			t.Fatalf("Gather: %d parts for %d ranks", len(all), size)
+		}
+		for i, b := range all {
+			m, err := cluster.Decode(i, b)
+			if err != nil || m.Result == nil || m.Result.Rank != i || m.Result.Reward != float64(i)/10 {
+				t.Errorf("result of rank %d: %+v, %v", i, m.Result, err)
+			}
+		}
+	})
+
+	// Asynchronous dispatch: every worker sends rank 0 a few results; rank 0
+	// takes them from any source and answers each, the last with Stop.
+	t.Run("Dispatch", func(t *testing.T) {
+		const each = 5
+		if rank != 0 {
+			for i := 0; i < each; i++ {
+				b, err := cluster.Encode(cluster.Message{Kind: cluster.KindResult, Result: &cluster.Result{
+					TrialID: fmt.Sprintf("r%d-%d", rank, i), Status: "ok", Rank: rank,
+				}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := tr.Send(0, b); err != nil {
+					t.Fatal(err)
+				}
+				from, reply, err := tr.Recv(ctx)
+				if err != nil || from != 0 {
+					t.Fatalf("reply: from %d, %v", from, err)
+				}
+				m, err := cluster.Decode(from, reply)
+				if want := map[bool]cluster.Kind{true: cluster.KindStop, false: cluster.KindIdle}[i == each-1]; err != nil || m.Kind != want {
+					t.Fatalf("reply %d: %v, %v; want %v", i, m.Kind, err, want)
+				}
+			}
+			return
+		}
+		next := make([]int, size)
+		for k := 0; k < (size-1)*each; k++ {
+			from, b, err := tr.Recv(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := cluster.Decode(from, b)
+			if err != nil || m.Result == nil || m.Result.TrialID != fmt.Sprintf("r%d-%d", from, next[from]) {
+				t.Fatalf("message from %d: %+v, %v", from, m.Result, err)
+			}
+			next[from]++
+			kind := cluster.KindIdle
+			if next[from] == each {
+				kind = cluster.KindStop
+			}
+			reply, _ := cluster.Encode(cluster.Message{Kind: kind})
+			if err := tr.Send(from, reply); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
+	t.Run("SelfAndCancel", func(t *testing.T) {
+		if err := tr.Send(rank, []byte("me")); err != nil {
+			t.Fatal(err)
+		}
+		if from, b, err := tr.Recv(ctx); err != nil || from != rank || string(b) != "me" {
+			t.Errorf("self message: %d %q %v", from, b, err)
+		}
+		short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		defer cancel()
+		if from, _, err := tr.Recv(short); err != context.DeadlineExceeded || from != -1 {
+			t.Errorf("Recv with nothing sent: %d, %v; want -1, context.DeadlineExceeded", from, err)
+		}
+		if err := tr.Send(size, nil); err == nil {
+			t.Errorf("Send to rank %d (size %d): no error", size, size)
+		}
+	})
+
+	// One failing rank fails the test on every rank.
+	f := []float64{0}
+	if t.Failed() {
+		f[0] = 1
+	}
+	if err := mpi.AllreduceFloat64(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if f[0] > 0 && !t.Failed() {
+		t.Errorf("rank %d: failed on %v other rank(s)", rank, f[0])
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := tr.Send(0, nil); !errors.Is(err, cluster.ErrClosed) {
+		t.Errorf("Send after Close: %v", err)
+	}
+	if _, err := tr.Gather(ctx, 0, nil); !errors.Is(err, cluster.ErrClosed) {
+		t.Errorf("Gather after Close: %v", err)
+	}
+}

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"nasd/arch"
+	"nasd/controller"
+	"nasd/train"
+	"nasd/train/dataset"
+)
+
+// searchConfig is a search's configuration: search.toml, then flags. It is
+// also what rank 0 sends every worker (as JSON), so all ranks train alike.
+type searchConfig struct {
+	RunDir   string         `toml:"run_dir" json:"run_dir"`
+	Seed     uint64         `toml:"seed" json:"seed"`
+	Mode     string         `toml:"mode" json:"mode"`       // sync | async
+	Workers  int            `toml:"workers" json:"workers"` // in-process workers when not launched by MPI
+	Budget   budgetConfig   `toml:"budget" json:"budget"`
+	Data     dataset.Spec   `toml:"data" json:"data"`
+	Space    spaceConfig    `toml:"space" json:"space"`
+	Strategy strategyConfig `toml:"strategy" json:"strategy"`
+	Trainer  trainerConfig  `toml:"trainer" json:"trainer"`
+}
+
+type budgetConfig struct {
+	Trials          int      `toml:"trials" json:"trials"`                     // finished trials; 0 = no limit
+	Time            duration `toml:"time" json:"time"`                         // wall time of the search; 0 = no limit
+	StopAt          string   `toml:"stop_at" json:"stop_at,omitempty"`         // RFC3339; SLURM_JOB_END_TIME when unset
+	TrialTimeout    duration `toml:"trial_timeout" json:"trial_timeout"`       // per trial; 0 = none
+	CheckpointEvery duration `toml:"checkpoint_every" json:"checkpoint_every"` // async mode
+}
+
+type spaceConfig struct {
+	Name         string `toml:"name" json:"name"`
+	arch.Options `toml:",inline"`
+}
+
+type strategyConfig struct {
+	Name    string         `toml:"name" json:"name"`
+	Options map[string]any `toml:"options" json:"options,omitempty"`
+}
+
+type trainerConfig struct {
+	Kind         string `toml:"kind" json:"kind"` // real | surrogate
+	train.Config `toml:",inline"`
+	Surrogate    surrogateConfig `toml:"surrogate" json:"surrogate"`
+}
+
+type surrogateConfig struct {
+	Duration duration `toml:"duration" json:"duration"` // simulated training time per trial
+	Noise    float64  `toml:"noise" json:"noise"`       // std of the reward noise
+}
+
+// duration is a time.Duration written as "90s" or "1h30m" in TOML and JSON.
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 90s or 1h30m", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Modes and trainer kinds a config accepts.
+var (
+	modes        = []string{"sync", "async"}
+	trainerKinds = []string{"real", "surrogate"}
+)
+
+// defaultSearchConfig holds every default of a search in one place.
+// Space options left zero take the space's own defaults (arch.New), so they
+// follow the space a file names.
+func defaultSearchConfig() searchConfig {
+	return searchConfig{
+		Seed:     1,
+		Mode:     "async",
+		Workers:  1,
+		Budget:   budgetConfig{Trials: 10, CheckpointEvery: duration{30 * time.Second}},
+		Data:     dataset.Spec{Name: "fashion-mnist", ValSize: dataset.DefaultValSize},
+		Space:    spaceConfig{Name: "enas-macro"},
+		Strategy: strategyConfig{Name: "random"},
+		Trainer: trainerConfig{Kind: "real", Config: train.DefaultConfig(),
+			Surrogate: surrogateConfig{Duration: duration{10 * time.Millisecond}, Noise: 0.01}},
+	}
+}
+
+// configError is one problem, located in the file when the key is there.
+type configError struct {
+	file, section, key string
+	line               int
+	msg                string
+}
+
+func (e configError) Error() string {
+	where := e.file
+	if e.line > 0 {
+		where = fmt.Sprintf("%s:%d", e.file, e.line)
+	}
+	if e.section != "" {
+		return fmt.Sprintf("%s: [%s] %s", where, e.section, e.msg)
+	}
+	return fmt.Sprintf("%s: %s", where, e.msg)
+}
+
+// loadSearchConfig reads a TOML file strictly (unknown keys are errors) over the
+// defaults, and reports every problem at once with file:line.
+func loadSearchConfig(path string) (searchConfig, []byte, error) {
+	cfg := defaultSearchConfig()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, nil, fmt.Errorf("config: %w", err)
+	}
+	dec := toml.NewDecoder(bytes.NewReader(src))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, src, tomlError(path, err)
+	}
+	return cfg, src, nil
+}
+
+// tomlError turns go-toml's errors into file:line messages, every unknown key at once.
+func tomlError(path string, err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		var errs []error
+		for _, e := range strict.Errors {
+			row, _ := e.Position()
+			errs = append(errs, fmt.Errorf("%s:%d: unknown key %s", path, row, strings.Join(e.Key(), ".")))
+		}
+		return errors.Join(errs...)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		return fmt.Errorf("%s:%d: %s", path, row, de.Error())
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+// finish fills the defaults that depend on other keys, then checks everything
+// that can be checked before any rank trains, reporting every problem at
+// once; src (may be nil) locates keys in the file. Afterwards the space
+// options are explicit, so the resolved config (config.json of a run) means
+// the same thing whatever later versions choose as defaults.
+func (c *searchConfig) finish(file string, src []byte) error {
+	if c.RunDir == "" {
+		c.RunDir = filepath.Join("runs", fmt.Sprintf("%s-seed%d", c.Strategy.Name, c.Seed))
+	}
+	err := c.validate(file, src)
+	if err == nil {
+		space, _ := arch.New(c.Space.Name, c.Space.Options)
+		c.Space.Options = space.Options()
+	}
+	return err
+}
+
+// validate reports every problem of c at once.
+func (c *searchConfig) validate(file string, src []byte) error {
+	var errs []error
+	add := func(section string, err error) {
+		if err == nil {
+			return
+		}
+		for _, e := range splitJoined(err) {
+			msg := e.Error()
+			key := keyIn(msg)
+			errs = append(errs, configError{file: file, section: section, key: key, line: keyLine(src, section, key), msg: msg})
+		}
+	}
+	bad := func(section, key string, v any, why string) {
+		add(section, fmt.Errorf("%s = %v: %s", key, v, why))
+	}
+	if !contains(modes, c.Mode) {
+		bad("", "mode", fmt.Sprintf("%q", c.Mode), "must be one of "+strings.Join(modes, ", "))
+	}
+	if c.Workers < 1 {
+		bad("", "workers", c.Workers, "must be ≥ 1")
+	}
+	if c.RunDir == "" {
+		bad("", "run_dir", `""`, "must name the run's directory")
+	}
+	b := c.Budget
+	if b.Trials < 0 {
+		bad("budget", "trials", b.Trials, "must be ≥ 0 (0 = no limit)")
+	}
+	if b.Time.Duration < 0 {
+		bad("budget", "time", b.Time, "must be ≥ 0 (0 = no limit)")
+	}
+	if b.TrialTimeout.Duration < 0 {
+		bad("budget", "trial_timeout", b.TrialTimeout, "must be ≥ 0 (0 = none)")
+	}
+	if b.CheckpointEvery.Duration <= 0 {
+		bad("budget", "checkpoint_every", b.CheckpointEvery, "must be > 0")
+	}
+	if b.StopAt != "" {
+		if _, err := time.Parse(time.RFC3339, b.StopAt); err != nil {
+			bad("budget", "stop_at", fmt.Sprintf("%q", b.StopAt), "must be an RFC3339 time such as 2026-12-01T08:00:00Z")
+		}
+	}
+	if b.Trials == 0 && b.Time.Duration == 0 && b.StopAt == "" {
+		add("budget", errors.New("trials, time and stop_at are all unset: set at least one budget"))
+	}
+	if !contains(dataset.Names(), c.Data.Name) {
+		bad("data", "name", fmt.Sprintf("%q", c.Data.Name), "must be one of "+strings.Join(dataset.Names(), ", "))
+	}
+	if _, err := arch.New(c.Space.Name, c.Space.Options); err != nil {
+		add("space", err)
+	}
+	if !contains(controller.Names(), c.Strategy.Name) {
+		bad("strategy", "name", fmt.Sprintf("%q", c.Strategy.Name), "must be one of "+strings.Join(controller.Names(), ", "))
+	}
+	if !contains(trainerKinds, c.Trainer.Kind) {
+		bad("trainer", "kind", fmt.Sprintf("%q", c.Trainer.Kind), "must be one of "+strings.Join(trainerKinds, ", "))
+	}
+	add("trainer", c.Trainer.Config.Validate())
+	if c.Trainer.Surrogate.Duration.Duration < 0 {
+		bad("trainer.surrogate", "duration", c.Trainer.Surrogate.Duration, "must be ≥ 0")
+	}
+	if c.Trainer.Surrogate.Noise < 0 {
+		bad("trainer.surrogate", "noise", c.Trainer.Surrogate.Noise, "must be ≥ 0")
+	}
+	return errors.Join(errs...)
+}
+
+// stopAt is the configured deadline, or Slurm's job end time, or zero.
+func (c *searchConfig) stopAt() time.Time {
+	if c.Budget.StopAt != "" {
+		t, _ := time.Parse(time.RFC3339, c.Budget.StopAt)
+		return t
+	}
+	if v := os.Getenv("SLURM_JOB_END_TIME"); v != "" {
+		var sec int64
+		if _, err := fmt.Sscan(v, &sec); err == nil && sec > 0 {
+			return time.Unix(sec, 0)
+		}
+	}
+	return time.Time{}
+}
+
+func (c *searchConfig) marshal() ([]byte, error) { return json.Marshal(c) }
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// splitJoined undoes errors.Join so each problem gets its own location.
+func splitJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, splitJoined(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+var keyPattern = regexp.MustCompile(`(?:^|[ .:])([a-z][a-z_]*)(?:\[\d+\])?(?: =|:)`)
+
+// keyIn finds the config key a package's error message names ("config epochs = -3", "options.layers = 0").
+func keyIn(msg string) string {
+	if m := keyPattern.FindAllStringSubmatch(msg, -1); len(m) > 0 {
+		return m[len(m)-1][1]
+	}
+	return ""
+}
+
+// keyLine is the 1-based line of key inside [section] of a TOML source, or 0.
+func keyLine(src []byte, section, key string) int {
+	if key == "" || src == nil {
+		return 0
+	}
+	cur := ""
+	assign := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(key) + `"?\s*=`)
+	for i, line := range strings.Split(string(src), "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "[") && !strings.HasPrefix(t, "[[") {
+			cur = strings.Trim(strings.SplitN(t, "#", 2)[0], "[] \t")
+			continue
+		}
+		if cur == section && assign.MatchString(line) {
+			return i + 1
+		}
+	}
+	return 0
+}

@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"nasd/arch"
+	"nasd/cluster"
+	"nasd/controller"
+	_ "nasd/controller/random" // registers "random"
+	"nasd/journal"
+	"nasd/surrogate"
+	"nasd/train/dataset"
+	"nasd/worker"
+)
+
+// exitCheckpointed: the search checkpointed before a deadline or signal; resubmit with -resume.
+const exitCheckpointed = 3
+
+const searchSynopsis = "(-config search.toml | -resume RUNDIR) [-workers N] [-trials N] [-time D] [-stop-at T] [-seed N] [-mode sync|async]"
+
+// searchFlags are the flags that override the config file.
+type searchFlags struct {
+	config, resume, runDir, mode, trainer, stopAt string
+	seed                                          uint64
+	workers, trials                               int
+	time                                          time.Duration
+	set                                           map[string]bool
+	original                                      []byte // the config file as written
+}
+
+func (sf *searchFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&sf.config, "config", "", "search configuration (TOML; see examples/)")
+	fs.StringVar(&sf.resume, "resume", "", "resume the run in this directory from its checkpoint and event log")
+	fs.StringVar(&sf.runDir, "run-dir", "", "run directory (overrides run_dir)")
+	fs.StringVar(&sf.mode, "mode", "", "sync (rounds, collectives) or async (dispatch as workers free up)")
+	fs.StringVar(&sf.trainer, "trainer", "", "real (train networks) or surrogate (synthetic objective)")
+	fs.StringVar(&sf.stopAt, "stop-at", "", "checkpoint and stop at this RFC3339 time (default: SLURM_JOB_END_TIME)")
+	fs.Uint64Var(&sf.seed, "seed", 0, "run seed (overrides seed)")
+	fs.IntVar(&sf.workers, "workers", 0, "in-process workers when not launched by MPI (overrides workers)")
+	fs.IntVar(&sf.trials, "trials", 0, "stop after this many finished trials (overrides [budget] trials)")
+	fs.DurationVar(&sf.time, "time", 0, "stop after this wall time (overrides [budget] time)")
+}
+
+// apply overrides cfg with the flags that were given.
+func (sf *searchFlags) apply(cfg *searchConfig) {
+	if sf.set["run-dir"] {
+		cfg.RunDir = sf.runDir
+	}
+	if sf.set["mode"] {
+		cfg.Mode = sf.mode
+	}
+	if sf.set["trainer"] {
+		cfg.Trainer.Kind = sf.trainer
+	}
+	if sf.set["stop-at"] {
+		cfg.Budget.StopAt = sf.stopAt
+	}
+	if sf.set["seed"] {
+		cfg.Seed = sf.seed
+	}
+	if sf.set["workers"] {
+		cfg.Workers = sf.workers
+	}
+	if sf.set["trials"] {
+		cfg.Budget.Trials = sf.trials
+	}
+	if sf.set["time"] {
+		cfg.Budget.Time = duration{sf.time}
+	}
+}
+
+func runSearch(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("search", searchSynopsis, stderr)
+	var sf searchFlags
+	sf.register(fs)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	sf.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { sf.set[f.Name] = true })
+	if (sf.config == "") == (sf.resume == "") {
+		fmt.Fprintln(stderr, "nasd search: give exactly one of -config FILE or -resume RUNDIR")
+		fs.Usage()
+		return exitUsage
+	}
+
+	tr, err := startTransport()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if tr == nil {
+		// Not launched by MPI: rank 0 and in-process workers in this process.
+		return searchInProcess(&sf, stdout, stderr)
+	}
+	if tr.Rank() != 0 {
+		// mpirun forwards SIGTERM/SIGUSR1 to every rank: workers leave them to
+		// rank 0, which checkpoints and then ends the job.
+		signal.Ignore(syscall.SIGTERM, syscall.SIGUSR1)
+		return workerMain(tr, stderr)
+	}
+	return controllerMain(tr, &sf, stdout, stderr)
+}
+
+// resolveConfig reads the config file, or the resolved copy of the run being
+// resumed, and applies the flags.
+func resolveConfig(sf *searchFlags) (searchConfig, []byte, error) {
+	var cfg searchConfig
+	var src, original []byte
+	path := sf.config
+	if sf.resume != "" {
+		path = filepath.Join(sf.resume, "config.json")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("resume: %w (is %s a run directory?)", err, sf.resume)
+		}
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			return cfg, nil, fmt.Errorf("resume: %s: %w", path, err)
+		}
+		cfg.RunDir = sf.resume
+	} else {
+		var err error
+		if cfg, src, err = loadSearchConfig(path); err != nil {
+			return cfg, nil, err
+		}
+		original = src
+	}
+	sf.apply(&cfg)
+	if err := cfg.finish(path, src); err != nil {
+		return cfg, nil, err
+	}
+	return cfg, original, nil
+}
+
+// searchInProcess runs the controller and cfg.Workers goroutine workers.
+func searchInProcess(sf *searchFlags, stdout, stderr io.Writer) int {
+	cfg, original, err := resolveConfig(sf)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	sf.original = original
+	ends := cluster.NewInProcess(cfg.Workers + 1)
+	// Cancelled when rank 0 stops early, so busy workers drop their trials
+	// instead of finishing them (under MPI, Abort does this).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(ends))
+	for r := 1; r < len(ends); r++ {
+		wg.Add(1)
+		go func(r int) {
+			defer wg.Done()
+			errs[r] = serveTrials(ctx, ends[r], stderr)
+		}(r)
+	}
+	code := lead(ends[0], cfg, sf, stdout, stderr)
+	if code != exitOK {
+		cancel()
+	}
+	wg.Wait()
+	for r, err := range errs[1:] {
+		var ab cluster.ErrAborted
+		if err != nil && !errors.As(err, &ab) && !errors.Is(err, context.Canceled) && code == exitOK {
+			fmt.Fprintf(stderr, "nasd: worker %d: %v\n", r+1, err)
+			code = exitError
+		}
+	}
+	return code
+}
+
+// controllerMain is rank 0 of an MPI job. It validates the config after MPI
+// started, so a bad config ends every rank cleanly (an empty setup tells the
+// workers to exit).
+func controllerMain(tr cluster.Transport, sf *searchFlags, stdout, stderr io.Writer) int {
+	cfg, original, err := resolveConfig(sf)
+	sf.original = original
+	if err != nil {
+		fmt.Fprintf(stderr, "nasd: %v\n", err)
+		tr.Bcast(context.Background(), 0, nil)
+		tr.Close()
+		return exitError
+	}
+	return lead(tr, cfg, sf, stdout, stderr)
+}
+
+// lead sends the config to the workers, runs the search and ends the job:
+// cleanly when done, by abort when workers may still be busy.
+func lead(tr cluster.Transport, cfg searchConfig, sf *searchFlags, stdout, stderr io.Writer) int {
+	setup, err := cfg.marshal()
+	if err == nil {
+		_, err = tr.Bcast(context.Background(), 0, setup)
+	}
+	code := exitError
+	if err == nil {
+		code = runController(tr, cfg, sf, stdout, stderr)
+	} else {
+		fail(stderr, err)
+	}
+	if code == exitOK {
+		tr.Close()
+	} else {
+		tr.Abort(code)
+	}
+	return code
+}
+
+// workerMain is rank ≥ 1 of an MPI job.
+func workerMain(tr cluster.Transport, stderr io.Writer) int {
+	if err := serveTrials(context.Background(), tr, stderr); err != nil {
+		fmt.Fprintf(stderr, "nasd: rank %d: %v\n", tr.Rank(), err)
+		tr.Abort(exitError)
+		return exitError
+	}
+	tr.Close()
+	return exitOK
+}
+
+// serveTrials receives the config from rank 0 and serves trials until stopped.
+func serveTrials(ctx context.Context, tr cluster.Transport, stderr io.Writer) error {
+	setup, err := tr.Bcast(ctx, 0, nil)
+	if err != nil {
+		return err
+	}
+	if len(setup) == 0 { // rank 0 rejected the config and said why
+		return nil
+	}
+	var cfg searchConfig
+	if err := json.Unmarshal(setup, &cfg); err != nil {
+		return fmt.Errorf("setup from rank 0: %w", err)
+	}
+	return workerLoop(ctx, tr, cfg, stderr)
+}
+
+// workerLoop builds the trainer the config asks for and serves trials until stopped.
+func workerLoop(ctx context.Context, tr cluster.Transport, cfg searchConfig, stderr io.Writer) error {
+	space, err := arch.New(cfg.Space.Name, cfg.Space.Options)
+	if err != nil {
+		return err
+	}
+	var trainer worker.Trainer
+	switch cfg.Trainer.Kind {
+	case "surrogate":
+		trainer = surrogate.New(space, surrogate.Options{Seed: cfg.Seed, Duration: cfg.Trainer.Surrogate.Duration.Duration,
+			Noise: cfg.Trainer.Surrogate.Noise, Epochs: cfg.Trainer.Epochs})
+	default:
+		spec := cfg.Data
+		spec.Seed = cfg.Seed // every rank holds out the same validation images
+		data, err := dataset.Load(spec)
+		if err != nil {
+			return err
+		}
+		trainer = worker.NewTrainer(space, data, cfg.Trainer.Config)
+	}
+	log := zerolog.New(stderr).With().Timestamp().Int("rank", tr.Rank()).Logger().Level(zerolog.WarnLevel)
+	return worker.Run(ctx, tr, trainer, cfg.Mode, cfg.Budget.TrialTimeout.Duration, log)
+}
+
+// runController is rank 0's search: journal, strategy, loop, exit code.
+func runController(tr cluster.Transport, cfg searchConfig, sf *searchFlags, stdout, stderr io.Writer) int {
+	resume := sf.resume != ""
+	if tr.Size() < 2 {
+		return fail(stderr, errors.New("search: no workers: launch with mpirun -n ≥ 2, or set workers ≥ 1"))
+	}
+	var run *journal.Run
+	var err error
+	if resume {
+		run, err = journal.Open(cfg.RunDir)
+	} else {
+		run, err = journal.Create(cfg.RunDir)
+	}
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer run.Close()
+	for _, w := range run.Warnings {
+		fmt.Fprintf(stderr, "nasd: warning: %s\n", w)
+	}
+	if !resume {
+		// config.toml is the file as written, for people; config.json is what
+		// the run actually used, flags included, and what -resume reads.
+		if err := journal.WriteFileAtomic(filepath.Join(cfg.RunDir, "config.toml"), sf.original, 0o644); err != nil {
+			return fail(stderr, err)
+		}
+		if err := run.WriteJSON("config.json", cfg); err != nil {
+			return fail(stderr, err)
+		}
+	}
+	space, err := arch.New(cfg.Space.Name, cfg.Space.Options)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	strategy, err := controller.New(cfg.Strategy.Name, controller.Env{Space: space, Seed: cfg.Seed, Options: cfg.Strategy.Options})
+	if err != nil {
+		return fail(stderr, err)
+	}
+	runID := filepath.Base(cfg.RunDir)
+	log, err := run.NewLog(runID)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer log.Close()
+	cfgJSON, _ := cfg.marshal()
+	ccfg := controller.Config{Mode: cfg.Mode, MaxTrials: cfg.Budget.Trials, MaxTime: cfg.Budget.Time.Duration,
+		StopAt: cfg.stopAt(), Seed: cfg.Seed, RunID: runID, CheckpointEvery: cfg.Budget.CheckpointEvery.Duration,
+		ConfigJSON: cfgJSON}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGUSR1, os.Interrupt)
+	defer stop()
+	fmt.Fprintf(stdout, "Search %s: strategy %s, space %s, %d workers, mode %s, trainer %s; run directory %s\n",
+		runID, cfg.Strategy.Name, cfg.Space.Name, tr.Size()-1, cfg.Mode, cfg.Trainer.Kind, cfg.RunDir)
+	bar := newSearchProgress(stdout, stderr)
+	sum, err := controller.Run(ctx, ccfg, strategy, tr, run, log, resume, bar.update)
+	bar.finish()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	printSummary(stdout, cfg, sum)
+	if sum.Interrupted {
+		fmt.Fprintf(stdout, "Checkpointed; continue with: nasd search -resume %s\n", cfg.RunDir)
+		return exitCheckpointed
+	}
+	return exitOK
+}
+
+func printSummary(w io.Writer, cfg searchConfig, s controller.Summary) {
+	fmt.Fprintf(w, "\nTrials: %d (%d ok, %d failed)\n", s.Trials, s.OK, s.Failed)
+	if s.Best != nil {
+		fmt.Fprintf(w, "Best: trial %s, reward %.4f, best validation accuracy %.4f, %d parameters\n",
+			s.Best.TrialID, s.Best.Reward, s.Best.BestValAcc, s.Best.Params)
+		fmt.Fprintf(w, "Best architecture: %s\n", filepath.Join(cfg.RunDir, "best.json"))
+	}
+	fmt.Fprintf(w, "Event log: %s\n", filepath.Join(cfg.RunDir, "events-*.jsonl.zst"))
+}

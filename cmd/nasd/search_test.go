@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"nasd/arch"
+	"nasd/journal"
+)
+
+// TestMain lets tests run the command as a child process (signals, kill -9,
+// exit codes) by re-executing the test binary.
+func TestMain(m *testing.M) {
+	if os.Getenv("NASD_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// nasdProcess starts the command in a child process.
+func nasdProcess(t *testing.T, stdout io.Writer, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "NASD_TEST_MAIN=1")
+	cmd.Stdout = stdout
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("stderr of %v:\n%s", args, stderr.String())
+		}
+	})
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+const surrogateTOML = `
+seed = 3
+mode = "%s"
+workers = 3
+[budget]
+trials = %d
+[space]
+name = "nas"
+layers = 4
+[trainer]
+kind = "surrogate"
+epochs = 3
+[trainer.surrogate]
+duration = "%s"
+noise = 0.01
+`
+
+// trialResults reads the run's trial_result events: trial ID → reward.
+func trialResults(t *testing.T, dir string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	_, err := journal.ReadEvents(dir, func(e journal.Event) error {
+		if e.Kind != "trial_result" {
+			return nil
+		}
+		var f struct {
+			Trial  string  `json:"trial"`
+			Reward float64 `json:"reward"`
+		}
+		if err := json.Unmarshal(e.Raw, &f); err != nil {
+			return err
+		}
+		if _, dup := out[f.Trial]; dup {
+			t.Errorf("%s: trial %s has two results", dir, f.Trial)
+		}
+		out[f.Trial] = f.Reward
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestSearchInProcessSurrogate(t *testing.T) {
+	for _, mode := range []string{"sync", "async"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "run")
+			cfg := writeConfig(t, fmt.Sprintf(surrogateTOML, mode, 12, "1ms"))
+			code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", dir)
+			if code != exitOK {
+				t.Fatalf("code %d\n%s\n%s", code, out, errOut)
+			}
+			for _, want := range []string{"strategy random", "3 workers", "Trials: 12", "Best: trial t0000"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			if got := trialResults(t, dir); len(got) != 12 {
+				t.Errorf("%d trial results in the log, want 12", len(got))
+			}
+			for _, f := range []string{"config.toml", "best.json", "summary.json"} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Errorf("run directory lacks %s", f)
+				}
+			}
+			if _, _, err := arch.Load(filepath.Join(dir, "best.json")); err != nil {
+				t.Errorf("best.json is not a loadable architecture: %v", err)
+			}
+			// The run directory is not overwritten by a second search.
+			if code, _, errOut := nasd(t, "search", "-config", cfg, "-run-dir", dir); code != exitError || !strings.Contains(errOut, dir) {
+				t.Errorf("second search into the same directory: code %d, stderr:\n%s", code, errOut)
+			}
+		})
+	}
+}
+
+func TestSearchBadConfigExits1(t *testing.T) {
+	cfg := writeConfig(t, "mode = \"sideways\"\n[trainer]\nkind = \"oracle\"\n")
+	code, _, errOut := nasd(t, "search", "-config", cfg)
+	if code != exitError || !strings.Contains(errOut, cfg+":1") || !strings.Contains(errOut, "oracle") {
+		t.Errorf("code %d, stderr:\n%s", code, errOut)
+	}
+	if code, _, _ := nasd(t, "search"); code != exitUsage {
+		t.Errorf("search without -config: code %d", code)
+	}
+	if code, _, errOut := nasd(t, "search", "-resume", filepath.Join(t.TempDir(), "nothing")); code != exitError || !strings.Contains(errOut, "nothing") {
+		t.Errorf("resume of a missing run: code %d, stderr:\n%s", code, errOut)
+	}
+}
+
+// TestSearchSIGTERMCheckpointsAndResumes interrupts a sync search with
+// SIGTERM (exit 3), kills another with SIGKILL, resumes both, and checks that
+// each ends with exactly the trials and rewards of an uninterrupted run.
+func TestSearchSIGTERMCheckpointsAndResumes(t *testing.T) {
+	const trials = 30
+	cfg := writeConfig(t, fmt.Sprintf(surrogateTOML, "sync", trials, "20ms"))
+	base := t.TempDir()
+
+	ref := filepath.Join(base, "reference")
+	if code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", ref); code != exitOK {
+		t.Fatalf("reference run: %d\n%s\n%s", code, out, errOut)
+	}
+	want := trialResults(t, ref)
+	if len(want) != trials {
+		t.Fatalf("reference run has %d results", len(want))
+	}
+
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := filepath.Join(base, strings.ReplaceAll(sig.String(), " ", "-"))
+			pr, pw := io.Pipe()
+			cmd := nasdProcess(t, pw, "search", "-config", cfg, "-run-dir", dir)
+			// Interrupt once a few trials are done (one line per trial without a terminal).
+			sc := bufio.NewScanner(pr)
+			for n := 0; sc.Scan(); {
+				if strings.HasPrefix(sc.Text(), "trials ") {
+					if n++; n == 6 {
+						break
+					}
+				}
+			}
+			go io.Copy(io.Discard, pr)
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Wait()
+			pw.Close()
+			if sig == syscall.SIGTERM && exitCode(err) != exitCheckpointed {
+				t.Fatalf("SIGTERM: exit %v, want %d", err, exitCheckpointed)
+			}
+			got := trialResults(t, dir)
+			if len(got) == 0 || len(got) >= trials {
+				t.Fatalf("%d results before the interruption; the test needs a run cut in the middle", len(got))
+			}
+			before := len(got)
+			code, out, errOut := nasd(t, "search", "-resume", dir)
+			if code != exitOK {
+				t.Fatalf("resume: %d\n%s\n%s", code, out, errOut)
+			}
+			got = trialResults(t, dir)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("resumed run (interrupted after %d results) differs from the uninterrupted one:\n got %v\nwant %v",
+					before, sortedKeys(got), sortedKeys(want))
+			}
+		})
+	}
+}
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func TestSearchRealTraining(t *testing.T) {
+	if _, err := os.Stat("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); err != nil {
+		t.Skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+	}
+	cfg := writeConfig(t, `
+mode = "async"
+workers = 2
+[budget]
+trials = 3
+[data]
+train_subset = 500
+val_subset = 200
+[space]
+name = "enas-macro"
+layers = 3
+channels = 8
+[trainer]
+epochs = 1
+`)
+	dir := filepath.Join(t.TempDir(), "run")
+	start := time.Now()
+	code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", dir)
+	if code != exitOK {
+		t.Fatalf("code %d\n%s\n%s", code, out, errOut)
+	}
+	res := trialResults(t, dir)
+	if len(res) != 3 {
+		t.Fatalf("%d results", len(res))
+	}
+	for id, r := range res {
+		// (accuracy)^3 of a network that learned something on 10 classes is > 0.1^3.
+		if r <= 0.001 || r > 1 {
+			t.Errorf("trial %s: reward %v", id, r)
+		}
+	}
+	t.Logf("3 real trials in %.1fs", time.Since(start).Seconds())
+}

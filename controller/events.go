@@ -1,0 +1,277 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"nasd/arch"
+	"nasd/cluster"
+	"nasd/journal"
+)
+
+// The events the loop writes; docs/events.md describes their fields.
+const (
+	EventRunStart       = "run_start"
+	EventTrialDispatch  = "trial_dispatched"
+	EventTrialResult    = "trial_result"
+	EventStrategyUpdate = "strategy_update"
+	EventCheckpoint     = "checkpoint"
+	EventWarning        = "warning"
+	EventRunEnd         = "run_end"
+)
+
+func (l *loop) logStart(resume bool, info resumeInfo) {
+	e := l.log.Event(EventRunStart).Int("schema", SchemaVersion).Str("mode", l.cfg.Mode).
+		Int("ranks", l.t.Size()).Int("workers", l.workers).Str("strategy", l.s.Name()).Uint64("seed", l.cfg.Seed).
+		Bool("resumed", resume)
+	if len(l.cfg.Hosts) > 0 {
+		e.Strs("hosts", l.cfg.Hosts)
+	}
+	if l.cfg.Version != "" {
+		e.Str("version", l.cfg.Version)
+	}
+	e.Str("go", runtime.Version()).Int("wire", cluster.WireVersion)
+	if l.cfg.MaxTrials > 0 {
+		e.Int("max_trials", l.cfg.MaxTrials)
+	}
+	if l.cfg.MaxTime > 0 {
+		e.Float64("max_time_s", l.cfg.MaxTime.Seconds())
+	}
+	if !l.cfg.StopAt.IsZero() {
+		e.Str("stop_at", l.cfg.StopAt.Format(time.RFC3339Nano))
+	}
+	if l.cfg.Mode == ModeAsync {
+		e.Float64("checkpoint_every_s", l.cfg.CheckpointEvery.Seconds())
+	}
+	if len(l.cfg.ConfigJSON) > 0 {
+		e.RawJSON("config", compact(l.cfg.ConfigJSON))
+	}
+	if resume {
+		e.Bool("from_checkpoint", info.fromCheckpoint)
+		if info.fromCheckpoint {
+			e.Uint64("checkpoint_seq", info.ckptSeq).Int("checkpoint_number", l.st.Checkpoints)
+		}
+		e.Int("trials_before", l.st.Trials).Int("in_flight", len(l.order)).Int("replayable", len(l.replay))
+	}
+	e.Msg("")
+	for _, w := range info.warnings {
+		l.warn("", w)
+	}
+	l.dirty = true
+}
+
+// compact returns b without insignificant white space (an event is one line).
+func compact(b []byte) []byte {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return b // validated before; cannot happen
+	}
+	return buf.Bytes()
+}
+
+func (l *loop) logDispatched(f *flight) {
+	e := l.log.Event(EventTrialDispatch).Str("trial", f.Trial.ID).Int("rank", f.Rank).
+		Str("arch_hash", f.Hash).Uint64("seed", f.Trial.Seed)
+	if f.Trial.Epochs > 0 {
+		e.Int("epochs", f.Trial.Epochs)
+	}
+	e.Msg("")
+	l.dirty = true
+}
+
+func (l *loop) logResult(f *flight, r *Result) {
+	e := l.log.Event(EventTrialResult).Str("trial", r.TrialID)
+	if a, err := f.Trial.Arch.MarshalJSON(); err == nil {
+		e.RawJSON("arch", a)
+	}
+	e.Str("arch_hash", f.Hash).Uint64("seed", f.Trial.Seed).Str("status", r.Status)
+	if r.Reason != "" {
+		e.Str("reason", r.Reason)
+	}
+	if r.Status == "diverged" {
+		e.Bool("diverged", true)
+	}
+	// Results reach rank 0 finite (cluster.Decode refuses NaN and Inf);
+	// journal.Float keeps the log valid JSON all the same.
+	journal.Float(e, "reward", r.Reward)
+	journal.Floats(e, "val_acc", r.ValAcc)
+	journal.Float(e, "best_val_acc", r.BestValAcc)
+	if r.TestAcc != nil {
+		journal.Float(e, "test_acc", *r.TestAcc)
+	}
+	e.Int("params", r.Params).Int64("flops", r.FLOPs).Int("rank", r.Rank).Str("host", r.Host).
+		Str("start", r.Start.Format(time.RFC3339Nano)).Str("end", r.End.Format(time.RFC3339Nano)).
+		Float64("seconds", r.End.Sub(r.Start).Seconds())
+	if r.ImgPerSec > 0 {
+		journal.Float(e, "img_per_sec", r.ImgPerSec)
+	}
+	e.Msg("")
+	l.dirty = true
+}
+
+// logUpdate logs a strategy_update after n results were observed.
+func (l *loop) logUpdate(n int) {
+	e := l.log.Event(EventStrategyUpdate).Int("observed", n).Int("trials", l.st.Trials).
+		Int("ok", l.st.OK).Int("failed", l.st.Failed)
+	if l.cfg.Mode == ModeSync {
+		e.Int("round", l.st.Rounds)
+	}
+	if b := l.st.Best; b != nil {
+		e.Str("best_trial", b.TrialID).Float64("best_reward", b.Reward)
+	}
+	e.Msg("")
+	l.dirty = true
+}
+
+func (l *loop) warn(trial, msg string) {
+	e := l.log.Event(EventWarning)
+	if trial != "" {
+		e.Str("trial", trial)
+	}
+	e.Str("message", msg).Msg("")
+	l.dirty = true
+}
+
+func (l *loop) logEnd(reason string, interrupted bool, err error) {
+	e := l.log.Event(EventRunEnd).Int("trials", l.st.Trials).Int("ok", l.st.OK).Int("failed", l.st.Failed)
+	if b := l.st.Best; b != nil {
+		e.Str("best_trial", b.TrialID).Float64("best_reward", b.Reward)
+	}
+	e.Bool("interrupted", interrupted).Str("reason", reason).Int("in_flight", len(l.order)).
+		Float64("elapsed_s", l.elapsed().Seconds())
+	if err != nil {
+		e.Str("error", err.Error())
+	}
+	e.Msg("")
+	l.dirty = true
+}
+
+func (l *loop) summary(interrupted bool) Summary {
+	s := Summary{Trials: l.st.Trials, OK: l.st.OK, Failed: l.st.Failed, Interrupted: interrupted}
+	if l.st.Best != nil {
+		b := *l.st.Best
+		s.Best = &b
+	}
+	return s
+}
+
+// summaryFile is summary.json.
+type summaryFile struct {
+	Schema      int       `json:"schema"`
+	Run         string    `json:"run"`
+	Mode        string    `json:"mode"`
+	Strategy    string    `json:"strategy"`
+	Seed        uint64    `json:"seed"`
+	Trials      int       `json:"trials"`
+	OK          int       `json:"ok"`
+	Failed      int       `json:"failed"`
+	InFlight    int       `json:"in_flight"`
+	Best        *Result   `json:"best,omitempty"`
+	BestTrial   *Trial    `json:"best_trial,omitempty"`
+	Interrupted bool      `json:"interrupted"`
+	Reason      string    `json:"reason"`
+	ElapsedS    float64   `json:"elapsed_s"`
+	Checkpoints int       `json:"checkpoints"`
+	Written     time.Time `json:"written"`
+}
+
+// writeResults writes best.json (the best architecture, readable by
+// arch.Load) and summary.json.
+func (l *loop) writeResults(reason string, interrupted bool) error {
+	var errs []error
+	if bt := l.st.BestTrial; bt != nil {
+		var buf bytes.Buffer
+		if err := arch.WriteJSON(&buf, bt.Arch); err != nil {
+			errs = append(errs, err)
+		} else if err := journal.WriteFileAtomic(filepath.Join(l.run.Dir, "best.json"), buf.Bytes(), 0o644); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	sum := summaryFile{Schema: SchemaVersion, Run: l.cfg.RunID, Mode: l.cfg.Mode, Strategy: l.s.Name(), Seed: l.cfg.Seed,
+		Trials: l.st.Trials, OK: l.st.OK, Failed: l.st.Failed, InFlight: len(l.order), Best: l.st.Best, BestTrial: l.st.BestTrial,
+		Interrupted: interrupted, Reason: reason, ElapsedS: l.elapsed().Seconds(), Checkpoints: l.st.Checkpoints, Written: time.Now()}
+	if err := l.run.WriteJSON("summary.json", sum); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	return nil
+}
+
+// finish ends a run that reached its end: final checkpoint, result files,
+// stop messages to the workers, run_end.
+func (l *loop) finish(ctx context.Context, reason string) (Summary, error) {
+	if err := l.checkpoint(); err != nil {
+		return l.fail(err)
+	}
+	if err := l.writeResults(reason, false); err != nil {
+		return l.fail(err)
+	}
+	var err error
+	if l.cfg.Mode == ModeSync {
+		parts := make([][]byte, l.t.Size())
+		for r := 1; r < len(parts); r++ {
+			parts[r] = stopMsg
+		}
+		if _, e := l.t.Scatter(ctx, 0, parts); e != nil {
+			err = fmt.Errorf("controller: Scatter of stop: %w", e)
+		}
+	} else {
+		for r := 1; r < l.t.Size() && err == nil; r++ {
+			if e := l.t.Send(r, stopMsg); e != nil {
+				err = fmt.Errorf("controller: Send of stop to rank %d: %w", r, e)
+			}
+		}
+	}
+	if err != nil && ctx.Err() != nil {
+		// Everything is saved; the workers did not hear the stop. Say
+		// interrupted, so that the caller aborts the job; a resume
+		// finds the budget used up and only stops the workers.
+		l.logEnd(reason, true, nil)
+		return l.summary(true), l.flush()
+	}
+	if err != nil {
+		return l.fail(err)
+	}
+	l.logEnd(reason, false, nil)
+	return l.summary(false), l.flush()
+}
+
+// interrupted ends a run whose ctx ended: checkpoint with the trials in
+// flight, result files, run_end with interrupted true.
+func (l *loop) interrupted(ctx context.Context) (Summary, error) {
+	if err := l.checkpoint(); err != nil {
+		return l.fail(err)
+	}
+	reason := "interrupted"
+	if cause := context.Cause(ctx); cause != nil {
+		reason = "interrupted: " + cause.Error()
+	}
+	err := l.writeResults(reason, true)
+	l.logEnd(reason, true, err)
+	return l.summary(true), errors.Join(err, l.flush())
+}
+
+// fail ends a run on an error: it checkpoints (unless the strategy failed,
+// whose state may then be inconsistent), logs run_end with the error and
+// returns it.
+func (l *loop) fail(err error) (Summary, error) {
+	var se strategyError
+	if !errors.As(err, &se) {
+		if cerr := l.checkpoint(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}
+	l.logEnd("error", false, err)
+	if ferr := l.flush(); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	return l.summary(false), err
+}

@@ -1,0 +1,19 @@
+package controller
+
+import (
+	"context"
+
+	"nasd/cluster"
+	"nasd/journal"
+)
+
+// RunHooked is Run with a function called after every flush of the event
+// log (n counts flushes from 1), where tests copy the run directory to
+// simulate a kill -9 at that point.
+func RunHooked(ctx context.Context, cfg Config, s Strategy, t cluster.Transport, run *journal.Run, log *journal.Log,
+	resume bool, progress func(Progress), afterFlush func(n int)) (Summary, error) {
+	return runLoop(ctx, cfg, s, t, run, log, resume, progress, hooks{afterFlush: afterFlush})
+}
+
+// Validate exposes Config.validate to the tests.
+func (c Config) Validate(size int) error { return c.validate(size) }

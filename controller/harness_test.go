@@ -1,0 +1,319 @@
+package controller_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"nasd/arch"
+	"nasd/cluster"
+	"nasd/controller"
+	_ "nasd/controller/random"
+	"nasd/journal"
+	"nasd/surrogate"
+	"nasd/worker"
+)
+
+// search describes one in-process search: rank 0 runs controller.Run, the
+// other ranks worker.Run with the surrogate objective wrapped by a trainer
+// that counts its calls.
+type search struct {
+	mode    string
+	ranks   int
+	trials  int
+	seed    uint64
+	maxTime time.Duration
+	stopAt  time.Time
+	timeout time.Duration // per trial
+	dir     string        // run directory; "" for a new one under t.TempDir()
+	resume  bool
+
+	delay      func(id string) time.Duration  // simulated training time of a trial
+	panicOn    string                         // trial ID whose training panics
+	onTrain    func(calls int, cancel func()) // before each training; cancel ends rank 0's ctx
+	afterFlush func(n int)
+	checkEvery time.Duration
+	observed   *[]string // if set, the trial IDs in the order the strategy observed them
+}
+
+// recorder is a strategy that notes the order of its observations.
+type recorder struct {
+	controller.Strategy
+	ids *[]string
+}
+
+func (r recorder) Observe(res controller.Result) error {
+	*r.ids = append(*r.ids, res.TrialID)
+	return r.Strategy.Observe(res)
+}
+
+type outcome struct {
+	sum   controller.Summary
+	err   error
+	dir   string
+	calls []string // trial IDs trained, in call order
+	last  controller.Progress
+	nprog int // progress reports
+}
+
+const runID = "test-run"
+
+func testSpace(t testing.TB) arch.Space {
+	t.Helper()
+	s, err := arch.New("nas", arch.Options{Layers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s search) run(t testing.TB) outcome {
+	t.Helper()
+	if s.ranks == 0 {
+		s.ranks = 3
+	}
+	if s.seed == 0 {
+		s.seed = 1
+	}
+	if s.dir == "" {
+		s.dir = filepath.Join(t.TempDir(), "run")
+	}
+	space := testSpace(t)
+	obj := surrogate.New(space, surrogate.Options{Seed: 7, Noise: 0.02, Epochs: 3})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var mu sync.Mutex
+	var calls []string
+	trainer := worker.TrainerFunc(func(tctx context.Context, tr cluster.Trial) cluster.Result {
+		mu.Lock()
+		calls = append(calls, tr.ID)
+		n := len(calls)
+		mu.Unlock()
+		if s.onTrain != nil {
+			s.onTrain(n, cancel)
+		}
+		if tr.ID == s.panicOn {
+			panic("trainer bug in " + tr.ID)
+		}
+		if s.delay != nil {
+			select {
+			case <-time.After(s.delay(tr.ID)):
+			case <-tctx.Done():
+				return cluster.Result{TrialID: tr.ID, Status: "timeout", Reason: tctx.Err().Error()}
+			}
+		}
+		return obj.Train(tctx, tr)
+	})
+
+	ends := cluster.NewInProcess(s.ranks)
+	wctx, wcancel := context.WithCancel(context.Background())
+	defer wcancel()
+	werrs := make([]error, s.ranks)
+	var wg sync.WaitGroup
+	for r := 1; r < s.ranks; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			werrs[r] = worker.Run(wctx, ends[r], trainer, s.mode, s.timeout, zerolog.Nop())
+		}()
+	}
+
+	var run *journal.Run
+	var err error
+	if s.resume {
+		run, err = journal.Open(s.dir)
+	} else {
+		run, err = journal.Create(s.dir)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := run.NewLog(runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strat, err := controller.New("random", controller.Env{Space: space, Seed: s.seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.observed != nil {
+		strat = recorder{strat, s.observed}
+	}
+	cfg := controller.Config{Mode: s.mode, MaxTrials: s.trials, MaxTime: s.maxTime, StopAt: s.stopAt, Seed: s.seed,
+		RunID: runID, CheckpointEvery: s.checkEvery, ConfigJSON: json.RawMessage(`{"test": true}`), Hosts: []string{"localhost"}}
+	out := outcome{dir: s.dir}
+	progress := func(p controller.Progress) {
+		if p.Done < out.last.Done {
+			t.Errorf("progress went back from %d to %d trials", out.last.Done, p.Done)
+		}
+		out.last = p
+		out.nprog++
+	}
+	out.sum, out.err = controller.RunHooked(ctx, cfg, strat, ends[0], run, log, s.resume, progress, s.afterFlush)
+	if out.err != nil || out.sum.Interrupted {
+		ends[0].Abort(3) // as the lead does
+	}
+	wg.Wait()
+	if err := log.Close(); err != nil {
+		t.Error(err)
+	}
+	if err := run.Close(); err != nil {
+		t.Error(err)
+	}
+	for r, err := range werrs[1:] {
+		var ab cluster.ErrAborted
+		if err != nil && !errors.As(err, &ab) {
+			t.Errorf("worker %d: %v", r+1, err)
+		}
+	}
+	out.calls = calls
+	return out
+}
+
+// event is one decoded event with the fields the tests look at.
+type event struct {
+	Seq         uint64          `json:"seq"`
+	Event       string          `json:"event"`
+	Trial       string          `json:"trial"`
+	Rank        int             `json:"rank"`
+	Arch        json.RawMessage `json:"arch"`
+	ArchHash    string          `json:"arch_hash"`
+	Status      string          `json:"status"`
+	Reason      string          `json:"reason"`
+	Reward      float64         `json:"reward"`
+	ValAcc      []float64       `json:"val_acc"`
+	BestValAcc  float64         `json:"best_val_acc"`
+	Params      int             `json:"params"`
+	FLOPs       int64           `json:"flops"`
+	Host        string          `json:"host"`
+	Start       time.Time       `json:"start"`
+	End         time.Time       `json:"end"`
+	Seconds     *float64        `json:"seconds"`
+	Trials      int             `json:"trials"`
+	Interrupted bool            `json:"interrupted"`
+	InFlight    int             `json:"in_flight"`
+	Bytes       int             `json:"bytes"`
+	Schema      int             `json:"schema"`
+	Mode        string          `json:"mode"`
+	Ranks       int             `json:"ranks"`
+	Resumed     bool            `json:"resumed"`
+	BestTrial   string          `json:"best_trial"`
+	Message     string          `json:"message"`
+	Config      json.RawMessage `json:"config"`
+}
+
+func readEvents(t testing.TB, dir string) []event {
+	t.Helper()
+	var evs []event
+	if _, err := journal.ReadEvents(dir, func(e journal.Event) error {
+		var ev event
+		if err := json.Unmarshal(e.Raw, &ev); err != nil {
+			return fmt.Errorf("seq %d: %w: %s", e.Seq, err, e.Raw)
+		}
+		evs = append(evs, ev)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func ofKind(evs []event, kind string) []event {
+	var out []event
+	for _, e := range evs {
+		if e.Event == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// result is the part of a trial's result that depends only on the trial.
+type result struct {
+	Trial, ArchHash, Status string
+	Reward, BestValAcc      float64
+	ValAcc                  string
+	Params                  int
+	FLOPs                   int64
+}
+
+// results lists the logged results in log order.
+func results(evs []event) []result {
+	var out []result
+	for _, e := range ofKind(evs, controller.EventTrialResult) {
+		out = append(out, result{e.Trial, e.ArchHash, e.Status, e.Reward, e.BestValAcc, fmt.Sprint(e.ValAcc), e.Params, e.FLOPs})
+	}
+	return out
+}
+
+func sortedByTrial(rs []result) []result {
+	out := append([]result(nil), rs...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Trial < out[j].Trial })
+	return out
+}
+
+// checkOnce checks that trials t000001..t00000n each have exactly one
+// logged result and nothing else does.
+func checkOnce(t testing.TB, rs []result, n int) {
+	t.Helper()
+	count := map[string]int{}
+	for _, r := range rs {
+		count[r.Trial]++
+	}
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("t%06d", i)
+		if count[id] != 1 {
+			t.Errorf("trial %s has %d logged results, want 1", id, count[id])
+		}
+		delete(count, id)
+	}
+	for id, c := range count {
+		t.Errorf("unexpected trial %s with %d results", id, c)
+	}
+}
+
+// copyDir copies a run directory as a kill -9 would leave it. The
+// checkpoints are copied first: the writer flushes the log before it writes
+// a checkpoint, so a log copied later is at least as new, as on a real disk.
+// A file renamed away meanwhile (a checkpoint's temporary file) is skipped.
+func copyDir(t testing.TB, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		t.Error(err)
+		return
+	}
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	sort.SliceStable(ents, func(i, j int) bool {
+		return strings.HasPrefix(ents[i].Name(), "checkpoint") && !strings.HasPrefix(ents[j].Name(), "checkpoint")
+	})
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(to, e.Name()), b, 0o644)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}

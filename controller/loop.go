@@ -1,0 +1,695 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"nasd/cluster"
+	"nasd/journal"
+)
+
+// Run is rank 0's loop: it asks the strategy s for trials, sends them to the
+// workers over t, observes their results and records everything in the
+// run's event log (log) and checkpoints (run). It returns when a budget is
+// reached (after stopping the workers), when the strategy has nothing more
+// to propose and nothing is running, when ctx ends, or on an error.
+//
+// Mode "sync" runs rounds: up to Size()-1 trials, one per worker (idle
+// messages to the rest) by Scatter, results by Gather, observed in trial
+// order, a checkpoint after each round; the same seed and rank count give
+// the same trials and results. Mode "async" sends each idle worker the next
+// trial at once and observes results as they arrive from any worker.
+//
+// When ctx ends, Run checkpoints at once with the trials in flight, logs
+// run_end with interrupted true and returns Summary{Interrupted: true} and a
+// nil error; the workers are left as they are (the caller aborts the job).
+//
+// resume=true continues a run: the newest good checkpoint restores the
+// strategy and the loop's state, results logged after it are observed again
+// instead of being re-run (matched by trial ID and architecture hash), and
+// the trials in flight without a logged result are dispatched again. A run
+// killed before its first checkpoint starts the strategy afresh and replays
+// every logged result. See docs/events.md for the events.
+func Run(ctx context.Context, cfg Config, s Strategy, t cluster.Transport, run *journal.Run, log *journal.Log, resume bool, progress func(Progress)) (Summary, error) {
+	return runLoop(ctx, cfg, s, t, run, log, resume, progress, hooks{})
+}
+
+// hooks let tests observe the loop at points no event marks.
+type hooks struct {
+	afterFlush func(n int) // after the n-th flush of the log (1-based)
+}
+
+// loop is the state of one segment of a run on rank 0.
+type loop struct {
+	cfg      Config
+	s        Strategy
+	t        cluster.Transport
+	run      *journal.Run
+	log      *journal.Log
+	progress func(Progress)
+	hooks    hooks
+
+	workers  int       // Size()-1
+	start    time.Time // of this segment
+	deadline time.Time // of the time budgets; zero if none
+	segDone  int       // trials finished in this segment, for the ETA
+
+	st       loopState          // what a checkpoint keeps
+	inflight map[string]*flight // by trial ID
+	order    []*flight          // in flight, in dispatch order
+	replay   map[string]logged  // logged results not yet observed, by trial ID
+
+	flushes   int
+	lastFlush time.Time
+	dirty     bool // events written since the last flush
+	lastCkpt  time.Time
+}
+
+// flight is a trial proposed and not yet observed.
+type flight struct {
+	Trial Trial  `json:"trial"`
+	Rank  int    `json:"rank"` // 0 while not dispatched (a replayed or queued trial)
+	Hash  string `json:"arch_hash"`
+}
+
+// loopState is the loop's part of a checkpoint. Its size is bounded by the
+// number of workers, never by the number of trials run.
+type loopState struct {
+	Version     int           `json:"version"`
+	Mode        string        `json:"mode"`
+	Rounds      int           `json:"rounds"` // sync rounds completed
+	Trials      int           `json:"trials"`
+	OK          int           `json:"ok"`
+	Failed      int           `json:"failed"`
+	Best        *Result       `json:"best,omitempty"`
+	BestTrial   *Trial        `json:"best_trial,omitempty"`
+	InFlight    []*flight     `json:"in_flight"`
+	Elapsed     time.Duration `json:"elapsed"`     // search time up to this checkpoint, all segments
+	Checkpoints int           `json:"checkpoints"` // written so far, this one included
+	// ReplayFrom: trial_result events with a larger seq may hold results
+	// the snapshot has not observed (besides those of in-flight trials).
+	ReplayFrom uint64 `json:"replay_from"`
+}
+
+const loopStateVersion = 1
+
+// checkpointVersion is journal.Checkpoint.Version as the loop writes it.
+const checkpointVersion = 1
+
+// logged is a result read back from the event log on resume.
+type logged struct {
+	seq  uint64
+	hash string
+	res  Result
+}
+
+// errInterrupted marks the end of ctx in the middle of the loop.
+var errInterrupted = errors.New("interrupted")
+
+// strategyError marks an error of the strategy: no checkpoint is written
+// after it, since its state may be inconsistent.
+type strategyError struct{ err error }
+
+func (e strategyError) Error() string { return e.err.Error() }
+func (e strategyError) Unwrap() error { return e.err }
+
+func runLoop(ctx context.Context, cfg Config, s Strategy, t cluster.Transport, run *journal.Run, log *journal.Log, resume bool, progress func(Progress), h hooks) (Summary, error) {
+	if err := cfg.validate(t.Size()); err != nil {
+		return Summary{}, err
+	}
+	if t.Rank() != 0 {
+		return Summary{}, fmt.Errorf("controller: Run on rank %d: the controller is rank 0", t.Rank())
+	}
+	if cfg.CheckpointEvery == 0 {
+		cfg.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+	l := &loop{cfg: cfg, s: s, t: t, run: run, log: log, progress: progress, hooks: h,
+		workers: t.Size() - 1, start: time.Now(), inflight: map[string]*flight{}, replay: map[string]logged{},
+		st: loopState{Version: loopStateVersion, Mode: cfg.Mode}}
+	l.lastFlush, l.lastCkpt = l.start, l.start
+
+	info := resumeInfo{warnings: run.Warnings}
+	if resume {
+		var err error
+		if info, err = l.load(); err != nil {
+			// No checkpoint here: it would overwrite the good one with
+			// a state that was never restored.
+			l.logStart(resume, info)
+			l.logEnd("error", false, err)
+			return Summary{}, errors.Join(err, l.flush())
+		}
+	}
+	l.setDeadline()
+	l.logStart(resume, info)
+
+	var reason string
+	var err error
+	if cfg.Mode == ModeSync {
+		reason, err = l.runSync(ctx)
+	} else {
+		reason, err = l.runAsync(ctx)
+	}
+	switch {
+	case errors.Is(err, errInterrupted):
+		return l.interrupted(ctx)
+	case err != nil:
+		return l.fail(err)
+	}
+	return l.finish(ctx, reason)
+}
+
+// setDeadline computes when the time budgets end.
+func (l *loop) setDeadline() {
+	if l.cfg.MaxTime > 0 {
+		l.deadline = l.start.Add(l.cfg.MaxTime - l.st.Elapsed)
+	}
+	if !l.cfg.StopAt.IsZero() && (l.deadline.IsZero() || l.cfg.StopAt.Before(l.deadline)) {
+		l.deadline = l.cfg.StopAt
+	}
+}
+
+// budgetReached returns why the loop must stop proposing, or "".
+func (l *loop) budgetReached() string {
+	if l.cfg.MaxTrials > 0 && l.st.Trials >= l.cfg.MaxTrials {
+		return "budget: trials"
+	}
+	if !l.deadline.IsZero() && !time.Now().Before(l.deadline) {
+		if !l.cfg.StopAt.IsZero() && l.deadline.Equal(l.cfg.StopAt) {
+			return "budget: stop_at"
+		}
+		return "budget: time"
+	}
+	return ""
+}
+
+// room is how many more trials may be started under MaxTrials, at most n.
+func (l *loop) room(n int) int {
+	if l.cfg.MaxTrials > 0 {
+		n = min(n, l.cfg.MaxTrials-l.st.Trials-len(l.order))
+	}
+	return max(n, 0)
+}
+
+func (l *loop) elapsed() time.Duration { return l.st.Elapsed + time.Since(l.start) }
+
+// propose asks the strategy for up to n trials and checks them.
+func (l *loop) propose(n int) ([]Trial, error) {
+	trials, err := l.s.Propose(n)
+	if err != nil {
+		return nil, strategyError{fmt.Errorf("controller: strategy %s: Propose(%d): %w", l.s.Name(), n, err)}
+	}
+	if len(trials) > n {
+		return nil, strategyError{fmt.Errorf("controller: strategy %s: Propose(%d) returned %d trials", l.s.Name(), n, len(trials))}
+	}
+	seen := make(map[string]bool, len(trials))
+	for _, tr := range trials {
+		if tr.ID == "" || seen[tr.ID] || l.inflight[tr.ID] != nil {
+			return nil, strategyError{fmt.Errorf("controller: strategy %s: Propose returned trial ID %q, which is empty or not unique", l.s.Name(), tr.ID)}
+		}
+		seen[tr.ID] = true
+	}
+	return trials, nil
+}
+
+// add records a proposed trial as in flight.
+func (l *loop) add(tr Trial) *flight {
+	f := &flight{Trial: tr, Hash: tr.Arch.Hash()}
+	l.inflight[tr.ID] = f
+	l.order = append(l.order, f)
+	return f
+}
+
+// takeReplay returns the logged result of f's trial, if there is one for the
+// same architecture, and forgets it. A result logged for another
+// architecture under the same ID (a strategy that did not propose the same
+// trial again) is dropped with a warning, and the trial runs.
+func (l *loop) takeReplay(f *flight) (Result, bool) {
+	lg, ok := l.replay[f.Trial.ID]
+	if !ok {
+		return Result{}, false
+	}
+	delete(l.replay, f.Trial.ID)
+	if lg.hash != f.Hash {
+		l.warn(f.Trial.ID, fmt.Sprintf("logged result (seq %d) is for architecture %.12s, the strategy now proposes %.12s: running the trial again",
+			lg.seq, lg.hash, f.Hash))
+		return Result{}, false
+	}
+	return lg.res, true
+}
+
+// observe feeds one result to the strategy and the counters; f leaves the
+// in-flight set.
+func (l *loop) observe(f *flight, r Result) error {
+	if err := l.s.Observe(r); err != nil {
+		return strategyError{fmt.Errorf("controller: strategy %s: Observe(%s): %w", l.s.Name(), r.TrialID, err)}
+	}
+	delete(l.inflight, f.Trial.ID)
+	for i, g := range l.order {
+		if g == f {
+			l.order = append(l.order[:i], l.order[i+1:]...)
+			break
+		}
+	}
+	l.st.Trials++
+	l.segDone++
+	if r.Status == "ok" {
+		l.st.OK++
+		if l.st.Best == nil || r.Reward > l.st.Best.Reward {
+			best, trial := r, f.Trial
+			l.st.Best, l.st.BestTrial = &best, &trial
+		}
+	} else {
+		l.st.Failed++
+	}
+	return nil
+}
+
+// encodeTask returns the wire form of a task message for f.
+func encodeTask(f *flight) ([]byte, error) {
+	b, err := cluster.Encode(cluster.Message{Kind: cluster.KindTask, Trial: &f.Trial})
+	if err != nil {
+		return nil, strategyError{fmt.Errorf("controller: trial %s: %w", f.Trial.ID, err)}
+	}
+	return b, nil
+}
+
+// decodeResult decodes a message from rank that must be f's result.
+func decodeResult(rank int, b []byte, f *flight) (Result, error) {
+	m, err := cluster.Decode(rank, b)
+	if err != nil {
+		return Result{}, fmt.Errorf("controller: %w", err)
+	}
+	if m.Kind != cluster.KindResult {
+		return Result{}, fmt.Errorf("controller: rank %d sent a %s message, where the result of trial %s was due", rank, m.Kind, f.Trial.ID)
+	}
+	if m.Result.TrialID != f.Trial.ID {
+		return Result{}, fmt.Errorf("controller: rank %d sent the result of trial %q, where that of trial %s was due", rank, m.Result.TrialID, f.Trial.ID)
+	}
+	return *m.Result, nil
+}
+
+var (
+	idleMsg = mustEncode(cluster.Message{Kind: cluster.KindIdle})
+	stopMsg = mustEncode(cluster.Message{Kind: cluster.KindStop})
+)
+
+func mustEncode(m cluster.Message) []byte {
+	b, err := cluster.Encode(m)
+	if err != nil {
+		panic("controller: encoding a constant message: " + err.Error())
+	}
+	return b
+}
+
+// ctxErr turns a transport error into errInterrupted when ctx has ended.
+func ctxErr(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return errInterrupted
+	}
+	return fmt.Errorf("controller: %s: %w", op, err)
+}
+
+// report calls the progress function.
+func (l *loop) report() {
+	p := Progress{Done: l.st.Trials, Budget: l.cfg.MaxTrials, Running: len(l.order), Elapsed: l.elapsed()}
+	if b := l.st.Best; b != nil {
+		p.Best, p.BestTrial = b.Reward, b.TrialID
+	}
+	if l.cfg.MaxTrials > 0 && l.segDone > 0 {
+		per := time.Since(l.start) / time.Duration(l.segDone)
+		p.ETA = per * time.Duration(max(0, l.cfg.MaxTrials-l.st.Trials))
+	}
+	if !l.deadline.IsZero() {
+		left := max(0, time.Until(l.deadline))
+		if p.ETA == 0 || left < p.ETA {
+			p.ETA = left
+		}
+	}
+	l.progress(p)
+}
+
+// runSync runs rounds until a budget is reached or the strategy is done.
+func (l *loop) runSync(ctx context.Context) (string, error) {
+	if len(l.order) > 0 { // resumed in the middle of a round
+		if err := l.round(ctx, nil); err != nil {
+			return "", err
+		}
+	}
+	for {
+		if ctx.Err() != nil {
+			return "", errInterrupted
+		}
+		if why := l.budgetReached(); why != "" {
+			return why, nil
+		}
+		trials, err := l.propose(l.room(l.workers))
+		if err != nil {
+			return "", err
+		}
+		if len(trials) == 0 {
+			return "strategy done", nil
+		}
+		if err := l.round(ctx, trials); err != nil {
+			return "", err
+		}
+	}
+}
+
+// round completes one sync round: the trials in flight (a round resumed
+// from a checkpoint) plus trials. Results logged before are taken from the
+// log; the others run, Size()-1 at a time, each on the worker of its
+// position. All are observed in order once every result is in, then the
+// loop checkpoints.
+func (l *loop) round(ctx context.Context, trials []Trial) error {
+	for _, tr := range trials {
+		l.add(tr)
+	}
+	flights := append([]*flight(nil), l.order...)
+	results := make([]*Result, len(flights))
+	var todo []int
+	for i, f := range flights {
+		if r, ok := l.takeReplay(f); ok {
+			results[i] = &r
+		} else {
+			todo = append(todo, i)
+		}
+	}
+	for len(todo) > 0 {
+		chunk := todo[:min(len(todo), l.workers)]
+		todo = todo[len(chunk):]
+		parts := make([][]byte, l.t.Size())
+		for r := 1; r < len(parts); r++ {
+			parts[r] = idleMsg
+		}
+		for k, i := range chunk {
+			f := flights[i]
+			f.Rank = k + 1
+			b, err := encodeTask(f)
+			if err != nil {
+				return err
+			}
+			parts[f.Rank] = b
+			l.logDispatched(f)
+		}
+		if err := l.flush(); err != nil {
+			return err
+		}
+		if _, err := l.t.Scatter(ctx, 0, parts); err != nil {
+			return ctxErr(ctx, "Scatter", err)
+		}
+		got, err := l.t.Gather(ctx, 0, nil)
+		if err != nil {
+			return ctxErr(ctx, "Gather", err)
+		}
+		if len(got) != l.t.Size() {
+			return fmt.Errorf("controller: Gather returned %d parts for %d ranks", len(got), l.t.Size())
+		}
+		for k, i := range chunk {
+			r, err := decodeResult(k+1, got[k+1], flights[i])
+			if err != nil {
+				return err
+			}
+			results[i] = &r
+		}
+		for r := len(chunk) + 1; r < len(got); r++ {
+			m, err := cluster.Decode(r, got[r])
+			if err != nil {
+				return fmt.Errorf("controller: %w", err)
+			}
+			if m.Kind != cluster.KindIdle {
+				return fmt.Errorf("controller: rank %d sent a %s message in a round where it was idle", r, m.Kind)
+			}
+		}
+		for _, i := range chunk {
+			l.logResult(flights[i], results[i])
+		}
+		if err := l.flush(); err != nil {
+			return err
+		}
+	}
+	for i, f := range flights {
+		if err := l.observe(f, *results[i]); err != nil {
+			return err
+		}
+	}
+	l.st.Rounds++
+	l.logUpdate(len(flights))
+	if err := l.checkpoint(); err != nil {
+		return err
+	}
+	l.report()
+	return nil
+}
+
+// flushEvery bounds the fsyncs of an async run: a result is flushed at once
+// unless the previous flush was less than flushEvery ago; then it is flushed
+// flushEvery after that one, or earlier with the next result. So at most
+// 1/flushEvery fsyncs a second, and a crash loses at most flushEvery of
+// results (which are then run again).
+const flushEvery = 10 * time.Millisecond
+
+// runAsync keeps every worker busy until a budget is reached or the strategy
+// is done, then collects the trials in flight.
+func (l *loop) runAsync(ctx context.Context) (string, error) {
+	busy := make([]*flight, l.t.Size()) // by rank
+	var idle []int                      // ranks, lowest last
+	for r := l.t.Size() - 1; r >= 1; r-- {
+		idle = append(idle, r)
+	}
+	// Resumed: observe the in-flight trials whose results were logged, in
+	// log order, and queue the others to run again.
+	var queue []*flight
+	if len(l.order) > 0 {
+		var replayed []*flight
+		var res []logged
+		for _, f := range l.order {
+			f.Rank = 0
+			if lg, ok := l.replay[f.Trial.ID]; ok && lg.hash == f.Hash {
+				replayed, res = append(replayed, f), append(res, lg)
+				continue
+			}
+			queue = append(queue, f)
+		}
+		sortBySeq(replayed, res)
+		for _, f := range replayed {
+			r, _ := l.takeReplay(f)
+			if err := l.observe(f, r); err != nil {
+				return "", err
+			}
+			l.logUpdate(1)
+		}
+		if len(replayed) > 0 {
+			if err := l.checkpoint(); err != nil {
+				return "", err
+			}
+		}
+	}
+	dispatch := func(f *flight) error {
+		r := idle[len(idle)-1]
+		idle = idle[:len(idle)-1]
+		f.Rank, busy[r] = r, f
+		b, err := encodeTask(f)
+		if err != nil {
+			return err
+		}
+		l.logDispatched(f)
+		if err := l.t.Send(r, b); err != nil {
+			return ctxErr(ctx, fmt.Sprintf("Send to rank %d", r), err)
+		}
+		return nil
+	}
+
+	stopping := ""
+	running := func() int { return l.t.Size() - 1 - len(idle) }
+	var bctx context.Context = ctx // ends at the time budget
+	if !l.deadline.IsZero() {
+		var cancel context.CancelFunc
+		bctx, cancel = context.WithDeadline(ctx, l.deadline)
+		defer cancel()
+	}
+	firstResult := l.st.Trials == 0
+	for {
+		if ctx.Err() != nil {
+			return "", errInterrupted
+		}
+		if stopping == "" {
+			stopping = l.budgetReached()
+		}
+		exhausted := false
+		for stopping == "" && len(idle) > 0 {
+			if len(queue) > 0 {
+				if err := dispatch(queue[0]); err != nil {
+					return "", err
+				}
+				queue = queue[1:]
+				continue
+			}
+			n := l.room(len(idle))
+			if n == 0 {
+				break
+			}
+			trials, err := l.propose(n)
+			if err != nil {
+				return "", err
+			}
+			if len(trials) == 0 {
+				exhausted = true
+				break
+			}
+			for _, tr := range trials {
+				f := l.add(tr)
+				if r, ok := l.takeReplay(f); ok {
+					if err := l.observe(f, r); err != nil {
+						return "", err
+					}
+					l.logUpdate(1)
+					continue
+				}
+				if err := dispatch(f); err != nil {
+					return "", err
+				}
+			}
+			if stopping = l.budgetReached(); stopping != "" {
+				break
+			}
+		}
+		if running() == 0 {
+			switch {
+			case stopping != "":
+				return stopping, nil
+			case exhausted:
+				return "strategy done", nil
+			case l.budgetReached() != "": // replayed results used up the budget
+				continue
+			}
+			return "", fmt.Errorf("controller: internal error: no trial running, none proposed, no budget reached")
+		}
+
+		// Wait for a result, flushing when due and noticing the time budget.
+		wctx := bctx
+		if stopping != "" {
+			wctx = ctx
+		}
+		var cancel context.CancelFunc = func() {}
+		if l.dirty {
+			wctx, cancel = context.WithDeadline(wctx, l.lastFlush.Add(flushEvery))
+		}
+		from, b, err := l.t.Recv(wctx)
+		cancel()
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return "", errInterrupted
+			case stopping == "" && bctx.Err() != nil:
+				stopping = l.budgetReached()
+				if stopping == "" {
+					stopping = "budget: time"
+				}
+				continue
+			case l.dirty && errors.Is(err, context.DeadlineExceeded):
+				if err := l.flush(); err != nil {
+					return "", err
+				}
+				continue
+			}
+			return "", ctxErr(ctx, "Recv", err)
+		}
+		if from < 1 || from >= len(busy) || busy[from] == nil {
+			return "", fmt.Errorf("controller: rank %d sent a message but runs no trial", from)
+		}
+		f := busy[from]
+		r, err := decodeResult(from, b, f)
+		if err != nil {
+			return "", err
+		}
+		busy[from] = nil
+		idle = append(idle, from)
+		l.logResult(f, &r)
+		if err := l.observe(f, r); err != nil {
+			return "", err
+		}
+		l.logUpdate(1)
+		if time.Since(l.lastFlush) >= flushEvery {
+			if err := l.flush(); err != nil {
+				return "", err
+			}
+		}
+		if firstResult || time.Since(l.lastCkpt) >= l.cfg.CheckpointEvery {
+			firstResult = false
+			if err := l.checkpoint(); err != nil {
+				return "", err
+			}
+		}
+		l.report()
+	}
+}
+
+// sortBySeq orders fs by the log seq of their results (insertion sort: the
+// slices are at most the number of workers long).
+func sortBySeq(fs []*flight, ls []logged) {
+	for i := 1; i < len(fs); i++ {
+		for j := i; j > 0 && ls[j].seq < ls[j-1].seq; j-- {
+			fs[j], fs[j-1] = fs[j-1], fs[j]
+			ls[j], ls[j-1] = ls[j-1], ls[j]
+		}
+	}
+}
+
+// checkpoint flushes the log, saves the strategy's and the loop's state and
+// logs a checkpoint event.
+func (l *loop) checkpoint() error {
+	if err := l.flush(); err != nil { // the log must hold everything the checkpoint covers
+		return err
+	}
+	state, err := l.s.Snapshot()
+	if err != nil {
+		return strategyError{fmt.Errorf("controller: strategy %s: Snapshot: %w", l.s.Name(), err)}
+	}
+	seq := l.log.Seq()
+	l.st.ReplayFrom = seq
+	for _, lg := range l.replay {
+		l.st.ReplayFrom = min(l.st.ReplayFrom, lg.seq-1)
+	}
+	l.st.InFlight = l.order
+	if l.st.InFlight == nil {
+		l.st.InFlight = []*flight{}
+	}
+	l.st.Elapsed = l.elapsed()
+	l.st.Checkpoints++
+	loopJSON, err := json.Marshal(&l.st)
+	if err != nil {
+		return fmt.Errorf("controller: checkpoint: encoding the loop state: %w", err)
+	}
+	now := time.Now()
+	c := journal.Checkpoint{Version: checkpointVersion, Run: l.cfg.RunID, Seq: seq, Strategy: l.s.Name(),
+		State: state, Loop: loopJSON, Written: now}
+	if err := l.run.SaveCheckpoint(c); err != nil {
+		l.st.Checkpoints--
+		return fmt.Errorf("controller: %w", err)
+	}
+	l.lastCkpt = now
+	l.log.Event("checkpoint").Int("number", l.st.Checkpoints).Uint64("covers_seq", seq).
+		Int("in_flight", len(l.order)).Int("trials", l.st.Trials).Int("bytes", len(state)+len(loopJSON)).Msg("")
+	return l.flush()
+}
+
+// flush makes the events written so far durable.
+func (l *loop) flush() error {
+	err := l.log.Flush()
+	l.flushes++
+	l.lastFlush, l.dirty = time.Now(), false
+	if l.hooks.afterFlush != nil {
+		l.hooks.afterFlush(l.flushes)
+	}
+	if err != nil {
+		// The log is the run's record: without it a crash would lose results.
+		return fmt.Errorf("controller: flushing the event log: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,47 @@
+// Package journal keeps a run's directory: the event log, checkpoints, a lock
+// and small result files.
+//
+// # Run directory
+//
+// [Create] makes a new run directory and refuses one that already holds a
+// run; [Open] reopens one for resuming. Either holds run.lock (an flock) until
+// [Run.Close], so two processes never write one run; the second gets
+// [ErrLocked] naming the holder's pid and host. [Run.WriteJSON] and
+// [WriteFileAtomic] replace files atomically (temp file, fsync, rename, fsync
+// of the directory).
+//
+// # Event log
+//
+// The log is the run's write-ahead record. [Run.NewLog] starts a segment,
+// events-NNNN.jsonl.zst: JSON lines written by zerolog into one zstd frame.
+// Every job segment gets its own file; a segment is never appended to after
+// a crash, since a cut zstd frame hides whatever would follow it. [Log.Event]
+// starts an event with time (RFC3339Nano, UTC), event and run; the log puts
+// seq first when the line is written, so seqs increase strictly in file
+// order, across segments too. [Log.Flush] makes everything so far decodable
+// from disk even if the process is then killed: the encoder emits a complete
+// zstd block and the file is fsynced. Call it at trial boundaries.
+//
+// The log never holds NaN or infinities: log a float that may be non-finite
+// with [Float] or [Floats], which write null and a key+"_nonfinite" field
+// ("NaN", "+Inf", "-Inf"). zerolog's own Float64 would write the string
+// "NaN", and Interface fails on such values.
+//
+// [ReadEvents] reads every segment in order. A cut tail — a killed writer, or
+// one still writing — is not an error: everything in complete zstd blocks is
+// returned and the cut is reported with its file and byte offset. Damage
+// inside a segment is an error naming the file.
+//
+// # Checkpoints
+//
+// A [Checkpoint] is a snapshot of the search at a position (Seq) in the log:
+// resuming loads the newest good one and replays the events after it.
+// [Run.SaveCheckpoint] writes checkpoint.zst atomically and keeps the previous
+// one as checkpoint.prev.zst; it first flushes the open log up to the
+// checkpoint's Seq, so a checkpoint never refers to events not yet on disk.
+// [Run.LoadCheckpoint] falls back to the previous checkpoint when the newest
+// is damaged and says which file and why. A checkpoint's size depends only on
+// its State and Loop, never on how long the run has been going.
+//
+// File formats, and how to read them with zstdcat and jq: docs/events.md.
+package journal

@@ -1,0 +1,101 @@
+package mpi
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+)
+
+// ThreadLevel is an MPI thread-support level (MPI_THREAD_*).
+type ThreadLevel int
+
+// Thread levels, in increasing order of support.
+const (
+	ThreadSingle     ThreadLevel = iota // one thread (for Go, like ThreadFunneled)
+	ThreadFunneled                      // only the thread that called Init makes MPI calls
+	ThreadSerialized                    // any thread, one at a time
+	ThreadMultiple                      // any thread, concurrently
+)
+
+func (l ThreadLevel) String() string {
+	switch l {
+	case ThreadSingle:
+		return "SINGLE"
+	case ThreadFunneled:
+		return "FUNNELED"
+	case ThreadSerialized:
+		return "SERIALIZED"
+	case ThreadMultiple:
+		return "MULTIPLE"
+	}
+	return "ThreadLevel(" + strconv.Itoa(int(l)) + ")"
+}
+
+// Wildcards for Improbe and RecvAny (mapped to MPI_ANY_SOURCE, MPI_ANY_TAG,
+// whose values differ between libraries).
+const (
+	AnySource = -1
+	AnyTag    = -1
+)
+
+// MaxCount is the largest element count one MPI call accepts (a C int).
+const MaxCount = math.MaxInt32
+
+// Status describes a matched message.
+type Status struct {
+	Source int // sender's rank
+	Tag    int
+	Count  int // bytes
+}
+
+// Message is a message matched by Improbe: it has left MPI's matching queue,
+// so no other receive can take it. Call Recv exactly once to receive it.
+type Message struct {
+	m *matched
+}
+
+// Errors.
+var (
+	// ErrNotBuilt is returned by every call of a binary built without the
+	// mpi build tag.
+	ErrNotBuilt = errors.New("mpi: this binary was built without MPI support; " +
+		"rebuild with `make build-mpi` or `go build -tags mpi` (Open MPI; `-tags mpi,mpich` for MPICH, " +
+		"`CC=mpicc go build -tags mpi,mpicc` for an MPI wrapper compiler)")
+	// ErrNotInitialized is wrapped by calls made before Init or after Finalize.
+	ErrNotInitialized = errors.New("MPI is not initialized (call mpi.Init first) or already finalized")
+	// ErrCountTooLarge is wrapped by calls given more than MaxCount elements.
+	ErrCountTooLarge = errors.New("more elements than MPI's 32-bit count allows")
+)
+
+// Error is an error reported by the MPI library.
+type Error struct {
+	Op    string // the call and its peer, e.g. "Send to rank 7"
+	Code  int    // the library's error code
+	Class string // the standard error class, e.g. "MPI_ERR_TRUNCATE"
+	Text  string // the library's error string
+}
+
+func (e *Error) Error() string {
+	return "mpi: " + e.Op + ": " + e.Text
+}
+
+func countError(op string, n int, unit string) error {
+	return fmt.Errorf("mpi: %s: %d %s: %w (%d)", op, n, unit, ErrCountTooLarge, MaxCount)
+}
+
+// LauncherSize returns the number of ranks an MPI launcher started this
+// process among, and the environment variable that says so
+// (OMPI_COMM_WORLD_SIZE from Open MPI's mpirun, PMI_SIZE from MPICH's Hydra
+// and Slurm's srun); 0 and "" when no launcher is detected.
+func LauncherSize() (n int, env string) {
+	for _, v := range []string{"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"} {
+		if s := os.Getenv(v); s != "" {
+			if k, err := strconv.Atoi(s); err == nil && k > 0 {
+				return k, v
+			}
+		}
+	}
+	return 0, ""
+}

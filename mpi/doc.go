@@ -1,0 +1,57 @@
+// Package mpi is nasd's cgo binding to an MPI library: the few calls the
+// distributed runtime needs, with every return code checked and turned into a
+// Go error that names the call and the peer, e.g.
+//
+//	mpi: Send to rank 7: MPI_ERR_TRUNCATE: message truncated
+//
+// # Building
+//
+// The binding is compiled only with the build tag mpi. Without it, a pure-Go
+// stand-in provides the same API and every call returns ErrNotBuilt, whose
+// message says how to build with MPI. Compiler and linker flags come from
+// pkg-config, or from the MPI wrapper compiler:
+//
+//	go build -tags mpi ./...                  # Open MPI (pkg-config ompi), the default
+//	go build -tags mpi,mpich ./...            # MPICH (pkg-config mpich)
+//	CC=mpicc go build -tags mpi,mpicc ./...   # any MPI whose wrapper compiler is mpicc (no cgo flags; Cray: CC=cc)
+//
+// A binary runs only under the launcher of the library it was linked with
+// (mpirun.openmpi vs mpirun.mpich): under the other one every process is a
+// one-rank job. CheckLauncher detects that. Without a launcher the binary runs
+// as a one-rank singleton.
+//
+// # Threads
+//
+// The package's init locks the main goroutine to the main OS thread, so a
+// program that calls Init from main with ThreadFunneled may make MPI calls
+// from the main goroutine. With ThreadFunneled (or ThreadSingle) every call
+// must come from the goroutine that called Init; a call from elsewhere returns
+// an error instead of corrupting MPI's state. With ThreadSerialized or
+// ThreadMultiple any goroutine may call; a package mutex serializes the calls
+// (each is held only for the duration of one MPI call, never across a wait).
+// Tests, whose functions run on their own goroutines, use ThreadSerialized.
+//
+// # Waiting
+//
+// MPI's blocking calls busy-poll a core. Here nothing blocks inside MPI for
+// long: Send, RecvAny and the collectives post non-blocking operations
+// (Isend, Improbe, Ibcast, Iscatterv, Igatherv, Iallreduce, Ibarrier) and poll
+// them, spinning for a few microseconds and then sleeping with a back-off from
+// 10 µs to 1 ms, so an idle rank costs little CPU and a context can end the
+// wait. Buffers handed to a non-blocking call live in C memory (collectives)
+// or are pinned with runtime.Pinner (Send) until the call completes.
+//
+// # Collectives and cancellation
+//
+// Bcast, Scatterv and Gatherv move byte slices of any size up to 2^31-1 bytes
+// in total: the sizes travel first, so a receiver needs no prior knowledge.
+// Every rank must call the collectives in the same order, as in MPI. When a
+// context ends a collective, the call returns the context's error but the
+// operation stays queued on this rank: the next collective (or Finalize)
+// first completes it, discarding its result, so the ranks stay in step once
+// the slow peer arrives. Finalize refuses to finalize while such an operation
+// is unfinished; Abort is the way out then.
+//
+// Message counts are 32-bit in MPI; longer slices are rejected with an error
+// wrapping ErrCountTooLarge.
+package mpi

@@ -1,0 +1,805 @@
+//go:build mpi
+
+package mpi
+
+/*
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Built reports whether this binary was built with MPI (the mpi build tag).
+const Built = true
+
+// init locks the main goroutine to the main thread: with ThreadFunneled only
+// the thread that called MPI_Init_thread may call MPI, and without the lock
+// the Go scheduler moves the main goroutine between threads (NOTES pitfall 2).
+func init() { runtime.LockOSThread() }
+
+const (
+	stateNew int32 = iota
+	stateUp
+	stateDown
+)
+
+var (
+	// mu serializes MPI calls and guards level and queue.
+	mu    sync.Mutex
+	level ThreadLevel
+	// queue holds this rank's collectives in call order until they complete,
+	// including those whose caller gave up (see runColl).
+	queue []*coll
+
+	state atomic.Int32
+	rank  atomic.Int64
+	size  atomic.Int64
+	tagUB atomic.Int64
+
+	start = time.Now()
+)
+
+func init() { rank.Store(-1) }
+
+// op names a call and its peer for error messages, without allocating on the
+// paths that succeed.
+type op struct {
+	name string
+	peer string // "to rank", "from rank", "from root", "to root" or ""
+	rank int
+}
+
+func (o op) String() string {
+	switch {
+	case o.peer == "":
+		return o.name
+	case o.rank == AnySource && o.peer == "from rank":
+		return o.name + " from any source"
+	}
+	return o.name + " " + o.peer + " " + strconv.Itoa(o.rank)
+}
+
+// enter locks mu for a call of o, or returns why MPI may not be called here.
+func enter(o op) error {
+	mu.Lock()
+	if state.Load() != stateUp {
+		mu.Unlock()
+		return fmt.Errorf("mpi: %s: %w", o, ErrNotInitialized)
+	}
+	if level < ThreadSerialized && C.nasd_is_thread_main() == 0 {
+		l := level
+		mu.Unlock()
+		return fmt.Errorf("mpi: %s: called from a thread other than the one that called Init, which MPI_THREAD_%s forbids: "+
+			"make MPI calls from the goroutine that called Init, or Init with ThreadSerialized", o, l)
+	}
+	return nil
+}
+
+// mpiError turns an MPI return code into an *Error.
+func mpiError(o op, rc C.int) error {
+	var buf [1024]C.char
+	C.nasd_error_string(rc, &buf[0], C.int(len(buf)))
+	text := strings.TrimSpace(C.GoString(&buf[0]))
+	text = strings.Join(strings.FieldsFunc(text, func(r rune) bool { return r == '\n' || r == '\r' }), "; ")
+	class := C.GoString(C.nasd_error_class(rc))
+	if !strings.HasPrefix(text, "MPI_ERR") {
+		text = class + ": " + text
+	}
+	return &Error{Op: o.String(), Code: int(rc), Class: class, Text: text}
+}
+
+// Init initializes MPI, asking for thread support level l, and returns the
+// level provided. Errors on MPI_COMM_WORLD are returned, not fatal. With a
+// provided level below ThreadSerialized the calling goroutine stays locked to
+// its thread and must make every later MPI call.
+func Init(l ThreadLevel) (provided ThreadLevel, err error) {
+	mu.Lock()
+	defer mu.Unlock()
+	switch state.Load() {
+	case stateUp:
+		return level, errors.New("mpi: Init: already initialized")
+	case stateDown:
+		return ThreadSingle, errors.New("mpi: Init: MPI was finalized and cannot be initialized again")
+	}
+	if l < ThreadSingle || l > ThreadMultiple {
+		return ThreadSingle, fmt.Errorf("mpi: Init: unknown thread level %d", int(l))
+	}
+	// Stay on this thread through MPI_Init_thread; keep the lock if MPI
+	// will insist on this thread.
+	runtime.LockOSThread()
+	var p, r, s, ub C.int
+	if rc := C.nasd_init(C.int(l), &p, &r, &s, &ub); rc != 0 {
+		runtime.UnlockOSThread()
+		return ThreadSingle, mpiError(op{name: "Init"}, rc)
+	}
+	level = ThreadLevel(p)
+	if level >= ThreadSerialized {
+		runtime.UnlockOSThread()
+	}
+	rank.Store(int64(r))
+	size.Store(int64(s))
+	tagUB.Store(int64(ub))
+	state.Store(stateUp)
+	return level, nil
+}
+
+// Finalize shuts MPI down. It refuses while a collective abandoned by its
+// context is unfinished on this rank, since MPI_Finalize would then wait for
+// peers that may never come; call Abort then.
+func Finalize() error {
+	o := op{name: "Finalize"}
+	if err := enter(o); err != nil {
+		return err
+	}
+	defer mu.Unlock()
+	progress(nil)
+	if len(queue) > 0 {
+		names := make([]string, len(queue))
+		for i, c := range queue {
+			names[i] = c.op.String()
+		}
+		return fmt.Errorf("mpi: Finalize: %d collective(s) abandoned by a context still unfinished (%s): "+
+			"not finalizing, as this rank would wait for its peers; call Abort", len(queue), strings.Join(names, ", "))
+	}
+	rc := C.nasd_finalize()
+	state.Store(stateDown)
+	rank.Store(-1)
+	size.Store(0)
+	if rc != 0 {
+		return mpiError(o, rc)
+	}
+	return nil
+}
+
+// Initialized reports whether Init succeeded and Finalize has not been called.
+func Initialized() bool { return state.Load() == stateUp }
+
+// Rank returns this process's rank in MPI_COMM_WORLD, or -1 outside Init..Finalize.
+func Rank() int { return int(rank.Load()) }
+
+// Size returns the number of ranks in MPI_COMM_WORLD, or 0 outside Init..Finalize.
+func Size() int { return int(size.Load()) }
+
+// TagUB returns the largest tag MPI accepts (at least 32767), or 0 outside Init..Finalize.
+func TagUB() int {
+	if !Initialized() {
+		return 0
+	}
+	return int(tagUB.Load())
+}
+
+// Wtime returns MPI_Wtime, seconds since an arbitrary time in the past; outside
+// Init..Finalize, seconds since the program started.
+func Wtime() float64 {
+	if state.Load() == stateUp {
+		return float64(C.nasd_wtime())
+	}
+	return time.Since(start).Seconds()
+}
+
+// LibraryVersion returns the MPI library's version string (MPI_Get_library_version).
+func LibraryVersion() string {
+	var buf [512]C.char
+	C.nasd_library_version(&buf[0], C.int(len(buf)))
+	return strings.TrimSpace(C.GoString(&buf[0]))
+}
+
+// Abort ends every rank of the job with code (MPI_Abort). It does not return
+// when it works. Being the way out, it may be called from any goroutine,
+// whatever the thread level.
+func Abort(code int) error {
+	o := op{name: "Abort"}
+	mu.Lock()
+	defer mu.Unlock()
+	if state.Load() != stateUp {
+		return fmt.Errorf("mpi: %s: %w", o, ErrNotInitialized)
+	}
+	return mpiError(o, C.nasd_abort(C.int(code)))
+}
+
+// CheckLauncher returns an error when an MPI launcher started this process as
+// one of several ranks but MPI_COMM_WORLD has a different size: the binary is
+// linked against another MPI library than the launcher's, and every process
+// would run as its own one-rank job (NOTES pitfall 7). Call it after Init.
+func CheckLauncher() error {
+	n, env := LauncherSize()
+	if n <= 1 {
+		return nil
+	}
+	if !Initialized() {
+		return fmt.Errorf("mpi: CheckLauncher: %w", ErrNotInitialized)
+	}
+	if Size() == n {
+		return nil
+	}
+	lib, _, _ := strings.Cut(LibraryVersion(), "\n")
+	return fmt.Errorf("mpi: the launcher started %d ranks (%s=%d) but MPI_COMM_WORLD here has %d: "+
+		"this binary is linked against %q, not the launcher's MPI, so every process runs alone; "+
+		"rebuild for the launcher's library (`go build -tags mpi` for Open MPI, `-tags mpi,mpich` for MPICH) "+
+		"or start it with that library's mpirun (mpirun.openmpi, mpirun.mpich)", n, env, n, Size(), lib)
+}
+
+// backoff paces a polling loop (NOTES pitfall 3): for the first spinFor it
+// polls back to back, yielding to other goroutines and, after yieldAfter,
+// through sched_yield also to other processes on the core (oversubscribed
+// ranks; yielding at once cost 40 µs per round trip on a busy machine); then it sleeps from
+// minSleep doubling to maxSleep, so a long wait costs little CPU. The spin is
+// as long as the longest sleep so that two ranks bouncing messages (request,
+// reply) do not fall into sleeping in turn: with 50 µs, a 1-byte round trip
+// took 0.5-0.9 ms instead of 3 µs. The sleeps are the C library's nanosleep,
+// not time.Sleep: Go's timers here wake no sooner than about 1 ms (measured:
+// time.Sleep(10µs) took 0.76 ms). The context is checked between polls, so
+// it ends a wait within maxSleep.
+type backoff struct {
+	start time.Time
+	d     time.Duration
+}
+
+const (
+	yieldAfter = 50 * time.Microsecond
+	spinFor    = time.Millisecond
+	minSleep   = 10 * time.Microsecond
+	maxSleep   = time.Millisecond
+)
+
+// wait pauses before the next poll; it returns ctx's error when ctx is done.
+func (b *backoff) wait(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := time.Now()
+	if b.start.IsZero() {
+		b.start = now
+	}
+	if d := now.Sub(b.start); d < spinFor {
+		runtime.Gosched()
+		if d > yieldAfter {
+			C.nasd_yield()
+		}
+		return nil
+	}
+	switch {
+	case b.d == 0:
+		b.d = minSleep
+	case b.d < maxSleep:
+		b.d = min(2*b.d, maxSleep)
+	}
+	C.nasd_sleep(C.long(b.d))
+	return ctx.Err()
+}
+
+// Send sends b to rank to with tag (0..TagUB()). It returns when b may be
+// reused: at once for small messages, when the receiver has matched it for
+// large ones (above the eager limit, 4 KiB over shared memory). It waits by
+// polling MPI_Isend's request, so a waiting sender does not burn a core.
+func Send(b []byte, to, tag int) error {
+	o := op{"Send", "to rank", to}
+	if len(b) > MaxCount {
+		return countError(o.String(), len(b), "bytes")
+	}
+	if err := enter(o); err != nil {
+		return err
+	}
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		pin.Pin(&b[0])
+		p = unsafe.Pointer(&b[0])
+	}
+	req := C.malloc(C.nasd_req_size())
+	C.nasd_req_init(req)
+	if rc := C.nasd_isend(p, C.int(len(b)), C.int(to), C.int(tag), req); rc != 0 {
+		err := mpiError(o, rc)
+		mu.Unlock()
+		C.free(req)
+		return err
+	}
+	mu.Unlock()
+	var bo backoff
+	for {
+		if err := enter(o); err != nil {
+			return err // req leaks: MPI is gone or misused
+		}
+		var flag C.int
+		rc := C.nasd_test(req, &flag)
+		if rc != 0 {
+			err := mpiError(o, rc)
+			mu.Unlock()
+			return err
+		}
+		if flag != 0 {
+			mu.Unlock()
+			C.free(req)
+			return nil
+		}
+		progress(nil)
+		mu.Unlock()
+		_ = bo.wait(context.Background())
+	}
+}
+
+// matched is a Message's state: the C storage of its MPI_Message.
+type matched struct {
+	h  unsafe.Pointer
+	st Status
+}
+
+// Status returns the status of the matched message.
+func (m Message) Status() Status {
+	if m.m == nil {
+		return Status{}
+	}
+	return m.m.st
+}
+
+// Improbe looks for a message from source (a rank or AnySource) with tag (or
+// AnyTag) without waiting. When one is there (ok), it is matched: no other
+// receive can take it, and msg.Recv receives it.
+func Improbe(source, tag int) (msg Message, st Status, ok bool, err error) {
+	o := op{"Improbe", "from rank", source}
+	if source < AnySource || tag < AnyTag {
+		return Message{}, Status{}, false, fmt.Errorf("mpi: %s: invalid source %d or tag %d", o, source, tag)
+	}
+	if err := enter(o); err != nil {
+		return Message{}, Status{}, false, err
+	}
+	var cs C.nasd_status
+	var rc C.int
+	h := C.nasd_improbe(C.int(source), C.int(tag), &rc, &cs)
+	if rc != 0 {
+		err := mpiError(o, rc)
+		mu.Unlock()
+		return Message{}, Status{}, false, err
+	}
+	progress(nil)
+	mu.Unlock()
+	if h == nil {
+		return Message{}, Status{}, false, nil
+	}
+	st = Status{Source: int(cs.source), Tag: int(cs.tag), Count: int(cs.count)}
+	return Message{&matched{h: h, st: st}}, st, true, nil
+}
+
+// Recv receives the matched message (MPI_Mrecv). A message is received once;
+// a second call returns an error.
+func (m Message) Recv() ([]byte, error) {
+	if m.m == nil {
+		return nil, errors.New("mpi: Recv: zero Message (use the one Improbe returned with ok)")
+	}
+	o := op{"Recv", "from rank", m.m.st.Source}
+	b := make([]byte, m.m.st.Count)
+	if err := enter(o); err != nil {
+		return nil, err
+	}
+	defer mu.Unlock()
+	if m.m.h == nil {
+		return nil, fmt.Errorf("mpi: %s: message received already", o)
+	}
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	rc := C.nasd_mrecv(p, C.int(len(b)), m.m.h)
+	m.m.h = nil
+	if rc != 0 {
+		return nil, mpiError(o, rc)
+	}
+	return b, nil
+}
+
+// RecvAny waits for the next message with tag (or AnyTag) from any rank and
+// returns its sender and bytes. It polls with MPI_Improbe, backing off from
+// 10 µs to 1 ms, and returns ctx.Err() itself when ctx ends first.
+func RecvAny(ctx context.Context, tag int) (from int, b []byte, err error) {
+	var bo backoff
+	for {
+		m, st, ok, err := Improbe(AnySource, tag)
+		if err != nil {
+			return -1, nil, err
+		}
+		if ok {
+			b, err := m.Recv()
+			return st.Source, b, err
+		}
+		if err := bo.wait(ctx); err != nil {
+			return -1, nil, err
+		}
+	}
+}
+
+// coll is one collective call on this rank: a chain of stages, each posting
+// at most one non-blocking MPI call on req, with its buffers in C memory.
+type coll struct {
+	op        op
+	req       unsafe.Pointer // C storage for the MPI_Request
+	stages    []func() (posted bool, err error)
+	deliver   func() // copies the result out to Go memory, unless abandoned
+	next      int    // next stage to run
+	posted    bool   // req is outstanding
+	abandoned bool   // the caller's context ended; the result is discarded
+	done      bool   // finished and off the queue
+	mem       []unsafe.Pointer
+	err       error
+}
+
+// alloc returns n bytes of C memory owned by c until it completes.
+// (cgo's C.malloc never returns nil: it crashes like Go's own allocator.)
+func (c *coll) alloc(n int) unsafe.Pointer {
+	p := C.malloc(C.size_t(max(n, 1)))
+	c.mem = append(c.mem, p)
+	return p
+}
+
+// post turns the return code of a posting call into a stage's result.
+func (c *coll) post(rc C.int) (bool, error) {
+	if rc != 0 {
+		return false, mpiError(c.op, rc)
+	}
+	return true, nil
+}
+
+func (c *coll) release() {
+	for _, p := range c.mem {
+		C.free(p)
+	}
+	c.mem = nil
+	if c.req != nil {
+		C.free(c.req)
+		c.req = nil
+	}
+}
+
+// poll advances c as far as it can without waiting; it reports whether c is
+// finished (with c.err set on failure). mu is held.
+func (c *coll) poll() bool {
+	for {
+		if c.posted {
+			var flag C.int
+			if rc := C.nasd_test(c.req, &flag); rc != 0 {
+				c.err = mpiError(c.op, rc)
+				// MPI may still own the buffers: leak them rather than risk reuse.
+				c.mem, c.req, c.posted = nil, nil, false
+				return true
+			}
+			if flag == 0 {
+				return false
+			}
+			c.posted = false
+		}
+		if c.next == len(c.stages) {
+			if !c.abandoned && c.deliver != nil {
+				c.deliver()
+			}
+			c.release()
+			return true
+		}
+		s := c.stages[c.next]
+		c.next++
+		posted, err := s()
+		if err != nil {
+			c.err = err
+			c.release()
+			return true
+		}
+		c.posted = posted
+	}
+}
+
+// progress advances the queued collectives in order, removing finished ones,
+// and reports whether c is finished (c == nil: whether the queue is empty).
+// mu is held.
+func progress(c *coll) bool {
+	for len(queue) > 0 && queue[0].poll() {
+		queue[0].done = true
+		queue[0] = nil
+		queue = queue[1:]
+	}
+	if c == nil {
+		return len(queue) == 0
+	}
+	return c.done
+}
+
+// runColl queues c behind this rank's unfinished collectives and drives the
+// queue until c is finished or ctx ends. Collectives start in call order on
+// every rank, as MPI requires, even when an earlier one was abandoned: it
+// still completes, during later calls, once its peers take part.
+func runColl(ctx context.Context, c *coll) error {
+	if err := enter(c.op); err != nil {
+		c.release()
+		return err
+	}
+	c.req = C.malloc(C.nasd_req_size())
+	C.nasd_req_init(c.req)
+	queue = append(queue, c)
+	mu.Unlock()
+	var bo backoff
+	for {
+		if err := enter(c.op); err != nil {
+			return err
+		}
+		if progress(c) {
+			mu.Unlock()
+			return c.err
+		}
+		if err := ctx.Err(); err != nil {
+			c.abandoned = true
+			var behind string
+			if queue[0] != c {
+				behind = " (still finishing an earlier abandoned " + queue[0].op.String() + ")"
+			}
+			mu.Unlock()
+			return fmt.Errorf("mpi: %s: %w%s", c.op, err, behind)
+		}
+		mu.Unlock()
+		_ = bo.wait(ctx) // on ctx's end, the next round polls once more and gives up
+	}
+}
+
+// Barrier waits until every rank has called it.
+func Barrier() error { return BarrierContext(context.Background()) }
+
+// BarrierContext is Barrier that gives up when ctx ends.
+func BarrierContext(ctx context.Context) error {
+	c := &coll{op: op{name: "Barrier"}}
+	c.stages = []func() (bool, error){
+		func() (bool, error) { return c.post(C.nasd_ibarrier(c.req)) },
+	}
+	return runColl(ctx, c)
+}
+
+// cbytes views n bytes of C memory as a slice.
+func cbytes(p unsafe.Pointer, n int) []byte {
+	if n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(p), n)
+}
+
+// Bcast returns root's b on every rank (root gets b itself). The size travels
+// first, so other ranks pass nil. Every rank must call it.
+func Bcast(ctx context.Context, root int, b []byte) ([]byte, error) {
+	c := &coll{op: op{"Bcast", "from root", root}}
+	isRoot := Rank() == root
+	n := (*int64)(c.alloc(8))
+	*n = -1
+	var data unsafe.Pointer
+	var rootErr error
+	if isRoot {
+		if len(b) > MaxCount {
+			rootErr = countError(c.op.String(), len(b), "bytes")
+		} else {
+			*n = int64(len(b))
+			data = c.alloc(len(b))
+			copy(cbytes(data, len(b)), b)
+		}
+	}
+	var out []byte
+	c.stages = []func() (bool, error){
+		func() (bool, error) {
+			return c.post(C.nasd_ibcast(unsafe.Pointer(n), 1, C.NASD_I64, C.int(root), c.req))
+		},
+		func() (bool, error) {
+			switch {
+			case *n < 0 && isRoot:
+				return false, rootErr
+			case *n < 0:
+				return false, fmt.Errorf("mpi: %s: the root's message is too long: %w", c.op, ErrCountTooLarge)
+			case *n == 0:
+				return false, nil
+			}
+			if !isRoot {
+				data = c.alloc(int(*n))
+			}
+			return c.post(C.nasd_ibcast(data, C.int(*n), C.NASD_BYTE, C.int(root), c.req))
+		},
+	}
+	c.deliver = func() {
+		if isRoot {
+			out = b
+			return
+		}
+		out = make([]byte, *n)
+		copy(out, cbytes(data, int(*n)))
+	}
+	if err := runColl(ctx, c); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Scatterv gives rank i the bytes parts[i] of root; parts is read on root
+// only, where len(parts) must be Size(). Parts may differ in length and be
+// empty; their total must fit MaxCount.
+func Scatterv(ctx context.Context, root int, parts [][]byte) ([]byte, error) {
+	c := &coll{op: op{"Scatterv", "from root", root}}
+	p := Size()
+	isRoot := Rank() == root
+	var sizes, send, counts, displs unsafe.Pointer
+	var rootErr error
+	if isRoot {
+		sizes = c.alloc(8 * p)
+		s := unsafe.Slice((*int64)(sizes), p)
+		total := 0
+		if len(parts) != p {
+			rootErr = fmt.Errorf("mpi: %s: %d parts for %d ranks", c.op, len(parts), p)
+		} else {
+			for i, b := range parts {
+				if len(b) > MaxCount {
+					rootErr = countError(c.op.String()+" (part for rank "+strconv.Itoa(i)+")", len(b), "bytes")
+					break
+				}
+				total += len(b)
+			}
+			if rootErr == nil && total > MaxCount {
+				rootErr = countError(c.op.String(), total, "bytes in all parts")
+			}
+		}
+		if rootErr != nil {
+			for i := range s {
+				s[i] = -1
+			}
+		} else {
+			send = c.alloc(total)
+			counts, displs = c.alloc(4*p), c.alloc(4*p)
+			cs, ds := unsafe.Slice((*C.int)(counts), p), unsafe.Slice((*C.int)(displs), p)
+			buf := cbytes(send, total)
+			off := 0
+			for i, b := range parts {
+				s[i], cs[i], ds[i] = int64(len(b)), C.int(len(b)), C.int(off)
+				off += copy(buf[off:], b)
+			}
+		}
+	}
+	mine := (*int64)(c.alloc(8))
+	var recv unsafe.Pointer
+	var out []byte
+	c.stages = []func() (bool, error){
+		func() (bool, error) {
+			return c.post(C.nasd_iscatter(sizes, 1, C.NASD_I64, unsafe.Pointer(mine), C.int(root), c.req))
+		},
+		func() (bool, error) {
+			switch {
+			case *mine < 0 && isRoot:
+				return false, rootErr
+			case *mine < 0:
+				return false, fmt.Errorf("mpi: %s: the root rejected its parts (its error says why)", c.op)
+			}
+			recv = c.alloc(int(*mine))
+			return c.post(C.nasd_iscatterv(send, (*C.int)(counts), (*C.int)(displs), recv, C.int(*mine), C.int(root), c.req))
+		},
+	}
+	c.deliver = func() {
+		out = make([]byte, *mine)
+		copy(out, cbytes(recv, int(*mine)))
+	}
+	if err := runColl(ctx, c); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Gatherv collects every rank's b on root, indexed by rank; other ranks get
+// nil. Lengths may differ and be zero; their total must fit MaxCount. Every
+// rank learns all lengths first, so a part that is too long fails the call on
+// every rank alike.
+func Gatherv(ctx context.Context, root int, b []byte) ([][]byte, error) {
+	c := &coll{op: op{"Gatherv", "to root", root}}
+	p := Size()
+	isRoot := Rank() == root
+	mine := (*int64)(c.alloc(8))
+	*mine = -1
+	var send unsafe.Pointer
+	var localErr error
+	if len(b) > MaxCount {
+		localErr = countError(c.op.String(), len(b), "bytes")
+	} else {
+		*mine = int64(len(b))
+		send = c.alloc(len(b))
+		copy(cbytes(send, len(b)), b)
+	}
+	sizes := c.alloc(8 * p)
+	var recv unsafe.Pointer
+	total := 0
+	var out [][]byte
+	c.stages = []func() (bool, error){
+		func() (bool, error) {
+			return c.post(C.nasd_iallgather(unsafe.Pointer(mine), 1, C.NASD_I64, sizes, c.req))
+		},
+		func() (bool, error) {
+			s := unsafe.Slice((*int64)(sizes), p)
+			for i, n := range s {
+				if n < 0 {
+					if i == Rank() {
+						return false, localErr
+					}
+					return false, fmt.Errorf("mpi: %s: rank %d's part is too long: %w", c.op, i, ErrCountTooLarge)
+				}
+				total += int(n)
+			}
+			if total > MaxCount {
+				return false, countError(c.op.String(), total, "bytes in all parts")
+			}
+			if total == 0 {
+				return false, nil
+			}
+			var counts, displs unsafe.Pointer
+			if isRoot {
+				recv = c.alloc(total)
+				counts, displs = c.alloc(4*p), c.alloc(4*p)
+				cs, ds := unsafe.Slice((*C.int)(counts), p), unsafe.Slice((*C.int)(displs), p)
+				off := 0
+				for i, n := range s {
+					cs[i], ds[i] = C.int(n), C.int(off)
+					off += int(n)
+				}
+			}
+			return c.post(C.nasd_igatherv(send, C.int(*mine), recv, (*C.int)(counts), (*C.int)(displs), C.int(root), c.req))
+		},
+	}
+	c.deliver = func() {
+		if !isRoot {
+			return
+		}
+		all := make([]byte, total)
+		copy(all, cbytes(recv, total))
+		out = make([][]byte, p)
+		off := 0
+		for i, n := range unsafe.Slice((*int64)(sizes), p) {
+			out[i] = all[off : off+int(n) : off+int(n)]
+			off += int(n)
+		}
+	}
+	if err := runColl(ctx, c); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AllreduceFloat32 replaces x on every rank by the element-wise sum of all
+// ranks' x; every rank passes the same length. On error x is unchanged.
+func AllreduceFloat32(ctx context.Context, x []float32) error {
+	return allreduceSum(ctx, "AllreduceFloat32", x, C.NASD_F32)
+}
+
+// AllreduceFloat64 replaces x on every rank by the element-wise sum of all
+// ranks' x; every rank passes the same length. On error x is unchanged.
+func AllreduceFloat64(ctx context.Context, x []float64) error {
+	return allreduceSum(ctx, "AllreduceFloat64", x, C.NASD_F64)
+}
+
+func allreduceSum[T float32 | float64](ctx context.Context, name string, x []T, t C.int) error {
+	c := &coll{op: op{name: name}}
+	if len(x) > MaxCount {
+		return countError(name, len(x), "elements")
+	}
+	var zero T
+	buf := c.alloc(len(x) * int(unsafe.Sizeof(zero)))
+	var cx []T
+	if len(x) > 0 {
+		cx = unsafe.Slice((*T)(buf), len(x))
+		copy(cx, x)
+	}
+	c.stages = []func() (bool, error){
+		func() (bool, error) { return c.post(C.nasd_iallreduce_sum(buf, C.int(len(x)), t, c.req)) },
+	}
+	c.deliver = func() { copy(x, cx) }
+	return runColl(ctx, c)
+}
+
+// truncateError formats the error of MPI_ERR_TRUNCATE for o, which no call of
+// this package can provoke (receive buffers are sized from the probe); the
+// tests use it to check the formatting of library errors.
+func truncateError(o op) error { return mpiError(o, C.MPI_ERR_TRUNCATE) }

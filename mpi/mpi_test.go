@@ -1,0 +1,703 @@
+//go:build mpi
+
+package mpi
+
+// These tests run as a one-rank singleton (go test -tags mpi ./mpi) and under
+// a launcher, where every rank runs the same tests in the same order:
+//
+//	go test -c -tags mpi -o mpi.test ./mpi && mpirun -n 4 --bind-to none ./mpi.test -test.v
+//
+// scripts/mpi-test.sh does that for 2, 4 and 8 ranks. Each cross-rank test
+// ends by agreeing with the other ranks on failure, and TestMain combines the
+// ranks' exit codes, so one failing rank fails the whole run on every rank.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+func TestMain(m *testing.M) {
+	// Test functions run on their own goroutines, so the main thread cannot
+	// make every call: ask for SERIALIZED (the package mutex serializes).
+	provided, err := Init(ThreadSerialized)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if provided < ThreadSerialized {
+		fmt.Fprintf(os.Stderr, "mpi: asked for MPI_THREAD_SERIALIZED, got %v\n", provided)
+		_ = Abort(1)
+	}
+	if err := CheckLauncher(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		_ = Abort(1)
+	}
+	code := m.Run()
+	// One failing rank fails every rank, so mpirun's exit code and each
+	// rank's PASS/FAIL line agree.
+	failed := []float64{0}
+	if code != 0 {
+		failed[0] = 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := AllreduceFloat64(ctx, failed); err != nil {
+		fmt.Fprintf(os.Stderr, "rank %d: combining the ranks' results: %v\n", Rank(), err)
+		_ = Abort(1)
+	}
+	if failed[0] > 0 {
+		if Rank() == 0 {
+			fmt.Fprintf(os.Stderr, "mpi tests: %v of %d ranks failed\n", failed[0], Size())
+		}
+		code = 1
+	}
+	if err := Finalize(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// Tags: one per test, so that a stray message never lands in another test.
+const (
+	tagPingPong = iota + 1
+	tagAnySource
+	tagProbe
+	tagCancel
+	tagErrors
+	tagGoroutines
+	tagBench
+)
+
+// tctx bounds a test's waits, so a lost peer fails the test instead of hanging it.
+func tctx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// agree makes t fail on every rank when it fails on one (run it last, or defer it).
+func agree(t *testing.T) {
+	t.Helper()
+	f := []float64{0}
+	if t.Failed() {
+		f[0] = 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := AllreduceFloat64(ctx, f); err != nil {
+		t.Fatalf("rank %d: agreeing on the result: %v", Rank(), err)
+	}
+	if f[0] > 0 && !t.Failed() {
+		t.Errorf("rank %d: failed on %v other rank(s)", Rank(), f[0])
+	}
+}
+
+// pattern returns n bytes that depend on (seed, n), to check contents.
+func pattern(seed, n int) []byte {
+	b := make([]byte, n)
+	x := uint32(seed*2654435761 + n + 1)
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[i] = byte(x)
+	}
+	return b
+}
+
+func TestInitState(t *testing.T) {
+	defer agree(t)
+	if !Initialized() {
+		t.Fatal("Initialized() = false after Init")
+	}
+	r, n := Rank(), Size()
+	if n < 1 || r < 0 || r >= n {
+		t.Fatalf("rank %d of %d", r, n)
+	}
+	if k, _ := LauncherSize(); k > 0 && k != n {
+		t.Errorf("launcher says %d ranks, MPI %d", k, n)
+	}
+	if TagUB() < 32767 {
+		t.Errorf("TagUB() = %d, MPI guarantees at least 32767", TagUB())
+	}
+	if v := LibraryVersion(); v == "" {
+		t.Error("LibraryVersion() is empty")
+	} else if r == 0 {
+		first, _, _ := strings.Cut(v, "\n")
+		t.Logf("library: %s; %d ranks", first, n)
+	}
+	w0 := Wtime()
+	time.Sleep(2 * time.Millisecond)
+	if d := Wtime() - w0; d < 0.0015 || d > 1 {
+		t.Errorf("Wtime advanced %.6f s over a 2 ms sleep", d)
+	}
+	if _, err := Init(ThreadSerialized); err == nil || !strings.Contains(err.Error(), "already initialized") {
+		t.Errorf("second Init: %v", err)
+	}
+	if err := CheckLauncher(); err != nil {
+		t.Error(err)
+	}
+	if err := Barrier(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestSendSelf: messages to oneself of every small size, received by RecvAny
+// and by Improbe with the exact source; works in a singleton too.
+func TestSendSelf(t *testing.T) {
+	defer agree(t)
+	ctx := tctx(t)
+	me := Rank()
+	// A send to oneself above the eager limit (the self transport's is about
+	// 1 KiB) waits for the receive, as MPI_Send does: send those from
+	// another goroutine.
+	for _, n := range []int{0, 1, 7, 100, 1000, 1 << 20} {
+		want := pattern(me, n)
+		sent := make(chan error, 1)
+		go func() { sent <- Send(want, me, tagProbe) }()
+		if n <= 100 {
+			if err := <-sent; err != nil {
+				t.Fatal(err)
+			}
+		}
+		from, got, err := RecvAny(ctx, tagProbe)
+		if err != nil || from != me || !bytes.Equal(got, want) {
+			t.Fatalf("n=%d: RecvAny = %d, %d bytes, %v; want %d, %d bytes", n, from, len(got), err, me, n)
+		}
+		if got == nil {
+			t.Errorf("n=%d: received nil, want a non-nil slice", n)
+		}
+		if n > 100 {
+			if err := <-sent; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Improbe for a given source and tag, then Recv; a second Recv fails.
+	if err := Send([]byte("abc"), me, tagProbe); err != nil {
+		t.Fatal(err)
+	}
+	var m Message
+	var st Status
+	for ok := false; !ok; {
+		var err error
+		if m, st, ok, err = Improbe(me, tagProbe); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st != (Status{Source: me, Tag: tagProbe, Count: 3}) || m.Status() != st {
+		t.Errorf("status %+v (message %+v)", st, m.Status())
+	}
+	if b, err := m.Recv(); err != nil || string(b) != "abc" {
+		t.Errorf("Recv = %q, %v", b, err)
+	}
+	if _, err := m.Recv(); err == nil || !strings.Contains(err.Error(), "received already") {
+		t.Errorf("second Recv: %v", err)
+	}
+	if _, err := (Message{}).Recv(); err == nil {
+		t.Error("Recv of a zero Message: no error")
+	}
+	// Nothing waiting: not ok, no error.
+	if _, _, ok, err := Improbe(AnySource, tagProbe); ok || err != nil {
+		t.Errorf("Improbe with nothing sent: ok=%v err=%v", ok, err)
+	}
+	if _, _, _, err := Improbe(-7, tagProbe); err == nil {
+		t.Error("Improbe from rank -7: no error")
+	}
+}
+
+// TestPingPong: ranks 0 and 1 bounce messages of growing size, including
+// empty and 1 MiB (above every eager limit).
+func TestPingPong(t *testing.T) {
+	defer agree(t)
+	if Size() < 2 {
+		t.Skip("needs 2 ranks")
+	}
+	ctx := tctx(t)
+	sizes := []int{0, 1, 100, 4095, 4096, 4097, 65536, 1 << 20}
+	switch Rank() {
+	case 0:
+		for i, n := range sizes {
+			want := pattern(i, n)
+			if err := Send(want, 1, tagPingPong); err != nil {
+				t.Fatal(err)
+			}
+			from, got, err := RecvAny(ctx, tagPingPong)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if from != 1 || !bytes.Equal(got, want) {
+				t.Fatalf("size %d: echo from %d has %d bytes, equal=%v", n, from, len(got), bytes.Equal(got, want))
+			}
+		}
+	case 1:
+		for range sizes {
+			from, b, err := RecvAny(ctx, tagPingPong)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Send(b, from, tagPingPong); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestAnySource: every rank but 0 sends rank 0 messages of varied sizes;
+// rank 0 takes them as they come, from any source, alternately by RecvAny
+// and by Improbe+Recv, and checks per-sender order and contents.
+func TestAnySource(t *testing.T) {
+	defer agree(t)
+	if Size() < 2 {
+		t.Skip("needs 2 ranks")
+	}
+	ctx := tctx(t)
+	sizes := []int{0, 1, 7, 4097, 70000, 0, 1 << 20, 3}
+	if Rank() != 0 {
+		for i, n := range sizes {
+			if err := Send(pattern(Rank()*100+i, n), 0, tagAnySource); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return
+	}
+	next := make([]int, Size()) // next message index expected from each rank
+	for k := 0; k < (Size()-1)*len(sizes); k++ {
+		var from int
+		var b []byte
+		var err error
+		if k%2 == 0 {
+			from, b, err = RecvAny(ctx, tagAnySource)
+		} else {
+			var m Message
+			var st Status
+			for ok := false; !ok && err == nil; {
+				if m, st, ok, err = Improbe(AnySource, tagAnySource); !ok && err == nil {
+					time.Sleep(20 * time.Microsecond)
+				}
+			}
+			if err == nil {
+				from = st.Source
+				b, err = m.Recv()
+				if err == nil && len(b) != st.Count {
+					t.Errorf("Improbe said %d bytes, Recv gave %d", st.Count, len(b))
+				}
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if from < 1 || from >= Size() || next[from] >= len(sizes) {
+			t.Fatalf("message %d from rank %d, unexpected", k, from)
+		}
+		i := next[from]
+		next[from]++
+		if want := pattern(from*100+i, sizes[i]); !bytes.Equal(b, want) {
+			t.Fatalf("message %d from rank %d: %d bytes, want %d (order or contents wrong)", i, from, len(b), len(want))
+		}
+	}
+}
+
+func TestBcast(t *testing.T) {
+	defer agree(t)
+	ctx := tctx(t)
+	for i, n := range []int{0, 1, 1000, 4097, 1 << 20} {
+		root := i % Size()
+		want := pattern(i, n)
+		var in []byte
+		if Rank() == root {
+			in = want
+		}
+		got, err := Bcast(ctx, root, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("Bcast of %d bytes from root %d: got %d bytes", n, root, len(got))
+		}
+	}
+}
+
+func TestScatterv(t *testing.T) {
+	defer agree(t)
+	ctx := tctx(t)
+	p := Size()
+	root := p - 1
+	partLen := func(i int) int { return []int{3, 0, 70000, 1, 4096, 0, 1 << 20, 17}[i%8] }
+	var parts [][]byte
+	if Rank() == root {
+		for i := 0; i < p; i++ {
+			parts = append(parts, pattern(1000+i, partLen(i)))
+		}
+	}
+	got, err := Scatterv(ctx, root, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := pattern(1000+Rank(), partLen(Rank())); !bytes.Equal(got, want) || got == nil {
+		t.Errorf("rank %d: got %d bytes, want %d", Rank(), len(got), len(want))
+	}
+	// All parts empty.
+	if Rank() == root {
+		parts = make([][]byte, p)
+	}
+	if got, err := Scatterv(ctx, root, parts); err != nil || len(got) != 0 {
+		t.Errorf("empty parts: %d bytes, %v", len(got), err)
+	}
+	// A wrong number of parts fails on every rank, and the ranks stay in step.
+	if Rank() == root {
+		parts = make([][]byte, p+1)
+	}
+	_, err = Scatterv(ctx, root, parts)
+	switch {
+	case err == nil:
+		t.Error("Scatterv with Size()+1 parts: no error")
+	case Rank() == root && !strings.Contains(err.Error(), fmt.Sprintf("%d parts for %d ranks", p+1, p)):
+		t.Errorf("root: %v", err)
+	case Rank() != root && !strings.Contains(err.Error(), "root rejected"):
+		t.Errorf("rank %d: %v", Rank(), err)
+	}
+	if err := Barrier(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGatherv(t *testing.T) {
+	defer agree(t)
+	ctx := tctx(t)
+	p := Size()
+	partLen := func(i int) int { return []int{0, 1000, 5, 70000, 0, 1 << 20, 2, 4097}[i%8] }
+	for _, root := range []int{0, p - 1} {
+		got, err := Gatherv(ctx, root, pattern(2000+Rank(), partLen(Rank())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if Rank() != root {
+			if got != nil {
+				t.Errorf("rank %d (not root): got %d parts, want nil", Rank(), len(got))
+			}
+			continue
+		}
+		if len(got) != p {
+			t.Fatalf("root %d: %d parts, want %d", root, len(got), p)
+		}
+		for i, b := range got {
+			if want := pattern(2000+i, partLen(i)); !bytes.Equal(b, want) {
+				t.Errorf("root %d: part %d has %d bytes, want %d", root, i, len(b), len(want))
+			}
+		}
+	}
+	// Every part empty: no data phase, p empty parts on root.
+	got, err := Gatherv(ctx, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Rank() == 0 {
+		if len(got) != p {
+			t.Fatalf("empty gather: %d parts, want %d", len(got), p)
+		}
+		for i, b := range got {
+			if len(b) != 0 {
+				t.Errorf("empty gather: part %d has %d bytes", i, len(b))
+			}
+		}
+	}
+}
+
+func TestAllreduce(t *testing.T) {
+	defer agree(t)
+	ctx := tctx(t)
+	p, r := float64(Size()), float64(Rank())
+	x := []float64{r, 1, r * r, 0.5, -r}
+	if err := AllreduceFloat64(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	// Sums of small integers and halves are exact in float64.
+	want := []float64{p * (p - 1) / 2, p, (p - 1) * p * (2*p - 1) / 6, p / 2, -p * (p - 1) / 2}
+	for i := range want {
+		if x[i] != want[i] {
+			t.Errorf("float64 sum[%d] = %v, want %v", i, x[i], want[i])
+		}
+	}
+	y := make([]float32, 100003)
+	for i := range y {
+		y[i] = float32(Rank()+1) * float32(i%7)
+	}
+	if err := AllreduceFloat32(ctx, y); err != nil {
+		t.Fatal(err)
+	}
+	for i := range y {
+		if w := float32(p*(p+1)/2) * float32(i%7); y[i] != w {
+			t.Fatalf("float32 sum[%d] = %v, want %v", i, y[i], w)
+		}
+	}
+	if err := AllreduceFloat64(ctx, nil); err != nil {
+		t.Error(err)
+	}
+	if err := AllreduceFloat32(ctx, []float32{}); err != nil {
+		t.Error(err)
+	}
+}
+
+// cpuTime returns the process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestRecvAnyCancel: RecvAny honours its context, and waiting costs little CPU.
+func TestRecvAnyCancel(t *testing.T) {
+	defer agree(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := RecvAny(ctx, tagCancel); err != context.Canceled {
+		t.Errorf("canceled context: %v, want context.Canceled", err)
+	}
+	const wait = 300 * time.Millisecond
+	ctx, cancel = context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	t0, c0 := time.Now(), cpuTime()
+	_, _, err := RecvAny(ctx, tagCancel)
+	wall, cpu := time.Since(t0), cpuTime()-c0
+	if err != context.DeadlineExceeded {
+		t.Errorf("RecvAny: %v, want context.DeadlineExceeded itself", err)
+	}
+	if wall < wait || wall > wait+2*time.Second {
+		t.Errorf("RecvAny returned after %v, deadline %v", wall, wait)
+	}
+	t.Logf("rank %d: waited %v using %v CPU", Rank(), wall.Round(time.Millisecond), cpu.Round(time.Millisecond))
+	if cpu > wall/2 {
+		t.Errorf("waiting %v cost %v of CPU: the back-off does not work", wall, cpu)
+	}
+}
+
+// TestCollectiveCancel: the last rank comes late to a collective; the others'
+// calls end with their contexts, and the next collective still lines up.
+func TestCollectiveCancel(t *testing.T) {
+	defer agree(t)
+	if Size() < 2 {
+		t.Skip("needs 2 ranks")
+	}
+	ctx := tctx(t)
+	late := Rank() == Size()-1
+	const delay = 500 * time.Millisecond
+	short := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 50*time.Millisecond)
+	}
+
+	// Allreduce: nobody can finish before the late rank contributes.
+	x := []float64{1}
+	if late {
+		time.Sleep(delay)
+		if err := AllreduceFloat64(ctx, x); err != nil || x[0] != float64(Size()) {
+			t.Fatalf("late rank: %v, sum %v", err, x[0])
+		}
+	} else {
+		c, cancel := short()
+		err := AllreduceFloat64(c, x)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "mpi: AllreduceFloat64: ") {
+			t.Fatalf("early rank: %v, want a deadline error", err)
+		}
+		if x[0] != 1 {
+			t.Errorf("abandoned Allreduce changed x to %v", x[0])
+		}
+	}
+	// The next collective first completes the abandoned one, then runs.
+	y := []float64{float64(Rank())}
+	if err := AllreduceFloat64(ctx, y); err != nil {
+		t.Fatal(err)
+	}
+	if p := float64(Size()); y[0] != p*(p-1)/2 {
+		t.Errorf("allreduce after a canceled one: %v, want %v", y[0], p*(p-1)/2)
+	}
+
+	// Gatherv to rank 0, which gives up; the rest finish when the late rank comes.
+	if late {
+		time.Sleep(delay)
+	}
+	c, cancel := short()
+	_, err := Gatherv(c, 0, []byte{byte(Rank())})
+	cancel()
+	if Rank() == 0 && !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("root of a delayed Gatherv: %v, want a deadline error", err)
+	}
+	got, err := Gatherv(ctx, 0, []byte{byte(Rank() + 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Rank() == 0 {
+		for i, b := range got {
+			if len(b) != 1 || b[0] != byte(i+1) {
+				t.Errorf("Gatherv after a canceled one: part %d = %v", i, b)
+			}
+		}
+	}
+
+	// Finalize refuses while an abandoned collective is unfinished.
+	if Rank() == 0 {
+		c, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := BarrierContext(c); !errors.Is(err, context.Canceled) {
+			t.Errorf("Barrier with a canceled context: %v", err)
+		}
+		err := Finalize()
+		if err == nil || !strings.Contains(err.Error(), "abandoned") || !strings.Contains(err.Error(), "Barrier") {
+			t.Fatalf("Finalize with a Barrier pending: %v", err)
+		}
+		if !Initialized() {
+			t.Fatal("Finalize finalized with a Barrier pending")
+		}
+	} else {
+		time.Sleep(delay)
+		if err := Barrier(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Barrier(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestErrors: library errors come back as values naming the call and peer.
+func TestErrors(t *testing.T) {
+	defer agree(t)
+	ctx := tctx(t)
+	p := Size()
+	err := Send([]byte("x"), p, tagErrors)
+	var me *Error
+	if !errors.As(err, &me) || me.Class != "MPI_ERR_RANK" ||
+		!strings.HasPrefix(err.Error(), fmt.Sprintf("mpi: Send to rank %d: MPI_ERR_RANK", p)) {
+		t.Errorf("Send to rank %d: %v", p, err)
+	}
+	if err := Send(nil, 0, -5); !errors.As(err, &me) || me.Class != "MPI_ERR_TAG" {
+		t.Errorf("Send with tag -5: %v", err)
+	}
+	if _, err := Bcast(ctx, p, nil); !errors.As(err, &me) || me.Class != "MPI_ERR_ROOT" ||
+		!strings.HasPrefix(err.Error(), fmt.Sprintf("mpi: Bcast from root %d: MPI_ERR_ROOT", p)) {
+		t.Errorf("Bcast from root %d: %v", p, err)
+	}
+	err = truncateError(op{"Send", "to rank", 7})
+	if !strings.HasPrefix(err.Error(), "mpi: Send to rank 7: MPI_ERR_TRUNCATE: ") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("truncate error reads %q", err)
+	} else {
+		t.Logf("%v", err)
+	}
+	if err := Barrier(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCountTooLarge: slices longer than a C int are refused, and a refusal
+// by one rank fails a collective on every rank. The long slices only claim
+// their length: nothing reads past the first byte.
+func TestCountTooLarge(t *testing.T) {
+	defer agree(t)
+	ctx := tctx(t)
+	var small [8]float64
+	huge := unsafe.Slice((*byte)(unsafe.Pointer(&small[0])), MaxCount+1)
+	err := Send(huge, 0, tagErrors)
+	if !errors.Is(err, ErrCountTooLarge) || !strings.HasPrefix(err.Error(), "mpi: Send to rank 0: 2147483648 bytes") {
+		t.Errorf("Send: %v", err)
+	}
+	if err := AllreduceFloat64(ctx, unsafe.Slice(&small[0], MaxCount+1)); !errors.Is(err, ErrCountTooLarge) {
+		t.Errorf("AllreduceFloat64: %v", err)
+	}
+	var in []byte
+	if Rank() == 0 {
+		in = huge
+	}
+	if _, err := Bcast(ctx, 0, in); !errors.Is(err, ErrCountTooLarge) {
+		t.Errorf("Bcast: %v", err)
+	}
+	var parts [][]byte
+	if Rank() == 0 {
+		parts = make([][]byte, Size())
+		parts[Size()-1] = huge
+	}
+	if _, err := Scatterv(ctx, 0, parts); err == nil ||
+		(Rank() == 0 && !errors.Is(err, ErrCountTooLarge)) {
+		t.Errorf("Scatterv: %v", err)
+	}
+	in = nil
+	if Rank() == Size()-1 {
+		in = huge
+	}
+	if _, err := Gatherv(ctx, 0, in); !errors.Is(err, ErrCountTooLarge) {
+		t.Errorf("Gatherv: %v", err)
+	}
+	// Parts that fit alone but not together (root only decides).
+	if Size() >= 2 {
+		half := unsafe.Slice((*byte)(unsafe.Pointer(&small[0])), MaxCount/2+1)
+		if Rank() == 0 {
+			parts = make([][]byte, Size())
+			parts[0], parts[1] = half, half
+		}
+		if _, err := Scatterv(ctx, 0, parts); err == nil {
+			t.Error("Scatterv of parts over 2^31-1 bytes in all: no error")
+		}
+	}
+	// The ranks are still in step.
+	x := []float64{1}
+	if err := AllreduceFloat64(ctx, x); err != nil || x[0] != float64(Size()) {
+		t.Errorf("after refusals: %v, %v", x, err)
+	}
+}
+
+// TestGoroutines: with MPI_THREAD_SERIALIZED, goroutines share MPI safely;
+// one waits in RecvAny while others send to it.
+func TestGoroutines(t *testing.T) {
+	defer agree(t)
+	ctx := tctx(t)
+	const senders, each = 4, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := Send(pattern(g, i), Rank(), tagGoroutines); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	got := 0
+	for got < senders*each {
+		_, b, err := RecvAny(ctx, tagGoroutines)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) >= each {
+			t.Fatalf("message of %d bytes", len(b))
+		}
+		got++
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestInjectedFailure fails on the rank named by NASD_MPI_TEST_FAIL_RANK, so
+// that scripts/mpi-test.sh can check that one failing rank fails the run.
+func TestInjectedFailure(t *testing.T) {
+	defer agree(t)
+	if s := os.Getenv("NASD_MPI_TEST_FAIL_RANK"); s != "" && s == fmt.Sprint(Rank()) {
+		t.Errorf("rank %d: failure injected by NASD_MPI_TEST_FAIL_RANK", Rank())
+	}
+}

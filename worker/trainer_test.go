@@ -1,0 +1,66 @@
+package worker_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"nasd/arch"
+	"nasd/cluster"
+	"nasd/train"
+	"nasd/train/dataset"
+	"nasd/worker"
+)
+
+// toySet returns n 1×6×6 images of two classes: a bright left or right half.
+func toySet(n int, seed uint64) *dataset.Set {
+	r := rand.New(rand.NewPCG(seed, 0))
+	s := &dataset.Set{C: 1, H: 6, W: 6, Classes: 2, ClassNames: []string{"left", "right"},
+		Images: make([]float32, n*36), Labels: make([]int32, n)}
+	for i := range n {
+		k := r.IntN(2)
+		s.Labels[i] = int32(k)
+		for p := range 36 {
+			v := 0.3 * r.NormFloat64()
+			if (p%6 < 3) == (k == 0) {
+				v++
+			}
+			s.Images[i*36+p] = float32(v)
+		}
+	}
+	return s
+}
+
+func TestNewTrainer(t *testing.T) {
+	space, err := arch.New("nas", arch.Options{Layers: 1, Input: arch.Shape{C: 1, H: 6, W: 6}, Classes: 2,
+		FilterSizes: []int{3}, FilterCounts: []int{4}, Strides: []int{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := &dataset.Splits{Train: toySet(64, 1), Val: toySet(32, 2)}
+	cfg := train.DefaultConfig()
+	cfg.Epochs, cfg.BatchSize, cfg.LR = 1, 16, 0.05
+	tr := worker.NewTrainer(space, data, cfg)
+
+	a, _ := space.Arch([]int{0, 0, 0, 0})
+	res := tr.Train(context.Background(), cluster.Trial{ID: "t1", Arch: a, Seed: 3, Epochs: 2})
+	if res.Status != "ok" || res.TrialID != "t1" {
+		t.Fatalf("status %q (%s) for %q", res.Status, res.Reason, res.TrialID)
+	}
+	an, err := arch.Analyze(space, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.ValAcc) != 2 || res.Params != an.Params || res.FLOPs != an.FLOPs || res.ImgPerSec <= 0 {
+		t.Fatalf("result %+v: want 2 epochs (the trial's), %d params, %d FLOPs, img/s", res, an.Params, an.FLOPs)
+	}
+	if again := tr.Train(context.Background(), cluster.Trial{ID: "t1", Arch: a, Seed: 3, Epochs: 2}); again.Reward != res.Reward {
+		t.Errorf("same trial: reward %v then %v", res.Reward, again.Reward)
+	}
+
+	other, _ := arch.New("nas", arch.Options{Layers: 1, Input: arch.Shape{C: 1, H: 6, W: 6}, Classes: 2})
+	b, _ := other.Arch([]int{0, 0, 0, 0})
+	if res := tr.Train(context.Background(), cluster.Trial{ID: "t2", Arch: b}); res.Status != cluster.StatusFailed || res.Reason == "" {
+		t.Fatalf("arch with other options: status %q reason %q, want failed", res.Status, res.Reason)
+	}
+}
