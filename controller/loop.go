@@ -54,6 +54,7 @@ type loop struct {
 
 	workers  int       // Size()-1
 	start    time.Time // of this segment
+	before   time.Duration // search time of earlier segments, from the checkpoint
 	deadline time.Time // of the time budgets; zero if none
 	segDone  int       // trials finished in this segment, for the ETA
 
@@ -167,7 +168,7 @@ func runLoop(ctx context.Context, cfg Config, s Strategy, t cluster.Transport, r
 // setDeadline computes when the time budgets end.
 func (l *loop) setDeadline() {
 	if l.cfg.MaxTime > 0 {
-		l.deadline = l.start.Add(l.cfg.MaxTime - l.st.Elapsed)
+		l.deadline = l.start.Add(l.cfg.MaxTime - l.before)
 	}
 	if !l.cfg.StopAt.IsZero() && (l.deadline.IsZero() || l.cfg.StopAt.Before(l.deadline)) {
 		l.deadline = l.cfg.StopAt
@@ -196,7 +197,7 @@ func (l *loop) room(n int) int {
 	return max(n, 0)
 }
 
-func (l *loop) elapsed() time.Duration { return l.st.Elapsed + time.Since(l.start) }
+func (l *loop) elapsed() time.Duration { return l.before + time.Since(l.start) }
 
 // propose asks the strategy for up to n trials and checks them.
 func (l *loop) propose(n int) ([]Trial, error) {

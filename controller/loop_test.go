@@ -31,9 +31,14 @@ func TestRunCompletes(t *testing.T) {
 		for _, ranks := range []int{2, 5} {
 			t.Run(fmt.Sprintf("%s/ranks=%d", mode, ranks), func(t *testing.T) {
 				const n = 10
+				start := time.Now()
 				out := search{mode: mode, ranks: ranks, trials: n, delay: jitter}.run(t)
 				if out.err != nil {
 					t.Fatal(out.err)
+				}
+				// Every round checkpoints; elapsed time must not add up across checkpoints.
+				if wall := time.Since(start); out.last.Elapsed <= 0 || out.last.Elapsed > wall {
+					t.Errorf("reported elapsed %v, measured %v", out.last.Elapsed, wall)
 				}
 				s := out.sum
 				if s.Trials != n || s.OK != n || s.Failed != 0 || s.Interrupted || s.Best == nil {

@@ -136,5 +136,6 @@ func (l *loop) restore(c journal.Checkpoint, info *resumeInfo) error {
 	}
 	st.InFlight, st.Mode = nil, l.cfg.Mode
 	l.st = st
+	l.before = st.Elapsed
 	return nil
 }
