@@ -4,16 +4,19 @@ export PATH := $(PATH):/usr/local/go/bin
 
 GO       ?= go
 BIN      := bin/nasd
-# Build tags: openblas where its pkg-config file is there (checked when a recipe
-# runs, so after `deps` installed it); TAGS= builds pure Go.
-TAGS     ?= $(shell pkg-config --exists openblas 2>/dev/null && echo openblas)
-GOFLAGS_TAGS := $(if $(strip $(TAGS)),-tags '$(TAGS)')
+# Build tags: openblas and mpi where their pkg-config files are there (checked
+# when a recipe runs, so after `deps` installed them); TAGS= builds pure Go.
+TAGS     ?= $(strip $(shell pkg-config --exists openblas 2>/dev/null && echo openblas) \
+              $(shell pkg-config --exists ompi 2>/dev/null && echo mpi))
+comma    := ,
+GOFLAGS_TAGS = $(if $(strip $(TAGS)),-tags '$(subst $(space),$(comma),$(strip $(TAGS)))')
+space    := $(subst ,, )
 FASHION  := /usr/share/datasets/fashion-mnist
 # Debian packages the project uses: the data set, BLAS, MPI and pkg-config for cgo flags.
 DEB_PKGS := dataset-fashion-mnist libopenblas-dev openmpi-bin libopenmpi-dev pkgconf
 PYTHON   := /usr/bin/python3
 
-.PHONY: all build deps test test-long run bench lint clean help
+.PHONY: all build build-mpi deps test test-mpi test-long run bench bench-scale lint clean help
 
 all: build
 
@@ -22,6 +25,8 @@ help:
 	@echo "make test       install what is missing, lint, run every test"
 	@echo "make build      build $(BIN) (with OpenBLAS when installed; TAGS= for pure Go)"
 	@echo "make bench      training throughput of the reference CNN, side by side with PyTorch"
+	@echo "make bench-scale  rank-0 cost per trial under mpirun -n 4/16/64 (surrogate trials)"
+	@echo "make test-mpi   the MPI binding and nasd search under mpirun (part of make test when MPI is there)"
 	@echo "make deps       install the Debian packages nasd uses (apt-get when root)"
 	@echo "make lint       gofmt and go vet"
 
@@ -50,21 +55,35 @@ lint:
 test: deps lint
 	$(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 20m ./...
 	@# The pure-Go fallback must stay correct too.
-	$(if $(strip $(TAGS)),$(GO) test -count=1 -timeout 20m ./train/...)
+	$(if $(strip $(TAGS)),$(GO) test -count=1 -timeout 20m ./train/... ./mpi/... ./cluster/...)
+	@if command -v mpirun >/dev/null; then $(MAKE) --no-print-directory test-mpi; \
+	 else echo "test: mpirun not found: MPI tests skipped (make deps installs openmpi-bin)"; fi
+
+# The binding under mpirun -n 2/4/8, then nasd search under mpirun -n 4.
+build-mpi:
+	$(GO) build -tags '$(subst $(space),$(comma),$(strip mpi $(filter-out mpi,$(TAGS))))' -o $(BIN) ./cmd/nasd
+
+test-mpi: build-mpi
+	bash scripts/mpi-test.sh
+	NASD_MPI_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m -run 'MPI' ./cmd/nasd
 
 # Slow checks that do not belong in CI's budget.
 test-long: deps
 	NASD_LONG=1 $(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 60m ./...
 
+# A small real search: 8 random enas-macro networks, 2 in-process workers.
+RUN_DIR ?= runs/quick-$(shell date +%Y%m%d-%H%M%S)
 run: deps build
-	./$(BIN) train -space enas-macro -sample -seed 1 -layers 6 -channels 16 \
-	  -subset 5000 -val-subset 1000 -epochs 2 -test -test-subset 2000
+	./$(BIN) search -config examples/quick.toml -run-dir $(RUN_DIR)
 
 bench: deps
 	@$(PYTHON) -c 'import torch' 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null; \
 	  else echo "bench: PyTorch peer missing: sudo apt-get install python3-torch"; exit 1; fi; }
 	GO="$(GO)" TAGS="$(TAGS)" PYTHON=$(PYTHON) bash bench/run.sh
+
+bench-scale: build
+	GO="$(GO)" BIN=$(CURDIR)/$(BIN) bash bench/scale.sh
 
 clean:
 	rm -rf bin

@@ -3,6 +3,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -28,7 +29,9 @@ const tagMessage = 1
 // place in this rank's sequence and completes during the next collective, so
 // ranks stay aligned when the late peer arrives; Close refuses to finalize
 // while one is unfinished, and Abort is the way out. On root, Bcast returns b
-// and Scatter parts[root], as the in-process transport does.
+// and Scatter parts[root], as the in-process transport does. A message to
+// oneself is queued in this process (MPI may make a send to oneself wait for
+// its receive, which the one goroutine using the transport cannot post).
 func NewMPI() (Transport, error) {
 	if !mpi.Initialized() {
 		if _, err := mpi.Init(mpi.ThreadSerialized); err != nil {
@@ -46,6 +49,7 @@ type mpiTransport struct {
 	rank, size int
 	mu         sync.Mutex
 	closed     bool
+	self       [][]byte // messages to this rank from itself, in order
 }
 
 func (t *mpiTransport) Rank() int { return t.rank }
@@ -65,6 +69,12 @@ func (t *mpiTransport) Send(to int, b []byte) error {
 	if err := t.check("Send"); err != nil {
 		return err
 	}
+	if to == t.rank {
+		t.mu.Lock()
+		t.self = append(t.self, bytes.Clone(b))
+		t.mu.Unlock()
+		return nil
+	}
 	return mpi.Send(b, to, tagMessage)
 }
 
@@ -72,6 +82,18 @@ func (t *mpiTransport) Recv(ctx context.Context) (from int, b []byte, err error)
 	if err := t.check("Recv"); err != nil {
 		return -1, nil, err
 	}
+	t.mu.Lock()
+	if len(t.self) > 0 {
+		b = t.self[0]
+		t.self[0] = nil
+		t.self = t.self[1:]
+		t.mu.Unlock()
+		if b == nil {
+			b = []byte{}
+		}
+		return t.rank, b, nil
+	}
+	t.mu.Unlock()
 	return mpi.RecvAny(ctx, tagMessage)
 }
 

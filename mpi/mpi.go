@@ -200,7 +200,17 @@ func LibraryVersion() string {
 // whatever the thread level.
 func Abort(code int) error {
 	o := op{name: "Abort"}
-	mu.Lock()
+	// Wait a little for a call in progress on another goroutine, but not
+	// forever: a job that must end should end.
+	for i := 0; !mu.TryLock(); i++ {
+		if i == 1000 {
+			if state.Load() != stateUp {
+				return fmt.Errorf("mpi: %s: %w", o, ErrNotInitialized)
+			}
+			return mpiError(o, C.nasd_abort(C.int(code)))
+		}
+		time.Sleep(time.Millisecond)
+	}
 	defer mu.Unlock()
 	if state.Load() != stateUp {
 		return fmt.Errorf("mpi: %s: %w", o, ErrNotInitialized)
@@ -224,6 +234,7 @@ func CheckLauncher() error {
 		return nil
 	}
 	lib, _, _ := strings.Cut(LibraryVersion(), "\n")
+	lib = strings.Join(strings.Fields(lib), " ")
 	return fmt.Errorf("mpi: the launcher started %d ranks (%s=%d) but MPI_COMM_WORLD here has %d: "+
 		"this binary is linked against %q, not the launcher's MPI, so every process runs alone; "+
 		"rebuild for the launcher's library (`go build -tags mpi` for Open MPI, `-tags mpi,mpich` for MPICH) "+
@@ -560,6 +571,9 @@ func BarrierContext(ctx context.Context) error {
 	return runColl(ctx, c)
 }
 
+// intSize is the size of a C int, the type of MPI's counts and displacements.
+const intSize = int(unsafe.Sizeof(C.int(0)))
+
 // cbytes views n bytes of C memory as a slice.
 func cbytes(p unsafe.Pointer, n int) []byte {
 	if n == 0 {
@@ -653,7 +667,7 @@ func Scatterv(ctx context.Context, root int, parts [][]byte) ([]byte, error) {
 			}
 		} else {
 			send = c.alloc(total)
-			counts, displs = c.alloc(4*p), c.alloc(4*p)
+			counts, displs = c.alloc(intSize*p), c.alloc(intSize*p)
 			cs, ds := unsafe.Slice((*C.int)(counts), p), unsafe.Slice((*C.int)(displs), p)
 			buf := cbytes(send, total)
 			off := 0
@@ -738,7 +752,7 @@ func Gatherv(ctx context.Context, root int, b []byte) ([][]byte, error) {
 			var counts, displs unsafe.Pointer
 			if isRoot {
 				recv = c.alloc(total)
-				counts, displs = c.alloc(4*p), c.alloc(4*p)
+				counts, displs = c.alloc(intSize*p), c.alloc(intSize*p)
 				cs, ds := unsafe.Slice((*C.int)(counts), p), unsafe.Slice((*C.int)(displs), p)
 				off := 0
 				for i, n := range s {

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +27,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv("NASD_MPI_TEST_FUNNELED") == "1" {
+		os.Exit(funneledChild())
+	}
+	if os.Getenv("NASD_MPI_TEST_ABORT") == "1" {
+		abortChild()
+	}
 	// Test functions run on their own goroutines, so the main thread cannot
 	// make every call: ask for SERIALIZED (the package mutex serializes).
 	provided, err := Init(ThreadSerialized)
@@ -158,18 +165,13 @@ func TestSendSelf(t *testing.T) {
 	defer agree(t)
 	ctx := tctx(t)
 	me := Rank()
-	// A send to oneself above the eager limit (the self transport's is about
-	// 1 KiB) waits for the receive, as MPI_Send does: send those from
-	// another goroutine.
+	// A send to oneself may wait for the receive, as MPI_Send may (Open MPI
+	// above its self transport's eager limit of about 1 KiB, MPICH's
+	// singleton always): send from another goroutine.
 	for _, n := range []int{0, 1, 7, 100, 1000, 1 << 20} {
 		want := pattern(me, n)
 		sent := make(chan error, 1)
 		go func() { sent <- Send(want, me, tagProbe) }()
-		if n <= 100 {
-			if err := <-sent; err != nil {
-				t.Fatal(err)
-			}
-		}
 		from, got, err := RecvAny(ctx, tagProbe)
 		if err != nil || from != me || !bytes.Equal(got, want) {
 			t.Fatalf("n=%d: RecvAny = %d, %d bytes, %v; want %d, %d bytes", n, from, len(got), err, me, n)
@@ -177,16 +179,18 @@ func TestSendSelf(t *testing.T) {
 		if got == nil {
 			t.Errorf("n=%d: received nil, want a non-nil slice", n)
 		}
-		if n > 100 {
-			if err := <-sent; err != nil {
-				t.Fatal(err)
-			}
+		if err := <-sent; err != nil {
+			t.Fatal(err)
 		}
 	}
 	// Improbe for a given source and tag, then Recv; a second Recv fails.
-	if err := Send([]byte("abc"), me, tagProbe); err != nil {
-		t.Fatal(err)
-	}
+	sent := make(chan error, 1)
+	go func() { sent <- Send([]byte("abc"), me, tagProbe) }()
+	defer func() {
+		if err := <-sent; err != nil {
+			t.Error(err)
+		}
+	}()
 	var m Message
 	var st Status
 	for ok := false; !ok; {
@@ -600,18 +604,23 @@ func TestErrors(t *testing.T) {
 }
 
 // TestCountTooLarge: slices longer than a C int are refused, and a refusal
-// by one rank fails a collective on every rank. The long slices only claim
-// their length: nothing reads past the first byte.
+// by one rank fails a collective on every rank. The long slices lie on an
+// address range reserved with no access: nothing may read them.
 func TestCountTooLarge(t *testing.T) {
 	defer agree(t)
 	ctx := tctx(t)
-	var small [8]float64
-	huge := unsafe.Slice((*byte)(unsafe.Pointer(&small[0])), MaxCount+1)
-	err := Send(huge, 0, tagErrors)
+	const n = MaxCount + 1
+	mem, err := syscall.Mmap(-1, 0, 8*n, syscall.PROT_NONE, syscall.MAP_PRIVATE|syscall.MAP_ANON|syscall.MAP_NORESERVE)
+	if err != nil {
+		t.Skipf("cannot reserve %d bytes of address space: %v", 8*n, err)
+	}
+	t.Cleanup(func() { _ = syscall.Munmap(mem) })
+	huge := mem[:n]
+	err = Send(huge, 0, tagErrors)
 	if !errors.Is(err, ErrCountTooLarge) || !strings.HasPrefix(err.Error(), "mpi: Send to rank 0: 2147483648 bytes") {
 		t.Errorf("Send: %v", err)
 	}
-	if err := AllreduceFloat64(ctx, unsafe.Slice(&small[0], MaxCount+1)); !errors.Is(err, ErrCountTooLarge) {
+	if err := AllreduceFloat64(ctx, unsafe.Slice((*float64)(unsafe.Pointer(&mem[0])), n)); !errors.Is(err, ErrCountTooLarge) {
 		t.Errorf("AllreduceFloat64: %v", err)
 	}
 	var in []byte
@@ -639,7 +648,7 @@ func TestCountTooLarge(t *testing.T) {
 	}
 	// Parts that fit alone but not together (root only decides).
 	if Size() >= 2 {
-		half := unsafe.Slice((*byte)(unsafe.Pointer(&small[0])), MaxCount/2+1)
+		half := mem[:MaxCount/2+1]
 		if Rank() == 0 {
 			parts = make([][]byte, Size())
 			parts[0], parts[1] = half, half
@@ -700,4 +709,100 @@ func TestInjectedFailure(t *testing.T) {
 	if s := os.Getenv("NASD_MPI_TEST_FAIL_RANK"); s != "" && s == fmt.Sprint(Rank()) {
 		t.Errorf("rank %d: failure injected by NASD_MPI_TEST_FAIL_RANK", Rank())
 	}
+}
+
+// funneledChild runs in a child process started by TestFunneled, on the main
+// goroutine (TestMain's), which the package's init locked to the main thread.
+func funneledChild() int {
+	p, err := Init(ThreadFunneled)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	if p >= ThreadSerialized {
+		fmt.Printf("funneled: MPI provided %v; nothing to check\n", p)
+		return boolCode(Finalize() != nil)
+	}
+	code := 0
+	if err := Barrier(); err != nil {
+		fmt.Println("main goroutine:", err)
+		code = 1
+	}
+	errc := make(chan error)
+	go func() { errc <- Barrier() }()
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "mpi: Barrier: called from a thread other than the one that called Init") {
+		fmt.Println("other goroutine:", err)
+		code = 1
+	}
+	if err := Finalize(); err != nil {
+		fmt.Println(err)
+		code = 1
+	}
+	if code == 0 {
+		fmt.Println("funneled: ok")
+	}
+	return code
+}
+
+func boolCode(failed bool) int {
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// abortChild runs in a child process started by TestAbort: Abort from a
+// goroutine other than main's must end the process with the code.
+func abortChild() {
+	if _, err := Init(ThreadFunneled); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	done := make(chan error)
+	go func() { done <- Abort(3) }()
+	fmt.Println("Abort returned:", <-done)
+	os.Exit(1)
+}
+
+// TestAbort: Abort ends the process with its code, even when called off the
+// Init goroutine under MPI_THREAD_FUNNELED.
+func TestAbort(t *testing.T) {
+	defer agree(t)
+	out, err := runChild(t, "NASD_MPI_TEST_ABORT=1")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("child: %v, want exit status 3\n%s", err, out)
+	}
+}
+
+// runChild runs this test binary again as a one-rank singleton, without the
+// launcher's environment, with env added; TestMain acts on env.
+func runChild(t *testing.T, env string) ([]byte, error) {
+	t.Helper()
+	if n, _ := LauncherSize(); n > 0 {
+		t.Skip("runs in the singleton pass (a child of an MPI rank would join its job)")
+	}
+	var clean []string
+	for _, e := range os.Environ() {
+		if strings.HasPrefix(e, "OMPI_") && !strings.HasPrefix(e, "OMPI_ALLOW_RUN_AS_ROOT") ||
+			strings.HasPrefix(e, "PMI") || strings.HasPrefix(e, "HYDRA") {
+			continue
+		}
+		clean = append(clean, e)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^$")
+	cmd.Env = append(clean, env)
+	return cmd.CombinedOutput()
+}
+
+// TestFunneled: with MPI_THREAD_FUNNELED, calls from the goroutine that
+// called Init work and calls from others are refused. MPI cannot be
+// initialized twice, so a child process (a singleton) checks it.
+func TestFunneled(t *testing.T) {
+	defer agree(t)
+	out, err := runChild(t, "NASD_MPI_TEST_FUNNELED=1")
+	if err != nil || !strings.Contains(string(out), "funneled: ") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	t.Logf("%s", bytes.TrimSpace(out))
 }

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// mpiEnv lets OpenMPI run as root on an oversubscribed 2-core machine and
+// end a job quickly when a rank dies (../shared/reference/mpi/NOTES.md).
+var mpiEnv = []string{
+	"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", "OMPI_MCA_rmaps_base_oversubscribe=1",
+	"OMPI_MCA_plm_rsh_agent=", "OMPI_MCA_btl_vader_single_copy_mechanism=none", "OMPI_MCA_odls_base_sigkill_timeout=0",
+	"MPIEXEC_TIMEOUT=300",
+}
+
+// mpiBinary is the MPI-enabled nasd that `make test-mpi` builds; the tests
+// skip without it.
+func mpiBinary(t *testing.T) string {
+	bin := os.Getenv("NASD_MPI_BIN")
+	if bin == "" {
+		t.Skip("NASD_MPI_BIN is not set: run through `make test-mpi` (needs openmpi-bin and libopenmpi-dev)")
+	}
+	if _, err := exec.LookPath("mpirun"); err != nil {
+		t.Skip("mpirun not found")
+	}
+	return bin
+}
+
+// mpirun starts `mpirun -n ranks nasd args...` with a hard timeout.
+func mpirun(t *testing.T, ctx context.Context, ranks int, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	full := append([]string{"-n", fmt.Sprint(ranks), "--bind-to", "none", mpiBinary(t)}, args...)
+	cmd := exec.CommandContext(ctx, "mpirun", full...)
+	cmd.Env = append(os.Environ(), mpiEnv...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	return cmd, &stdout, &stderr
+}
+
+func mpirunWait(t *testing.T, ranks int, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd, stdout, stderr := mpirun(t, ctx, ranks, args...)
+	err := cmd.Run()
+	return exitCode(err), stdout.String(), stderr.String()
+}
+
+// TestMPISearchMatchesInProcess: a sync search under mpirun -n 4 gives
+// exactly the trials and rewards of the same search with 3 in-process workers.
+func TestMPISearchMatchesInProcess(t *testing.T) {
+	mpiBinary(t)
+	cfg := writeConfig(t, fmt.Sprintf(surrogateTOML, "sync", 24, "5ms"))
+	base := t.TempDir()
+	local := filepath.Join(base, "local")
+	if code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", local, "-workers", "3"); code != exitOK {
+		t.Fatalf("in-process: %d\n%s\n%s", code, out, errOut)
+	}
+	dir := filepath.Join(base, "mpi")
+	code, out, errOut := mpirunWait(t, 4, "search", "-config", cfg, "-run-dir", dir)
+	if code != exitOK {
+		t.Fatalf("mpirun: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "3 workers") {
+		t.Errorf("output:\n%s", out)
+	}
+	if got, want := trialResults(t, dir), trialResults(t, local); !reflect.DeepEqual(got, want) || len(got) != 24 {
+		t.Errorf("MPI run differs from the in-process run:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestMPISearchAsyncAndRealTraining(t *testing.T) {
+	mpiBinary(t)
+	dir := filepath.Join(t.TempDir(), "async")
+	cfg := writeConfig(t, fmt.Sprintf(surrogateTOML, "async", 40, "2ms"))
+	if code, out, errOut := mpirunWait(t, 5, "search", "-config", cfg, "-run-dir", dir); code != exitOK {
+		t.Fatalf("async: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := len(trialResults(t, dir)); n != 40 {
+		t.Errorf("async: %d results, want 40", n)
+	}
+	if _, err := os.Stat("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); err != nil {
+		t.Skip("Fashion-MNIST is not installed")
+	}
+	cfg = writeConfig(t, `
+mode = "sync"
+[budget]
+trials = 2
+[data]
+train_subset = 300
+val_subset = 100
+[space]
+name = "enas-macro"
+layers = 2
+channels = 8
+[trainer]
+epochs = 1
+`)
+	dir = filepath.Join(t.TempDir(), "real")
+	if code, out, errOut := mpirunWait(t, 3, "search", "-config", cfg, "-run-dir", dir); code != exitOK {
+		t.Fatalf("real: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for id, r := range trialResults(t, dir) {
+		if r <= 0 || r > 1 {
+			t.Errorf("real trial %s: reward %v", id, r)
+		}
+	}
+}
+
+func TestMPIBadConfigEndsEveryRank(t *testing.T) {
+	mpiBinary(t)
+	cfg := writeConfig(t, "mode = \"sideways\"\n")
+	start := time.Now()
+	code, _, errOut := mpirunWait(t, 4, "search", "-config", cfg)
+	if code == exitOK || !strings.Contains(errOut, cfg+":1") {
+		t.Errorf("exit %d, stderr:\n%s", code, errOut)
+	}
+	if d := time.Since(start); d > time.Minute {
+		t.Errorf("a bad config took %v to end the job", d)
+	}
+}
+
+// TestMPISignalsCheckpointAndResume: SIGUSR1 to mpirun (forwarded to every
+// rank, as Slurm's --signal=USR1@N does before the wall-time limit) makes rank
+// 0 checkpoint and end the job with exit 3; SIGTERM to mpirun kills the job at
+// once (OpenMPI does not forward it), which is a crash the journal survives.
+// Either way -resume under mpirun ends with the same trials and rewards as an
+// uninterrupted run.
+func TestMPISignalsCheckpointAndResume(t *testing.T) {
+	mpiBinary(t)
+	const trials = 30
+	cfg := writeConfig(t, fmt.Sprintf(surrogateTOML, "sync", trials, "40ms"))
+	base := t.TempDir()
+	ref := filepath.Join(base, "ref")
+	if code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", ref, "-workers", "3"); code != exitOK {
+		t.Fatalf("reference: %d\n%s\n%s", code, out, errOut)
+	}
+	want := trialResults(t, ref)
+	for _, sig := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := filepath.Join(base, strings.ReplaceAll(sig.String(), " ", "-"))
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cmd, stdout, stderr := mpirun(t, ctx, 4, "search", "-config", cfg, "-run-dir", dir)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// Signal once a few rounds are checkpointed.
+			deadline := time.Now().Add(time.Minute)
+			for time.Now().Before(deadline) {
+				if _, err := os.Stat(filepath.Join(dir, "checkpoint.prev.zst")); err == nil {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			cmd.Process.Signal(sig)
+			code := exitCode(cmd.Wait())
+			if sig == syscall.SIGUSR1 && code != exitCheckpointed || code == exitOK {
+				t.Fatalf("%v: exit %d\n%s\n%s", sig, code, stdout, stderr)
+			}
+			before := len(trialResults(t, dir))
+			if before == 0 || before >= trials {
+				t.Fatalf("%d results before the signal: the test needs a run cut in the middle", before)
+			}
+			if code, out, errOut := mpirunWait(t, 4, "search", "-resume", dir); code != exitOK {
+				t.Fatalf("resume: exit %d\n%s\n%s", code, out, errOut)
+			}
+			if got := trialResults(t, dir); !reflect.DeepEqual(got, want) {
+				t.Errorf("resumed after %d results; differs from the uninterrupted run:\n got %v\nwant %v", before, got, want)
+			}
+		})
+	}
+}
