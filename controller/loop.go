@@ -52,11 +52,11 @@ type loop struct {
 	progress func(Progress)
 	hooks    hooks
 
-	workers  int       // Size()-1
-	start    time.Time // of this segment
+	workers  int           // Size()-1
+	start    time.Time     // of this segment
 	before   time.Duration // search time of earlier segments, from the checkpoint
-	deadline time.Time // of the time budgets; zero if none
-	segDone  int       // trials finished in this segment, for the ETA
+	deadline time.Time     // of the time budgets; zero if none
+	segDone  int           // trials finished in this segment, for the ETA
 
 	st       loopState          // what a checkpoint keeps
 	inflight map[string]*flight // by trial ID
