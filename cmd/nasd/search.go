@@ -165,7 +165,7 @@ func searchInProcess(sf *searchFlags, stdout, stderr io.Writer) int {
 			errs[r] = serveTrials(ctx, ends[r], stderr)
 		}(r)
 	}
-	code := lead(ends[0], cfg, sf, stdout, stderr)
+	code := lead(ends[0], cfg, sf, true, stdout, stderr)
 	if code != exitOK {
 		cancel()
 	}
@@ -192,19 +192,19 @@ func controllerMain(tr cluster.Transport, sf *searchFlags, stdout, stderr io.Wri
 		tr.Close()
 		return exitError
 	}
-	return lead(tr, cfg, sf, stdout, stderr)
+	return lead(tr, cfg, sf, false, stdout, stderr)
 }
 
 // lead sends the config to the workers, runs the search and ends the job:
 // cleanly when done, by abort when workers may still be busy.
-func lead(tr cluster.Transport, cfg searchConfig, sf *searchFlags, stdout, stderr io.Writer) int {
+func lead(tr cluster.Transport, cfg searchConfig, sf *searchFlags, inProcess bool, stdout, stderr io.Writer) int {
 	setup, err := cfg.marshal()
 	if err == nil {
 		_, err = tr.Bcast(context.Background(), 0, setup)
 	}
 	code := exitError
 	if err == nil {
-		code = runController(tr, cfg, sf, stdout, stderr)
+		code = runController(tr, cfg, sf, inProcess, stdout, stderr)
 	} else {
 		fail(stderr, err)
 	}
@@ -268,7 +268,7 @@ func workerLoop(ctx context.Context, tr cluster.Transport, cfg searchConfig, std
 }
 
 // runController is rank 0's search: journal, strategy, loop, exit code.
-func runController(tr cluster.Transport, cfg searchConfig, sf *searchFlags, stdout, stderr io.Writer) int {
+func runController(tr cluster.Transport, cfg searchConfig, sf *searchFlags, inProcess bool, stdout, stderr io.Writer) int {
 	resume := sf.resume != ""
 	if tr.Size() < 2 {
 		return fail(stderr, errors.New("search: no workers: launch with mpirun -n ≥ 2, or set workers ≥ 1"))
@@ -321,12 +321,15 @@ func runController(tr cluster.Transport, cfg searchConfig, sf *searchFlags, stdo
 	fmt.Fprintf(stdout, "Search %s: strategy %s, space %s, %d workers, mode %s, trainer %s; run directory %s\n",
 		runID, cfg.Strategy.Name, cfg.Space.Name, tr.Size()-1, cfg.Mode, cfg.Trainer.Kind, cfg.RunDir)
 	bar := newSearchProgress(stdout, stderr)
+	stats := startSegmentStats()
 	sum, err := controller.Run(ctx, ccfg, strategy, tr, run, log, resume, bar.update)
 	bar.finish()
 	if err != nil {
 		return fail(stderr, err)
 	}
 	printSummary(stdout, cfg, sum)
+	stats.finish(cfg.RunDir)
+	stats.print(stdout, tr.Size()-1, inProcess)
 	if sum.Interrupted {
 		fmt.Fprintf(stdout, "Checkpointed; continue with: nasd search -resume %s\n", cfg.RunDir)
 		return exitCheckpointed

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"syscall"
+	"time"
+
+	"nasd/journal"
+)
+
+// segmentStats measures one job segment of a search: what rank 0 cost and how
+// busy the workers were. It is what `make bench-scale` reads.
+type segmentStats struct {
+	start   time.Time
+	cpu0    time.Duration // this process's CPU time at the start
+	trials  int
+	busy    time.Duration // Σ (end − start) of the trials finished in this segment
+	elapsed time.Duration
+	cpu     time.Duration
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startSegmentStats() *segmentStats {
+	return &segmentStats{start: time.Now(), cpu0: processCPU()}
+}
+
+// finish reads the trial results this segment logged.
+func (s *segmentStats) finish(dir string) {
+	s.elapsed, s.cpu = time.Since(s.start), processCPU()-s.cpu0
+	journal.ReadEvents(dir, func(e journal.Event) error {
+		if e.Kind != "trial_result" || e.Time.Before(s.start) {
+			return nil
+		}
+		var f struct {
+			Start, End time.Time
+		}
+		if json.Unmarshal(e.Raw, &f) == nil && !f.Start.IsZero() && f.End.After(f.Start) {
+			s.trials++
+			s.busy += f.End.Sub(f.Start)
+		}
+		return nil
+	})
+}
+
+// print reports the segment; with in-process workers the process CPU time
+// includes their training, so it is not called rank 0's.
+func (s *segmentStats) print(w io.Writer, workers int, inProcess bool) {
+	if s.trials == 0 || s.elapsed <= 0 {
+		return
+	}
+	who := "rank 0"
+	if inProcess {
+		who = "process (rank 0 and workers)"
+	}
+	fmt.Fprintf(w, "Throughput: %.1f trials/s; workers busy %.0f%% of %d×%.1fs; %s CPU %.0f µs per trial\n",
+		float64(s.trials)/s.elapsed.Seconds(), 100*s.busy.Seconds()/(float64(workers)*s.elapsed.Seconds()),
+		workers, s.elapsed.Seconds(), who, float64(s.cpu.Microseconds())/float64(s.trials))
+}
