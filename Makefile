@@ -12,8 +12,9 @@ comma    := ,
 GOFLAGS_TAGS = $(if $(strip $(TAGS)),-tags '$(subst $(space),$(comma),$(strip $(TAGS)))')
 space    := $(subst ,, )
 FASHION  := /usr/share/datasets/fashion-mnist
-# Debian packages the project uses: the data set, BLAS, MPI and pkg-config for cgo flags.
-DEB_PKGS := dataset-fashion-mnist libopenblas-dev openmpi-bin libopenmpi-dev pkgconf
+# Debian packages the project uses: the data set, BLAS, OpenMPI (the default MPI) and MPICH
+# (built and tested too, so both keep working), and pkg-config for cgo flags.
+DEB_PKGS := dataset-fashion-mnist libopenblas-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf
 PYTHON   := /usr/bin/python3
 
 .PHONY: all build build-mpi deps test test-mpi test-long run bench bench-scale lint clean help
