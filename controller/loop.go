@@ -515,6 +515,7 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 		defer cancel()
 	}
 	firstResult := l.st.Trials == 0
+	reportDue := false
 	for {
 		if ctx.Err() != nil {
 			return "", errInterrupted
@@ -559,6 +560,10 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 			if stopping = l.budgetReached(); stopping != "" {
 				break
 			}
+		}
+		if reportDue {
+			l.report()
+			reportDue = false
 		}
 		if running() == 0 {
 			switch {
@@ -627,7 +632,9 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 				return "", err
 			}
 		}
-		l.report()
+		// Reported once the freed worker has its next trial, so "running"
+		// counts it.
+		reportDue = true
 	}
 }
 

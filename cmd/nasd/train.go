@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"nasd/arch"
+	"nasd/journal"
 	"nasd/train"
 	"nasd/train/dataset"
 )
@@ -149,7 +150,7 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, err)
 		}
-		if err := writeFileAtomic(*out, append(b, '\n')); err != nil {
+		if err := journal.WriteFileAtomic(*out, append(b, '\n'), 0o644); err != nil {
 			return fail(stderr, err)
 		}
 		fmt.Fprintf(stdout, "Result written to %s\n", *out)
@@ -171,38 +172,4 @@ func printResult(w io.Writer, r train.Result) {
 	}
 	fmt.Fprintf(w, "Parameters:           %d\nSteps:                %d\nWall time:            %.1fs (%.0f img/s)\n",
 		r.Params, r.Steps, r.WallSeconds, r.ExamplesPerSec)
-}
-
-// writeFileAtomic writes via a temporary file, fsync and rename, so a crash
-// leaves either the old file or the new one, never a torn one.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(dirOf(path), ".nasd-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func dirOf(path string) string {
-	for i := len(path) - 1; i >= 0; i-- {
-		if os.IsPathSeparator(path[i]) {
-			return path[:i+1]
-		}
-	}
-	return "."
 }
