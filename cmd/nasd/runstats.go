@@ -61,7 +61,12 @@ func (s *segmentStats) print(w io.Writer, workers int, inProcess bool) {
 	if inProcess {
 		who = "process (rank 0 and workers)"
 	}
-	fmt.Fprintf(w, "Throughput: %.1f trials/s; workers busy %.0f%% of %d×%.1fs; %s CPU %.0f µs per trial\n",
+	perTrial := s.cpu / time.Duration(s.trials)
+	cpu := fmt.Sprintf("%d µs", perTrial.Microseconds())
+	if perTrial >= 10*time.Millisecond {
+		cpu = perTrial.Round(time.Millisecond).String()
+	}
+	fmt.Fprintf(w, "Throughput: %.3g trials/s; workers busy %.0f%% of %d×%.1fs; %s CPU %s per trial\n",
 		float64(s.trials)/s.elapsed.Seconds(), 100*s.busy.Seconds()/(float64(workers)*s.elapsed.Seconds()),
-		workers, s.elapsed.Seconds(), who, float64(s.cpu.Microseconds())/float64(s.trials))
+		workers, s.elapsed.Seconds(), who, cpu)
 }
