@@ -66,7 +66,12 @@ func (s *segmentStats) print(w io.Writer, workers int, inProcess bool) {
 	if perTrial >= 10*time.Millisecond {
 		cpu = perTrial.Round(time.Millisecond).String()
 	}
-	fmt.Fprintf(w, "Throughput: %.3g trials/s; workers busy %.0f%% of %d×%.1fs; %s CPU %s per trial\n",
-		float64(s.trials)/s.elapsed.Seconds(), 100*s.busy.Seconds()/(float64(workers)*s.elapsed.Seconds()),
+	rate := float64(s.trials) / s.elapsed.Seconds()
+	rateText := fmt.Sprintf("%.1f", rate)
+	if rate < 10 {
+		rateText = fmt.Sprintf("%.3g", rate)
+	}
+	fmt.Fprintf(w, "Throughput: %s trials/s; workers busy %.0f%% of %d×%.1fs; %s CPU %s per trial\n",
+		rateText, 100*s.busy.Seconds()/(float64(workers)*s.elapsed.Seconds()),
 		workers, s.elapsed.Seconds(), who, cpu)
 }
