@@ -218,11 +218,17 @@ func (c *searchConfig) validate(file string, src []byte) error {
 	if !contains(dataset.Names(), c.Data.Name) {
 		bad("data", "name", fmt.Sprintf("%q", c.Data.Name), "must be one of "+strings.Join(dataset.Names(), ", "))
 	}
-	if _, err := arch.New(c.Space.Name, c.Space.Options); err != nil {
+	space, err := arch.New(c.Space.Name, c.Space.Options)
+	if err != nil {
 		add("space", err)
 	}
 	if !contains(controller.Names(), c.Strategy.Name) {
 		bad("strategy", "name", fmt.Sprintf("%q", c.Strategy.Name), "must be one of "+strings.Join(controller.Names(), ", "))
+	} else if space != nil {
+		// The strategy checks its own options; its errors name the keys.
+		if _, err := controller.New(c.Strategy.Name, controller.Env{Space: space, Seed: c.Seed, Options: c.Strategy.Options}); err != nil {
+			add("strategy.options", err)
+		}
 	}
 	if !contains(trainerKinds, c.Trainer.Kind) {
 		bad("trainer", "kind", fmt.Sprintf("%q", c.Trainer.Kind), "must be one of "+strings.Join(trainerKinds, ", "))
@@ -277,8 +283,14 @@ func splitJoined(err error) []error {
 
 var keyPattern = regexp.MustCompile(`(?:^|[ .:])([a-z][a-z_]*)(?:\[\d+\])?(?: =|:)`)
 
-// keyIn finds the config key a package's error message names ("config epochs = -3", "options.layers = 0").
+var optionPattern = regexp.MustCompile(`option "([a-z][a-z_]*)"`)
+
+// keyIn finds the config key a package's error message names ("config epochs = -3", "options.layers = 0",
+// `unknown option "population"`).
 func keyIn(msg string) string {
+	if m := optionPattern.FindStringSubmatch(msg); m != nil {
+		return m[1]
+	}
 	if m := keyPattern.FindAllStringSubmatch(msg, -1); len(m) > 0 {
 		return m[len(m)-1][1]
 	}

@@ -132,6 +132,17 @@ optimizer = "rmsprop"
 	}
 }
 
+func TestConfigStrategyOptionsAreChecked(t *testing.T) {
+	p := writeConfig(t, "[strategy]\nname = \"random\"\n[strategy.options]\npopulation = 3\n")
+	cfg, src, err := loadSearchConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.finish(p, src); err == nil || !strings.Contains(err.Error(), p+":4: [strategy.options]") {
+		t.Errorf("unknown strategy option: %v", err)
+	}
+}
+
 func TestConfigUnknownKeysAndSyntax(t *testing.T) {
 	p := writeConfig(t, "seed = 1\nbogus = 2\n[trainer]\nepoch = 3\n")
 	_, _, err := loadSearchConfig(p)
