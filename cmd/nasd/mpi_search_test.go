@@ -180,3 +180,57 @@ func TestMPISignalsCheckpointAndResume(t *testing.T) {
 		})
 	}
 }
+
+// TestMPIEachStrategyTrainsRealNetworks runs every strategy under mpirun -n 4
+// with real training on a tiny Fashion-MNIST subset and checks the journal.
+func TestMPIEachStrategyTrainsRealNetworks(t *testing.T) {
+	mpiBinary(t)
+	if _, err := os.Stat("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); err != nil {
+		t.Skip("Fashion-MNIST is not installed")
+	}
+	for _, c := range []struct{ strategy, mode, options string }{
+		{"random", "async", ""},
+		{"rl", "sync", "lr = 0.01"},
+		{"random-policy", "sync", ""},
+		{"ga", "sync", "population = 3"},
+		{"aging-evolution", "async", "population = 3\nsample = 2"},
+	} {
+		t.Run(c.strategy, func(t *testing.T) {
+			cfg := writeConfig(t, fmt.Sprintf(`
+mode = %q
+[budget]
+trials = 6
+[data]
+train_subset = 200
+val_subset = 100
+[space]
+name = "enas-macro"
+layers = 2
+channels = 4
+[strategy]
+name = %q
+[strategy.options]
+%s
+[trainer]
+epochs = 1
+`, c.mode, c.strategy, c.options))
+			dir := filepath.Join(t.TempDir(), "run")
+			code, out, errOut := mpirunWait(t, 4, "search", "-config", cfg, "-run-dir", dir)
+			if code != exitOK {
+				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+			}
+			if !strings.Contains(out, "strategy "+c.strategy+",") {
+				t.Errorf("output does not name the strategy:\n%s", out)
+			}
+			res := trialResults(t, dir)
+			if len(res) != 6 {
+				t.Errorf("%d results, want 6", len(res))
+			}
+			for id, r := range res {
+				if r <= 0 || r > 1 {
+					t.Errorf("trial %s: reward %v", id, r)
+				}
+			}
+		})
+	}
+}
