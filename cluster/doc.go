@@ -4,9 +4,13 @@
 //
 // # Messages
 //
-// A [Message] is one of five kinds: [KindSetup] (the run's resolved config,
+// A [Message] is one of seven kinds: [KindSetup] (the run's resolved config,
 // opaque here), [KindTask] (a [Trial]), [KindIdle] (no trial this round),
-// [KindResult] (a [Result]) and [KindStop]. [Encode] turns one into bytes for
+// [KindResult] (a [Result]), [KindStop], and for early stopping
+// [KindProgress] (a [Progress]: one epoch's validation accuracy of a trial
+// with Trial.Report set, worker → rank 0) and [KindDecision] (a [Decision]:
+// rank 0's answer, stop or go on; the worker waits for it before the next
+// epoch). [Encode] turns one into bytes for
 // any Transport and [Decode] back; Decode never panics, and every error it
 // returns names the sending rank and what is wrong:
 //
@@ -25,16 +29,19 @@
 //	offset size field
 //	 0     4    magic "NASD"
 //	 4     1    wire version
-//	 5     1    kind (1 setup, 2 task, 3 idle, 4 result, 5 stop)
+//	 5     1    kind (1 setup, 2 task, 3 idle, 4 result, 5 stop, 6 progress, 7 decision)
 //	 6     1    flags: bit 0 = the payload is one zstd frame; other bits 0
 //	 7     1    reserved, 0
 //	 8     4    payload length on the wire
 //	12     4    payload length decoded (the same unless zstd)
 //	16     4    CRC-32C (Castagnoli) of the payload as on the wire
 //
-// The payload is the setup's bytes as given, the trial or result as JSON (the
-// struct tags of [Trial] and [Result] are the schema; unknown fields are
-// refused), or nothing. Payloads over [CompressAbove] (4 KiB) are zstd
+// The payload is the setup's bytes as given, the trial, result, progress or
+// decision as JSON (the struct tags of [Trial], [Result], [Progress] and
+// [Decision] are the schema; unknown fields are refused), or nothing. Kinds
+// 6 and 7 and the trial's optional "report" field were added to version 1
+// without a bump: a run without early stopping sends exactly what earlier
+// builds did. Payloads over [CompressAbove] (4 KiB) are zstd
 // frames when that makes them smaller. No payload may exceed [MaxPayload]
 // (64 MiB) decoded; Decode checks that, the lengths and the checksum before
 // it decompresses or parses anything. The magic and the version byte keep

@@ -59,6 +59,12 @@ var payloadSeeds = []struct {
 	{byte(KindResult), `{"trial":"t1","status":"diverged","reward":0,"val_acc":[],"best_val_acc":0,"params":0,"flops":0,"rank":1,"host":"","start":"2026-01-02T03:04:05+01:00","end":"0001-01-01T00:00:00Z"}`},
 	{byte(KindResult), `{"trial":"t\u00e9","status":"ok","reward":-1.5e-300,"test_acc":null,"reason":"\ud800","params":-1,"flops":9223372036854775807,"rank":0,"host":"h","start":"2026-01-02T03:04:05.999999999-23:59","end":"9999-12-31T23:59:59Z","best_val_acc":1}`},
 	{byte(KindSetup), "x"},
+	{byte(KindTask), `{"id":"t3","arch":{"space":"nas","options":{"layers":1},"decisions":[0,0,0,1]},"seed":3,"epochs":4,"report":true}`},
+	{byte(KindProgress), `{"trial":"t1","epoch":2,"val_acc":0.4375}`},
+	{byte(KindProgress), `{"trial":"t\u00e9","epoch":9223372036854775807,"val_acc":-1e-300}`},
+	{byte(KindDecision), `{"trial":"t1","stop":true}`},
+	{byte(KindDecision), `{"trial":"t1","stop":false}`},
+	{byte(KindDecision), `{"trial":"t1"}`},
 }
 
 func checkDecode(t *testing.T, b []byte) {

@@ -14,12 +14,39 @@ type Trial struct {
 	Arch   arch.Arch `json:"arch"`
 	Seed   uint64    `json:"seed"`             // derived from (run seed, ID)
 	Epochs int       `json:"epochs,omitempty"` // budget override; 0 = the run's
+	// Report asks the worker to send rank 0 a Progress after each epoch
+	// but the last and to wait for its Decision before going on (early
+	// stopping, async mode only). Rank 0 sets it when the run has a stopper.
+	Report bool `json:"report,omitempty"`
 }
 
 // Result statuses beyond train's (ok, diverged, timeout, canceled, error).
 const (
 	StatusFailed = "failed" // the worker could not train the child (panic, bad input, out of memory)
+	// StatusStopped: rank 0's stopper ended the trial at an epoch boundary;
+	// the result covers the epochs run (ValAcc) and its reward is computed
+	// over them.
+	StatusStopped = "stopped"
+	// StatusRejected: rank 0 never sent the trial to a worker, because its
+	// architecture is over the run's static budget (Reason says which);
+	// its reward is 0.
+	StatusRejected = "rejected"
 )
+
+// Progress is a worker's report of one epoch of a trial that reports
+// (Trial.Report); rank 0 answers with a Decision.
+type Progress struct {
+	TrialID string  `json:"trial"`
+	Epoch   int     `json:"epoch"` // 1-based: epochs completed
+	ValAcc  float64 `json:"val_acc"`
+}
+
+// Decision is rank 0's answer to a Progress: go on with the next epoch, or
+// stop the trial now (it then reports status "stopped").
+type Decision struct {
+	TrialID string `json:"trial"`
+	Stop    bool   `json:"stop"`
+}
 
 // Result is what a worker reports for a trial.
 type Result struct {

@@ -30,16 +30,19 @@ type Kind uint8
 // Message kinds. Zero is not a kind, so a Message left at its zero value
 // does not encode.
 const (
-	KindSetup  Kind = 1 + iota // the run's resolved config, rank 0 → workers (Message.Setup)
-	KindTask                   // a trial to train (Message.Trial)
-	KindIdle                   // no trial for this worker this round (no payload)
-	KindResult                 // a trial's result, worker → rank 0 (Message.Result)
-	KindStop                   // the run is over: the worker returns (no payload)
+	KindSetup    Kind = 1 + iota // the run's resolved config, rank 0 → workers (Message.Setup)
+	KindTask                     // a trial to train (Message.Trial)
+	KindIdle                     // no trial for this worker this round (no payload)
+	KindResult                   // a trial's result, worker → rank 0 (Message.Result)
+	KindStop                     // the run is over: the worker returns (no payload)
+	KindProgress                 // an epoch of a reporting trial, worker → rank 0 (Message.Progress)
+	KindDecision                 // rank 0's answer to a progress message (Message.Decision)
 )
 
-var kindNames = [...]string{KindSetup: "setup", KindTask: "task", KindIdle: "idle", KindResult: "result", KindStop: "stop"}
+var kindNames = [...]string{KindSetup: "setup", KindTask: "task", KindIdle: "idle", KindResult: "result", KindStop: "stop",
+	KindProgress: "progress", KindDecision: "decision"}
 
-func (k Kind) valid() bool { return k >= KindSetup && k <= KindStop }
+func (k Kind) valid() bool { return k >= KindSetup && k <= KindDecision }
 
 // String returns the kind's name ("task"), or "kind(9)" for an unknown one.
 func (k Kind) String() string {
@@ -50,13 +53,16 @@ func (k Kind) String() string {
 }
 
 // Message is one unit on the wire. Exactly the field that its Kind names is
-// set: Setup for KindSetup, Trial for KindTask, Result for KindResult;
-// KindIdle and KindStop carry nothing.
+// set: Setup for KindSetup, Trial for KindTask, Result for KindResult,
+// Progress for KindProgress, Decision for KindDecision; KindIdle and
+// KindStop carry nothing.
 type Message struct {
-	Kind   Kind
-	Setup  []byte  // KindSetup: the run's resolved config (opaque to cluster)
-	Trial  *Trial  // KindTask
-	Result *Result // KindResult
+	Kind     Kind
+	Setup    []byte    // KindSetup: the run's resolved config (opaque to cluster)
+	Trial    *Trial    // KindTask
+	Result   *Result   // KindResult
+	Progress *Progress // KindProgress
+	Decision *Decision // KindDecision
 }
 
 // The header and payload layout is documented in doc.go ("Wire format");
@@ -99,7 +105,9 @@ var (
 
 // Encode returns m's wire form. It refuses a message whose fields do not fit
 // its kind, a trial without an ID or with an invalid architecture, a result
-// without a trial ID or status, NaN or ±Inf anywhere in a result (JSON cannot
+// without a trial ID or status, a progress message without a trial ID, with
+// an epoch below 1 or a non-finite accuracy, a decision without a trial ID,
+// NaN or ±Inf anywhere in a result (JSON cannot
 // carry them, and they must not reach the event log: a diverged trial reports
 // status "diverged"), and payloads over MaxPayload. Whatever Encode returns,
 // Decode accepts.
@@ -144,6 +152,10 @@ func describe(m Message) string {
 		return "task " + m.Trial.ID
 	case m.Kind == KindResult && m.Result != nil && m.Result.TrialID != "":
 		return "result " + m.Result.TrialID
+	case m.Kind == KindProgress && m.Progress != nil && m.Progress.TrialID != "":
+		return "progress " + m.Progress.TrialID
+	case m.Kind == KindDecision && m.Decision != nil && m.Decision.TrialID != "":
+		return "decision " + m.Decision.TrialID
 	}
 	return m.Kind.String()
 }
@@ -168,6 +180,16 @@ func encodePayload(m Message) ([]byte, error) {
 			return nil, err
 		}
 		return json.Marshal(m.Result)
+	case KindProgress:
+		if err := checkProgress(m.Progress); err != nil {
+			return nil, err
+		}
+		return json.Marshal(m.Progress)
+	case KindDecision:
+		if err := checkDecision(m.Decision); err != nil {
+			return nil, err
+		}
+		return json.Marshal(m.Decision)
 	}
 	return nil, nil
 }
@@ -176,7 +198,8 @@ func encodePayload(m Message) ([]byte, error) {
 // or leaves out the one it does.
 func checkFields(m Message) error {
 	var errs []error
-	want := map[Kind]string{KindSetup: "setup", KindTask: "trial", KindResult: "result"}[m.Kind]
+	want := map[Kind]string{KindSetup: "setup", KindTask: "trial", KindResult: "result",
+		KindProgress: "progress", KindDecision: "decision"}[m.Kind]
 	has := func(name string, set bool) {
 		switch {
 		case set && name != want:
@@ -188,6 +211,8 @@ func checkFields(m Message) error {
 	has("setup", len(m.Setup) > 0)
 	has("trial", m.Trial != nil)
 	has("result", m.Result != nil)
+	has("progress", m.Progress != nil)
+	has("decision", m.Decision != nil)
 	return joinErrors(errs)
 }
 
@@ -241,6 +266,29 @@ func checkResult(r *Result) error {
 	}
 	finite("img_per_sec", r.ImgPerSec)
 	return joinErrors(errs)
+}
+
+// checkProgress checks a progress report.
+func checkProgress(p *Progress) error {
+	var errs []error
+	if p.TrialID == "" {
+		errs = append(errs, errors.New("trial ID is empty"))
+	}
+	if p.Epoch < 1 {
+		errs = append(errs, fmt.Errorf("epoch = %d: must be ≥ 1", p.Epoch))
+	}
+	if math.IsNaN(p.ValAcc) || math.IsInf(p.ValAcc, 0) {
+		errs = append(errs, fmt.Errorf("val_acc is %v: JSON cannot carry NaN or Inf", p.ValAcc))
+	}
+	return joinErrors(errs)
+}
+
+// checkDecision checks rank 0's answer to a progress report.
+func checkDecision(d *Decision) error {
+	if d.TrialID == "" {
+		return errors.New("trial ID is empty")
+	}
+	return nil
 }
 
 // Decode parses a message that rank from sent. It never panics; every error
@@ -349,6 +397,22 @@ func decode(b []byte) (Message, error) {
 		}
 		if len(m.Result.ValAcc) == 0 {
 			m.Result.ValAcc = nil // "val_acc": [] and no val_acc are the same result
+		}
+	case KindProgress:
+		m.Progress = new(Progress)
+		if err := unmarshal(kind, payload, m.Progress); err != nil {
+			return Message{}, err
+		}
+		if err := checkProgress(m.Progress); err != nil {
+			return Message{}, fmt.Errorf("progress message: %w", err)
+		}
+	case KindDecision:
+		m.Decision = new(Decision)
+		if err := unmarshal(kind, payload, m.Decision); err != nil {
+			return Message{}, err
+		}
+		if err := checkDecision(m.Decision); err != nil {
+			return Message{}, fmt.Errorf("decision message: %w", err)
 		}
 	}
 	return m, nil

@@ -75,6 +75,10 @@ func roundTripMessages(t testing.TB) map[string]Message {
 		"result-large": {Kind: KindResult, Result: failed},
 		"result-long":  {Kind: KindResult, Result: long},
 		"stop":         {Kind: KindStop},
+		"task-report":  {Kind: KindTask, Trial: &Trial{ID: "t000044", Arch: sampleArch(t, 2), Seed: 9, Epochs: 3, Report: true}},
+		"progress":     {Kind: KindProgress, Progress: &Progress{TrialID: "t000042", Epoch: 3, ValAcc: 0.8611}},
+		"decision":     {Kind: KindDecision, Decision: &Decision{TrialID: "t000042", Stop: true}},
+		"decision-go":  {Kind: KindDecision, Decision: &Decision{TrialID: "t000042"}},
 	}
 }
 
@@ -239,6 +243,14 @@ func TestDecodeErrors(t *testing.T) {
 		{"result NaN", resultJSON(func(s string) string { return strings.Replace(s, `"reward":0.8907`, `"reward":NaN`, 1) }), "result message: malformed JSON payload: invalid character 'N'"},
 		{"result array", plain(KindResult, `[1,2]`), "result message: malformed JSON payload: json: cannot unmarshal array"},
 		{"result bad time", resultJSON(func(s string) string { return strings.Replace(s, `"start":"2026-`, `"start":"26-`, 1) }), "result message: malformed JSON payload: parsing time"},
+		{"progress without payload", plain(KindProgress, ""), "progress message without a payload"},
+		{"progress empty object", plain(KindProgress, "{}"), "progress message: trial ID is empty; epoch = 0: must be ≥ 1"},
+		{"progress epoch 0", plain(KindProgress, `{"trial":"t1","epoch":0,"val_acc":0.5}`), "progress message: epoch = 0: must be ≥ 1"},
+		{"progress unknown field", plain(KindProgress, `{"trial":"t1","epoch":1,"val_acc":0.5,"loss":2}`), `progress message: malformed JSON payload: json: unknown field "loss"`},
+		{"progress Inf", plain(KindProgress, `{"trial":"t1","epoch":1,"val_acc":1e999}`), "progress message: malformed JSON payload: json: cannot unmarshal number 1e999"},
+		{"decision null", plain(KindDecision, "null"), "decision message: payload is null"},
+		{"decision no trial", plain(KindDecision, `{"stop":true}`), "decision message: trial ID is empty"},
+		{"decision wrong type", plain(KindDecision, `{"trial":"t1","stop":1}`), "decision message: malformed JSON payload: json: cannot unmarshal number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := Decode(3, tc.b)
@@ -292,6 +304,13 @@ func TestEncodeErrors(t *testing.T) {
 		{"trial bad decisions", badTrial(func(tr *Trial) { tr.Arch.Decisions = tr.Arch.Decisions[:3] }), "cluster: encode task t000042: arch: nas: "},
 		{"trial bad epochs", badTrial(func(tr *Trial) { tr.Epochs = -1 }), "cluster: encode task t000042: epochs = -1: must be ≥ 0"},
 		{"oversized setup", Message{Kind: KindSetup, Setup: make([]byte, MaxPayload+1)}, "cluster: encode setup: payload of 67108865 bytes exceeds the 64 MiB limit"},
+		{"progress without progress", Message{Kind: KindProgress}, "cluster: encode progress: Message.Progress is missing"},
+		{"decision with progress", Message{Kind: KindDecision, Decision: &Decision{TrialID: "t1"}, Progress: &Progress{TrialID: "t1", Epoch: 1}},
+			"cluster: encode decision t1: a decision message carries no progress, but Message.Progress is set"},
+		{"progress NaN", Message{Kind: KindProgress, Progress: &Progress{TrialID: "t1", Epoch: 2, ValAcc: nan}},
+			"cluster: encode progress t1: val_acc is NaN: JSON cannot carry NaN or Inf"},
+		{"progress epoch 0", Message{Kind: KindProgress, Progress: &Progress{TrialID: "t1"}}, "cluster: encode progress t1: epoch = 0: must be ≥ 1"},
+		{"decision without trial", Message{Kind: KindDecision, Decision: &Decision{Stop: true}}, "cluster: encode decision: trial ID is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := Encode(tc.m)
@@ -339,10 +358,10 @@ func TestEncodeConcurrent(t *testing.T) {
 
 func TestKindString(t *testing.T) {
 	var got []string
-	for k := range Kind(7) {
+	for k := range Kind(9) {
 		got = append(got, k.String())
 	}
-	if want := "kind(0) setup task idle result stop kind(6)"; strings.Join(got, " ") != want {
+	if want := "kind(0) setup task idle result stop progress decision kind(8)"; strings.Join(got, " ") != want {
 		t.Errorf("got %q, want %q", strings.Join(got, " "), want)
 	}
 }

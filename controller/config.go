@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
+
+	"nasd/arch"
 )
 
 // Modes of the loop.
@@ -18,7 +21,11 @@ const DefaultCheckpointEvery = 30 * time.Second
 
 // SchemaVersion is the version of the event schema the loop writes (see
 // docs/events.md); run_start carries it.
-const SchemaVersion = 1
+const SchemaVersion = 2
+
+// DefaultPenaltyWeight is Config.PenaltyWeight's default: MnasNet's soft
+// constraint, α = β = −0.07 (Tan et al. 2019, §3).
+const DefaultPenaltyWeight = -0.07
 
 // Config is how Run searches.
 type Config struct {
@@ -43,7 +50,59 @@ type Config struct {
 	ConfigJSON json.RawMessage
 	Hosts      []string
 	Version    string
+
+	// Early stopping, async mode only (a sync run with a stopper is a
+	// config error). Stopper names a stopper (StopperNames; "" or "none":
+	// none) and StopperOptions are its options as decoded from the config
+	// file. Trials then report every epoch to rank 0 and wait for its
+	// decision; a stopped trial's result has status "stopped" and covers
+	// the epochs run.
+	Stopper        string
+	StopperOptions map[string]any
+	// Epochs is the trainer's epochs per trial (0: unknown). Stoppers take
+	// it as the trials' budget (asha's top rung needs it), and the journal
+	// logs epochs_budget and epochs_saved from it.
+	Epochs int
+
+	// Budget is a static limit on each architecture's size (MnasNet, Tan
+	// et al. 2019, §3: a hard constraint). A proposed trial over it, by
+	// arch.Validate against Space, is never sent to a worker: it becomes a
+	// result with status "rejected", reward 0 and Validate's reason, which
+	// the strategy observes and the log records. Zero: no limit. Space is
+	// required when Budget is set.
+	Budget arch.Budget
+	Space  arch.Space
+
+	// PenaltyTargetFLOPs T > 0 multiplies the reward of every result with
+	// FLOPs > 0 by (FLOPs/T)^w, w = PenaltyWeight, at rank 0 before the
+	// strategy observes it (MnasNet's soft constraint, eq. 2 with α = β = w:
+	// at w = −0.07 a child of twice the target FLOPs loses 4.7% of its
+	// reward, one of half the target gains 5.0%). The log has both rewards.
+	// 0: no penalty.
+	PenaltyTargetFLOPs int64
+	// PenaltyWeight is w; 0 means DefaultPenaltyWeight. Setting it without
+	// PenaltyTargetFLOPs is an error.
+	PenaltyWeight float64
 }
+
+// newStopper makes the configured stopper; nil when there is none.
+func (c Config) newStopper() (Stopper, error) {
+	return NewStopper(c.Stopper, StopperEnv{Epochs: c.Epochs, Options: c.StopperOptions})
+}
+
+// penaltyWeight is the exponent in effect.
+func (c Config) penaltyWeight() float64 {
+	if c.PenaltyWeight == 0 {
+		return DefaultPenaltyWeight
+	}
+	return c.PenaltyWeight
+}
+
+// Validate reports every problem of c for a job of size ranks at once, as
+// Run does before it starts: callers use it to refuse a configuration
+// before they create anything (a sync run with a stopper, a stopper's bad
+// options, a budget without a space, ...).
+func (c Config) Validate(size int) error { return c.validate(size) }
 
 func (c Config) validate(size int) error {
 	var errs []error
@@ -65,6 +124,31 @@ func (c Config) validate(size int) error {
 	if size < 2 {
 		errs = append(errs, fmt.Errorf("controller: the job has %d rank(s): it needs rank 0 and at least one worker", size))
 	}
+	if c.Epochs < 0 {
+		errs = append(errs, fmt.Errorf("controller: Epochs = %d: must be ≥ 0 (0: unknown)", c.Epochs))
+	}
+	if st, err := c.newStopper(); err != nil {
+		errs = append(errs, err)
+	} else if st != nil && c.Mode == ModeSync {
+		errs = append(errs, fmt.Errorf("controller: stopper %q needs mode %q: early stopping decides as each epoch's result arrives, "+
+			"while a sync round waits for all its trials and is reproducible only in trial order (set mode = %q or stopper = %q)",
+			c.Stopper, ModeAsync, ModeAsync, StopperNone))
+	}
+	b := c.Budget
+	if b.MaxParams < 0 || b.MaxFLOPs < 0 || b.MaxActivationBytes < 0 {
+		errs = append(errs, fmt.Errorf("controller: Budget %+v: every limit must be ≥ 0 (0: none)", b))
+	}
+	if b != (arch.Budget{}) && c.Space == nil {
+		errs = append(errs, errors.New("controller: Budget is set but Space is nil: the budget is checked against the space's static shapes"))
+	}
+	if c.PenaltyTargetFLOPs < 0 {
+		errs = append(errs, fmt.Errorf("controller: PenaltyTargetFLOPs = %d: must be ≥ 0 (0: no penalty)", c.PenaltyTargetFLOPs))
+	}
+	if math.IsNaN(c.PenaltyWeight) || math.IsInf(c.PenaltyWeight, 0) {
+		errs = append(errs, fmt.Errorf("controller: PenaltyWeight = %v: must be a finite number", c.PenaltyWeight))
+	} else if c.PenaltyWeight != 0 && c.PenaltyTargetFLOPs == 0 {
+		errs = append(errs, fmt.Errorf("controller: PenaltyWeight = %v without PenaltyTargetFLOPs: set the target FLOPs (or leave the weight at 0)", c.PenaltyWeight))
+	}
 	return errors.Join(errs...)
 }
 
@@ -80,7 +164,10 @@ type Progress struct {
 
 // Summary is the outcome of Run.
 type Summary struct {
-	Trials, OK, Failed int     // finished trials; Failed counts every status but "ok"
+	Trials, OK, Failed int     // finished trials; Failed counts every status but "ok", "stopped" and "rejected"
+	Stopped            int     // stopped early by the stopper
+	Rejected           int     // over Config.Budget, never trained
+	EpochsSaved        int     // Σ over stopped trials of (epoch budget − epochs run); 0 when Epochs is unknown
 	Best               *Result // the ok result with the highest reward (the earliest on ties); nil if none
 	// Interrupted: ctx ended the run; it checkpointed with the trials in
 	// flight and can be resumed (the caller exits 3).

@@ -21,6 +21,16 @@
 // without a result. Checkpoints hold counters, the best result and the
 // trials in flight: their size does not grow with the trials run.
 //
+// Early stopping (async only): Config.Stopper names a Stopper ("median",
+// "asha"; NewStopper, StopperNames, RegisterStopper), a pure state machine
+// like a Strategy. Trials are dispatched with Trial.Report set; the worker
+// sends each epoch's validation accuracy (cluster.KindProgress), Run answers
+// between results with the stopper's decision (cluster.KindDecision), and a
+// stopped trial's result has status "stopped" and the epochs it ran. Static
+// constraints (MnasNet): trials over Config.Budget are rejected before
+// dispatch (status "rejected", reward 0) and Config.PenaltyTargetFLOPs
+// scales rewards by (FLOPs/target)^w before the strategy observes them.
+//
 // Flushing: a sync round flushes the log after dispatching and after its
 // results, then checkpoints. An async run flushes after a result unless the
 // last flush was under 10 ms ago; then the result is flushed with the next

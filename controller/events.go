@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"nasd/arch"
 	"nasd/cluster"
 	"nasd/journal"
@@ -19,6 +21,7 @@ import (
 const (
 	EventRunStart       = "run_start"
 	EventTrialDispatch  = "trial_dispatched"
+	EventTrialProgress  = "trial_progress"
 	EventTrialResult    = "trial_result"
 	EventStrategyUpdate = "strategy_update"
 	EventCheckpoint     = "checkpoint"
@@ -48,6 +51,20 @@ func (l *loop) logStart(resume bool, info resumeInfo) {
 	}
 	if l.cfg.Mode == ModeAsync {
 		e.Float64("checkpoint_every_s", l.cfg.CheckpointEvery.Seconds())
+	}
+	if l.stopper != nil {
+		e.Str("stopper", l.stopper.Name())
+	}
+	if l.cfg.Epochs > 0 {
+		e.Int("epochs", l.cfg.Epochs)
+	}
+	if b := l.cfg.Budget; b != (arch.Budget{}) {
+		if bj, err := json.Marshal(b); err == nil {
+			e.RawJSON("budget", bj)
+		}
+	}
+	if l.cfg.PenaltyTargetFLOPs > 0 {
+		e.Int64("penalty_target_flops", l.cfg.PenaltyTargetFLOPs).Float64("penalty_weight", l.cfg.penaltyWeight())
 	}
 	if len(l.cfg.ConfigJSON) > 0 {
 		e.RawJSON("config", compact(l.cfg.ConfigJSON))
@@ -81,11 +98,24 @@ func (l *loop) logDispatched(f *flight) {
 	if f.Trial.Epochs > 0 {
 		e.Int("epochs", f.Trial.Epochs)
 	}
+	if l.stopper != nil {
+		e.Bool("report", true)
+	}
 	e.Msg("")
 	l.dirty = true
 }
 
-func (l *loop) logResult(f *flight, r *Result) {
+// logProgress logs an epoch report and the stopper's decision.
+func (l *loop) logProgress(f *flight, p *cluster.Progress, stop bool) {
+	e := l.log.Event(EventTrialProgress).Str("trial", p.TrialID).Int("rank", f.Rank).Int("epoch", p.Epoch)
+	journal.Float(e, "val_acc", p.ValAcc)
+	e.Bool("stop", stop).Msg("")
+	l.dirty = true
+}
+
+// logResult logs a result fresh from a worker or rejected before dispatch;
+// pen is the penalty applied to it, if any.
+func (l *loop) logResult(f *flight, r *Result, pen *penalty) {
 	e := l.log.Event(EventTrialResult).Str("trial", r.TrialID)
 	if a, err := f.Trial.Arch.MarshalJSON(); err == nil {
 		e.RawJSON("arch", a)
@@ -100,7 +130,17 @@ func (l *loop) logResult(f *flight, r *Result) {
 	// Results reach rank 0 finite (cluster.Decode refuses NaN and Inf);
 	// journal.Float keeps the log valid JSON all the same.
 	journal.Float(e, "reward", r.Reward)
+	if pen != nil {
+		journal.Float(e, "raw_reward", pen.raw)
+		journal.Float(e, "penalty", pen.factor)
+	}
 	journal.Floats(e, "val_acc", r.ValAcc)
+	if b := l.epochBudget(f); b > 0 || r.Status == StatusStopped {
+		e.Int("epochs_run", len(r.ValAcc))
+		if b > 0 {
+			e.Int("epochs_budget", b)
+		}
+	}
 	journal.Float(e, "best_val_acc", r.BestValAcc)
 	if r.TestAcc != nil {
 		journal.Float(e, "test_acc", *r.TestAcc)
@@ -119,6 +159,7 @@ func (l *loop) logResult(f *flight, r *Result) {
 func (l *loop) logUpdate(n int) {
 	e := l.log.Event(EventStrategyUpdate).Int("observed", n).Int("trials", l.st.Trials).
 		Int("ok", l.st.OK).Int("failed", l.st.Failed)
+	l.logCounts(e)
 	if l.cfg.Mode == ModeSync {
 		e.Int("round", l.st.Rounds)
 	}
@@ -138,8 +179,22 @@ func (l *loop) warn(trial, msg string) {
 	l.dirty = true
 }
 
+// logCounts adds the stopped and rejected counts when there are any.
+func (l *loop) logCounts(e *zerolog.Event) {
+	if l.st.Stopped > 0 || l.stopper != nil {
+		e.Int("stopped", l.st.Stopped)
+	}
+	if l.st.Rejected > 0 || l.cfg.Budget != (arch.Budget{}) {
+		e.Int("rejected", l.st.Rejected)
+	}
+}
+
 func (l *loop) logEnd(reason string, interrupted bool, err error) {
 	e := l.log.Event(EventRunEnd).Int("trials", l.st.Trials).Int("ok", l.st.OK).Int("failed", l.st.Failed)
+	l.logCounts(e)
+	if l.stopper != nil || l.st.EpochsSaved > 0 {
+		e.Int("epochs_saved", l.st.EpochsSaved)
+	}
 	if b := l.st.Best; b != nil {
 		e.Str("best_trial", b.TrialID).Float64("best_reward", b.Reward)
 	}
@@ -153,7 +208,8 @@ func (l *loop) logEnd(reason string, interrupted bool, err error) {
 }
 
 func (l *loop) summary(interrupted bool) Summary {
-	s := Summary{Trials: l.st.Trials, OK: l.st.OK, Failed: l.st.Failed, Interrupted: interrupted}
+	s := Summary{Trials: l.st.Trials, OK: l.st.OK, Failed: l.st.Failed, Stopped: l.st.Stopped, Rejected: l.st.Rejected,
+		EpochsSaved: l.st.EpochsSaved, Interrupted: interrupted}
 	if l.st.Best != nil {
 		b := *l.st.Best
 		s.Best = &b
@@ -171,6 +227,9 @@ type summaryFile struct {
 	Trials      int       `json:"trials"`
 	OK          int       `json:"ok"`
 	Failed      int       `json:"failed"`
+	Stopped     int       `json:"stopped,omitempty"`
+	Rejected    int       `json:"rejected,omitempty"`
+	EpochsSaved int       `json:"epochs_saved,omitempty"`
 	InFlight    int       `json:"in_flight"`
 	Best        *Result   `json:"best,omitempty"`
 	BestTrial   *Trial    `json:"best_trial,omitempty"`
@@ -194,7 +253,8 @@ func (l *loop) writeResults(reason string, interrupted bool) error {
 		}
 	}
 	sum := summaryFile{Schema: SchemaVersion, Run: l.cfg.RunID, Mode: l.cfg.Mode, Strategy: l.s.Name(), Seed: l.cfg.Seed,
-		Trials: l.st.Trials, OK: l.st.OK, Failed: l.st.Failed, InFlight: len(l.order), Best: l.st.Best, BestTrial: l.st.BestTrial,
+		Trials: l.st.Trials, OK: l.st.OK, Failed: l.st.Failed, Stopped: l.st.Stopped, Rejected: l.st.Rejected,
+		EpochsSaved: l.st.EpochsSaved, InFlight: len(l.order), Best: l.st.Best, BestTrial: l.st.BestTrial,
 		Interrupted: interrupted, Reason: reason, ElapsedS: l.elapsed().Seconds(), Checkpoints: l.st.Checkpoints, Written: time.Now()}
 	if err := l.run.WriteJSON("summary.json", sum); err != nil {
 		errs = append(errs, err)

@@ -57,3 +57,29 @@ func ExampleTrialSeed() {
 	// Output:
 	// 15970411904913852585
 }
+
+// ASHA as an early stopper (Li et al. 2020): with η = 3 and 10-epoch trials
+// the rungs are at epochs 1, 3 and 9; at each, a trial goes on only if it is
+// in the top third of the values recorded there so far: with n values, it
+// stops when ⌈n/3⌉ or more are higher (t2: 1 of 2; t4: only 1 of 4).
+func ExampleNewStopper() {
+	s, err := controller.NewStopper("asha", controller.StopperEnv{Epochs: 10, Options: map[string]any{"eta": int64(3)}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, r := range []struct {
+		trial string
+		acc   float64
+	}{{"t1", 0.50}, {"t2", 0.40}, {"t3", 0.70}, {"t4", 0.60}} {
+		fmt.Printf("%s at epoch 1 with %.2f: stop %v\n", r.trial, r.acc, s.Report(r.trial, 1, r.acc))
+	}
+	_, err = controller.NewStopper("median", controller.StopperEnv{Options: map[string]any{"min_trial": 3}})
+	fmt.Println(err)
+	// Output:
+	// t1 at epoch 1 with 0.50: stop false
+	// t2 at epoch 1 with 0.40: stop true
+	// t3 at epoch 1 with 0.70: stop false
+	// t4 at epoch 1 with 0.60: stop false
+	// controller: stopper median: unknown option "min_trial" (known: grace_epochs, min_trials, statistic)
+}

@@ -14,6 +14,3 @@ func RunHooked(ctx context.Context, cfg Config, s Strategy, t cluster.Transport,
 	resume bool, progress func(Progress), afterFlush func(n int)) (Summary, error) {
 	return runLoop(ctx, cfg, s, t, run, log, resume, progress, hooks{afterFlush: afterFlush})
 }
-
-// Validate exposes Config.validate to the tests.
-func (c Config) Validate(size int) error { return c.validate(size) }

@@ -38,22 +38,38 @@ type search struct {
 	dir     string        // run directory; "" for a new one under t.TempDir()
 	resume  bool
 
-	delay      func(id string) time.Duration  // simulated training time of a trial
-	panicOn    string                         // trial ID whose training panics
-	onTrain    func(calls int, cancel func()) // before each training; cancel ends rank 0's ctx
+	delay      func(id string) time.Duration           // simulated training time of a trial
+	panicOn    string                                  // trial ID whose training panics
+	onTrain    func(calls int, cancel func())          // before each training; cancel ends rank 0's ctx
+	onReport   func(reports, epoch int, cancel func()) // before each epoch report (early stopping)
 	afterFlush func(n int)
 	checkEvery time.Duration
-	observed   *[]string // if set, the trial IDs in the order the strategy observed them
+	observed   *[]string          // if set, the trial IDs in the order the strategy observed them
+	rewards    map[string]float64 // if set, the rewards the strategy observed, by trial
+
+	epochs        int // per trial (surrogate and Config.Epochs); 0: 3
+	stopper       string
+	stopperOpts   map[string]any
+	budget        arch.Budget
+	penaltyTarget int64
+	penaltyWeight float64
 }
 
-// recorder is a strategy that notes the order of its observations.
+// recorder is a strategy that notes the order of its observations and the
+// rewards observed.
 type recorder struct {
 	controller.Strategy
-	ids *[]string
+	ids     *[]string
+	rewards map[string]float64
 }
 
 func (r recorder) Observe(res controller.Result) error {
-	*r.ids = append(*r.ids, res.TrialID)
+	if r.ids != nil {
+		*r.ids = append(*r.ids, res.TrialID)
+	}
+	if r.rewards != nil {
+		r.rewards[res.TrialID] = res.Reward
+	}
 	return r.Strategy.Observe(res)
 }
 
@@ -62,6 +78,7 @@ type outcome struct {
 	err   error
 	dir   string
 	calls []string // trial IDs trained, in call order
+	hooks int      // epoch reports the trainer made (calls of epochEnd)
 	last  controller.Progress
 	nprog int // progress reports
 }
@@ -88,14 +105,18 @@ func (s search) run(t testing.TB) outcome {
 	if s.dir == "" {
 		s.dir = filepath.Join(t.TempDir(), "run")
 	}
+	if s.epochs == 0 {
+		s.epochs = 3
+	}
 	space := testSpace(t)
-	obj := surrogate.New(space, surrogate.Options{Seed: 7, Noise: 0.02, Epochs: 3})
+	obj := surrogate.New(space, surrogate.Options{Seed: 7, Noise: 0.02, Epochs: s.epochs})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	var mu sync.Mutex
 	var calls []string
-	trainer := worker.TrainerFunc(func(tctx context.Context, tr cluster.Trial) cluster.Result {
+	var hooks int
+	trainer := worker.EpochTrainerFunc(func(tctx context.Context, tr cluster.Trial, epochEnd func(int, float64) bool) cluster.Result {
 		mu.Lock()
 		calls = append(calls, tr.ID)
 		n := len(calls)
@@ -113,7 +134,20 @@ func (s search) run(t testing.TB) outcome {
 				return cluster.Result{TrialID: tr.ID, Status: "timeout", Reason: tctx.Err().Error()}
 			}
 		}
-		return obj.Train(tctx, tr)
+		if epochEnd != nil {
+			hook := epochEnd
+			epochEnd = func(epoch int, acc float64) bool {
+				mu.Lock()
+				hooks++
+				n := hooks
+				mu.Unlock()
+				if s.onReport != nil {
+					s.onReport(n, epoch, cancel)
+				}
+				return hook(epoch, acc)
+			}
+		}
+		return obj.TrainEpochs(tctx, tr, epochEnd)
 	})
 
 	ends := cluster.NewInProcess(s.ranks)
@@ -147,11 +181,13 @@ func (s search) run(t testing.TB) outcome {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.observed != nil {
-		strat = recorder{strat, s.observed}
+	if s.observed != nil || s.rewards != nil {
+		strat = recorder{strat, s.observed, s.rewards}
 	}
 	cfg := controller.Config{Mode: s.mode, MaxTrials: s.trials, MaxTime: s.maxTime, StopAt: s.stopAt, Seed: s.seed,
-		RunID: runID, CheckpointEvery: s.checkEvery, ConfigJSON: json.RawMessage(`{"test": true}`), Hosts: []string{"localhost"}}
+		RunID: runID, CheckpointEvery: s.checkEvery, ConfigJSON: json.RawMessage(`{"test": true}`), Hosts: []string{"localhost"},
+		Stopper: s.stopper, StopperOptions: s.stopperOpts, Epochs: s.epochs, Budget: s.budget, Space: space,
+		PenaltyTargetFLOPs: s.penaltyTarget, PenaltyWeight: s.penaltyWeight}
 	out := outcome{dir: s.dir}
 	progress := func(p controller.Progress) {
 		if p.Done < out.last.Done {
@@ -178,6 +214,7 @@ func (s search) run(t testing.TB) outcome {
 		}
 	}
 	out.calls = calls
+	out.hooks = hooks
 	return out
 }
 
@@ -192,7 +229,7 @@ type event struct {
 	Status      string          `json:"status"`
 	Reason      string          `json:"reason"`
 	Reward      float64         `json:"reward"`
-	ValAcc      []float64       `json:"val_acc"`
+	ValAcc      accs            `json:"val_acc"` // trial_progress: one value
 	BestValAcc  float64         `json:"best_val_acc"`
 	Params      int             `json:"params"`
 	FLOPs       int64           `json:"flops"`
@@ -211,6 +248,38 @@ type event struct {
 	BestTrial   string          `json:"best_trial"`
 	Message     string          `json:"message"`
 	Config      json.RawMessage `json:"config"`
+
+	Epoch        int      `json:"epoch"`
+	Stop         bool     `json:"stop"`
+	Report       bool     `json:"report"`
+	EpochsRun    *int     `json:"epochs_run"`
+	EpochsBudget int      `json:"epochs_budget"`
+	EpochsSaved  *int     `json:"epochs_saved"`
+	Stopped      int      `json:"stopped"`
+	Rejected     int      `json:"rejected"`
+	RawReward    *float64 `json:"raw_reward"`
+	Penalty      *float64 `json:"penalty"`
+	Stopper      string   `json:"stopper"`
+	OK           int      `json:"ok"`
+	Failed       int      `json:"failed"`
+}
+
+// accs is val_acc: an array in trial_result, a number in trial_progress.
+type accs []float64
+
+func (a *accs) UnmarshalJSON(b []byte) error {
+	var v []float64
+	if len(b) > 0 && b[0] == '[' || string(b) == "null" {
+		err := json.Unmarshal(b, &v)
+		*a = v
+		return err
+	}
+	var x float64
+	if err := json.Unmarshal(b, &x); err != nil {
+		return err
+	}
+	*a = accs{x}
+	return nil
 }
 
 func readEvents(t testing.TB, dir string) []event {

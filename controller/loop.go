@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
+	"nasd/arch"
 	"nasd/cluster"
 	"nasd/journal"
 )
@@ -33,6 +35,14 @@ import (
 // the trials in flight without a logged result are dispatched again. A run
 // killed before its first checkpoint starts the strategy afresh and replays
 // every logged result. See docs/events.md for the events.
+//
+// With a stopper (Config.Stopper, async only), each dispatched trial
+// reports its epochs; Run answers each report with the stopper's decision
+// between results. Its state is checkpointed with the loop's; on resume,
+// trials in flight restart from scratch and the stopper forgets their
+// partial reports. With Config.Budget, trials over it are rejected before
+// dispatch; with Config.PenaltyTargetFLOPs, rewards are penalised before
+// the strategy observes them.
 func Run(ctx context.Context, cfg Config, s Strategy, t cluster.Transport, run *journal.Run, log *journal.Log, resume bool, progress func(Progress)) (Summary, error) {
 	return runLoop(ctx, cfg, s, t, run, log, resume, progress, hooks{})
 }
@@ -51,6 +61,7 @@ type loop struct {
 	log      *journal.Log
 	progress func(Progress)
 	hooks    hooks
+	stopper  Stopper // nil: no early stopping
 
 	workers  int           // Size()-1
 	start    time.Time     // of this segment
@@ -85,6 +96,9 @@ type loopState struct {
 	Trials      int           `json:"trials"`
 	OK          int           `json:"ok"`
 	Failed      int           `json:"failed"`
+	Stopped     int           `json:"stopped,omitempty"`
+	Rejected    int           `json:"rejected,omitempty"`
+	EpochsSaved int           `json:"epochs_saved,omitempty"`
 	Best        *Result       `json:"best,omitempty"`
 	BestTrial   *Trial        `json:"best_trial,omitempty"`
 	InFlight    []*flight     `json:"in_flight"`
@@ -93,6 +107,9 @@ type loopState struct {
 	// ReplayFrom: trial_result events with a larger seq may hold results
 	// the snapshot has not observed (besides those of in-flight trials).
 	ReplayFrom uint64 `json:"replay_from"`
+	// The stopper's name and snapshot (JSON); absent without one.
+	StopperName  string          `json:"stopper_name,omitempty"`
+	StopperState json.RawMessage `json:"stopper_state,omitempty"`
 }
 
 const loopStateVersion = 1
@@ -130,7 +147,11 @@ func runLoop(ctx context.Context, cfg Config, s Strategy, t cluster.Transport, r
 	if progress == nil {
 		progress = func(Progress) {}
 	}
-	l := &loop{cfg: cfg, s: s, t: t, run: run, log: log, progress: progress, hooks: h,
+	stopper, err := cfg.newStopper() // validated above
+	if err != nil {
+		return Summary{}, err
+	}
+	l := &loop{cfg: cfg, s: s, t: t, run: run, log: log, progress: progress, hooks: h, stopper: stopper,
 		workers: t.Size() - 1, start: time.Now(), inflight: map[string]*flight{}, replay: map[string]logged{},
 		st: loopState{Version: loopStateVersion, Mode: cfg.Mode}}
 	l.lastFlush, l.lastCkpt = l.start, l.start
@@ -150,7 +171,6 @@ func runLoop(ctx context.Context, cfg Config, s Strategy, t cluster.Transport, r
 	l.logStart(resume, info)
 
 	var reason string
-	var err error
 	if cfg.Mode == ModeSync {
 		reason, err = l.runSync(ctx)
 	} else {
@@ -259,21 +279,79 @@ func (l *loop) observe(f *flight, r Result) error {
 	}
 	l.st.Trials++
 	l.segDone++
-	if r.Status == "ok" {
+	switch r.Status {
+	case "ok":
 		l.st.OK++
 		if l.st.Best == nil || r.Reward > l.st.Best.Reward {
 			best, trial := r, f.Trial
 			l.st.Best, l.st.BestTrial = &best, &trial
 		}
-	} else {
+	case StatusStopped:
+		l.st.Stopped++
+		if b := l.epochBudget(f); b > 0 {
+			l.st.EpochsSaved += max(0, b-len(r.ValAcc))
+		}
+	case StatusRejected:
+		l.st.Rejected++
+	default:
 		l.st.Failed++
+	}
+	if l.stopper != nil {
+		l.stopper.Finished(r.TrialID, r.Status, r.ValAcc)
 	}
 	return nil
 }
 
-// encodeTask returns the wire form of a task message for f.
-func encodeTask(f *flight) ([]byte, error) {
-	b, err := cluster.Encode(cluster.Message{Kind: cluster.KindTask, Trial: &f.Trial})
+// epochBudget is f's epochs: the trial's override, else Config.Epochs (0:
+// unknown).
+func (l *loop) epochBudget(f *flight) int {
+	if f.Trial.Epochs > 0 {
+		return f.Trial.Epochs
+	}
+	return l.cfg.Epochs
+}
+
+// reject checks f against Config.Budget before dispatch. A trial over it
+// (or whose architecture does not lower) gets a "rejected" result.
+func (l *loop) reject(f *flight) (Result, bool) {
+	if l.cfg.Budget == (arch.Budget{}) {
+		return Result{}, false
+	}
+	err := arch.Validate(l.cfg.Space, f.Trial.Arch, l.cfg.Budget)
+	if err == nil {
+		return Result{}, false
+	}
+	now := time.Now()
+	r := Result{TrialID: f.Trial.ID, Status: StatusRejected, Reason: err.Error(), Start: now, End: now}
+	if an, err := arch.Analyze(l.cfg.Space, f.Trial.Arch); err == nil {
+		r.Params, r.FLOPs = an.Params, an.FLOPs
+	}
+	return r, true
+}
+
+// penalty is what penalise did to a result, for the log.
+type penalty struct {
+	raw, factor float64
+}
+
+// penalise applies the FLOPs penalty to a result fresh from a worker:
+// reward × (FLOPs/target)^w. Results replayed from the log already carry
+// the penalised reward and do not come here.
+func (l *loop) penalise(r *Result) *penalty {
+	if l.cfg.PenaltyTargetFLOPs <= 0 || r.FLOPs <= 0 {
+		return nil
+	}
+	p := &penalty{raw: r.Reward, factor: math.Pow(float64(r.FLOPs)/float64(l.cfg.PenaltyTargetFLOPs), l.cfg.penaltyWeight())}
+	r.Reward *= p.factor
+	return p
+}
+
+// encodeTask returns the wire form of a task message for f; report asks the
+// worker for epoch reports.
+func encodeTask(f *flight, report bool) ([]byte, error) {
+	tr := f.Trial
+	tr.Report = report
+	b, err := cluster.Encode(cluster.Message{Kind: cluster.KindTask, Trial: &tr})
 	if err != nil {
 		return nil, strategyError{fmt.Errorf("controller: trial %s: %w", f.Trial.ID, err)}
 	}
@@ -286,6 +364,11 @@ func decodeResult(rank int, b []byte, f *flight) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("controller: %w", err)
 	}
+	return resultOf(rank, m, f)
+}
+
+// resultOf checks that m, from rank, is f's result.
+func resultOf(rank int, m cluster.Message, f *flight) (Result, error) {
 	if m.Kind != cluster.KindResult {
 		return Result{}, fmt.Errorf("controller: rank %d sent a %s message, where the result of trial %s was due", rank, m.Kind, f.Trial.ID)
 	}
@@ -377,6 +460,9 @@ func (l *loop) round(ctx context.Context, trials []Trial) error {
 	for i, f := range flights {
 		if r, ok := l.takeReplay(f); ok {
 			results[i] = &r
+		} else if r, ok := l.reject(f); ok {
+			results[i] = &r
+			l.logResult(f, &r, nil)
 		} else {
 			todo = append(todo, i)
 		}
@@ -391,7 +477,7 @@ func (l *loop) round(ctx context.Context, trials []Trial) error {
 		for k, i := range chunk {
 			f := flights[i]
 			f.Rank = k + 1
-			b, err := encodeTask(f)
+			b, err := encodeTask(f, false)
 			if err != nil {
 				return err
 			}
@@ -411,11 +497,13 @@ func (l *loop) round(ctx context.Context, trials []Trial) error {
 		if len(got) != l.t.Size() {
 			return fmt.Errorf("controller: Gather returned %d parts for %d ranks", len(got), l.t.Size())
 		}
+		pens := make([]*penalty, len(chunk))
 		for k, i := range chunk {
 			r, err := decodeResult(k+1, got[k+1], flights[i])
 			if err != nil {
 				return err
 			}
+			pens[k] = l.penalise(&r)
 			results[i] = &r
 		}
 		for r := len(chunk) + 1; r < len(got); r++ {
@@ -427,8 +515,8 @@ func (l *loop) round(ctx context.Context, trials []Trial) error {
 				return fmt.Errorf("controller: rank %d sent a %s message in a round where it was idle", r, m.Kind)
 			}
 		}
-		for _, i := range chunk {
-			l.logResult(flights[i], results[i])
+		for k, i := range chunk {
+			l.logResult(flights[i], results[i], pens[k])
 		}
 		if err := l.flush(); err != nil {
 			return err
@@ -495,7 +583,7 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 		r := idle[len(idle)-1]
 		idle = idle[:len(idle)-1]
 		f.Rank, busy[r] = r, f
-		b, err := encodeTask(f)
+		b, err := encodeTask(f, l.stopper != nil)
 		if err != nil {
 			return err
 		}
@@ -503,6 +591,22 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 		if err := l.t.Send(r, b); err != nil {
 			return ctxErr(ctx, fmt.Sprintf("Send to rank %d", r), err)
 		}
+		return nil
+	}
+
+	reportDue := false
+	// launch rejects f (observing its result at once) or dispatches it.
+	launch := func(f *flight) error {
+		r, ok := l.reject(f)
+		if !ok {
+			return dispatch(f)
+		}
+		l.logResult(f, &r, nil)
+		if err := l.observe(f, r); err != nil {
+			return err
+		}
+		l.logUpdate(1)
+		reportDue = true
 		return nil
 	}
 
@@ -515,7 +619,6 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 		defer cancel()
 	}
 	firstResult := l.st.Trials == 0
-	reportDue := false
 	for {
 		if ctx.Err() != nil {
 			return "", errInterrupted
@@ -526,7 +629,7 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 		exhausted := false
 		for stopping == "" && len(idle) > 0 {
 			if len(queue) > 0 {
-				if err := dispatch(queue[0]); err != nil {
+				if err := launch(queue[0]); err != nil {
 					return "", err
 				}
 				queue = queue[1:]
@@ -553,7 +656,7 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 					l.logUpdate(1)
 					continue
 				}
-				if err := dispatch(f); err != nil {
+				if err := launch(f); err != nil {
 					return "", err
 				}
 			}
@@ -610,13 +713,24 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("controller: rank %d sent a message but runs no trial", from)
 		}
 		f := busy[from]
-		r, err := decodeResult(from, b, f)
+		m, err := cluster.Decode(from, b)
+		if err != nil {
+			return "", fmt.Errorf("controller: %w", err)
+		}
+		if m.Kind == cluster.KindProgress {
+			if err := l.decide(ctx, from, f, m.Progress); err != nil {
+				return "", err
+			}
+			continue
+		}
+		r, err := resultOf(from, m, f)
 		if err != nil {
 			return "", err
 		}
 		busy[from] = nil
 		idle = append(idle, from)
-		l.logResult(f, &r)
+		pen := l.penalise(&r)
+		l.logResult(f, &r, pen)
 		if err := l.observe(f, r); err != nil {
 			return "", err
 		}
@@ -636,6 +750,27 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 		// counts it.
 		reportDue = true
 	}
+}
+
+// decide answers a progress report of f's trial from rank with the
+// stopper's decision, and logs both.
+func (l *loop) decide(ctx context.Context, rank int, f *flight, p *cluster.Progress) error {
+	if p.TrialID != f.Trial.ID {
+		return fmt.Errorf("controller: rank %d sent progress of trial %q, where trial %s runs", rank, p.TrialID, f.Trial.ID)
+	}
+	if l.stopper == nil {
+		return fmt.Errorf("controller: rank %d sent progress of trial %s, which was not asked to report", rank, p.TrialID)
+	}
+	stop := l.stopper.Report(p.TrialID, p.Epoch, p.ValAcc)
+	l.logProgress(f, p, stop)
+	b, err := cluster.Encode(cluster.Message{Kind: cluster.KindDecision, Decision: &cluster.Decision{TrialID: p.TrialID, Stop: stop}})
+	if err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	if err := l.t.Send(rank, b); err != nil {
+		return ctxErr(ctx, fmt.Sprintf("Send of a decision to rank %d", rank), err)
+	}
+	return nil
 }
 
 // sortBySeq orders fs by the log seq of their results (insertion sort: the
@@ -658,6 +793,17 @@ func (l *loop) checkpoint() error {
 	state, err := l.s.Snapshot()
 	if err != nil {
 		return strategyError{fmt.Errorf("controller: strategy %s: Snapshot: %w", l.s.Name(), err)}
+	}
+	l.st.StopperName, l.st.StopperState = "", nil
+	if l.stopper != nil {
+		ss, err := l.stopper.Snapshot()
+		if err == nil && !json.Valid(ss) {
+			err = errors.New("not JSON")
+		}
+		if err != nil {
+			return strategyError{fmt.Errorf("controller: stopper %s: Snapshot: %w", l.stopper.Name(), err)}
+		}
+		l.st.StopperName, l.st.StopperState = l.stopper.Name(), ss
 	}
 	seq := l.log.Seq()
 	l.st.ReplayFrom = seq

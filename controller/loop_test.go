@@ -64,7 +64,7 @@ func checkEvents(t *testing.T, evs []event, mode string, ranks, n int) {
 	first, last := evs[0], evs[len(evs)-1]
 	if first.Event != controller.EventRunStart || first.Schema != controller.SchemaVersion || first.Mode != mode ||
 		first.Ranks != ranks || first.Resumed || string(first.Config) != `{"test":true}` {
-		t.Errorf("first event %+v, want run_start of schema 1, mode %s, %d ranks, the config", first, mode, ranks)
+		t.Errorf("first event %+v, want run_start of schema %d, mode %s, %d ranks, the config", first, controller.SchemaVersion, mode, ranks)
 	}
 	if last.Event != controller.EventRunEnd || last.Trials != n || last.Interrupted || last.Reason != "budget: trials" {
 		t.Errorf("last event %+v, want run_end of %d trials, budget: trials", last, n)

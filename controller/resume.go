@@ -134,8 +134,43 @@ func (l *loop) restore(c journal.Checkpoint, info *resumeInfo) error {
 		l.inflight[f.Trial.ID] = f
 		l.order = append(l.order, f)
 	}
+	if err := l.restoreStopper(&st, info); err != nil {
+		return err
+	}
 	st.InFlight, st.Mode = nil, l.cfg.Mode
 	l.st = st
 	l.before = st.Elapsed
+	return nil
+}
+
+// restoreStopper loads the stopper's state from the checkpoint's loop state
+// and makes it forget the trials in flight, which run again from scratch.
+// A checkpoint without the state of this run's stopper (written without a
+// stopper, or with another) starts the stopper afresh, with a warning.
+func (l *loop) restoreStopper(st *loopState, info *resumeInfo) error {
+	name := StopperNone
+	if l.stopper != nil {
+		name = l.stopper.Name()
+	}
+	had := st.StopperName
+	if had == "" {
+		had = StopperNone
+	}
+	switch {
+	case l.stopper == nil:
+		if had != StopperNone {
+			info.warnings = append(info.warnings, fmt.Sprintf("the checkpoint holds the state of stopper %q; this run has none, so nothing is stopped early from now on", had))
+		}
+		return nil
+	case had != name:
+		info.warnings = append(info.warnings, fmt.Sprintf("the checkpoint has no state of stopper %q (it was written with stopper %q): the stopper starts afresh", name, had))
+	default:
+		if err := l.stopper.Restore(st.StopperState); err != nil {
+			return fmt.Errorf("controller: resume: %w", err)
+		}
+	}
+	for _, f := range st.InFlight {
+		l.stopper.Forget(f.Trial.ID)
+	}
 	return nil
 }

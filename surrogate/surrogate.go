@@ -101,6 +101,16 @@ func (o *Objective) Accuracy(a arch.Arch) float64 {
 // status "timeout" (deadline) or "canceled" with the epochs completed. An
 // architecture of another space or options gives status "failed".
 func (o *Objective) Train(ctx context.Context, t cluster.Trial) cluster.Result {
+	return o.TrainEpochs(ctx, t, nil)
+}
+
+// TrainEpochs is Train that calls epochEnd (when not nil) after each
+// simulated epoch but the last, with the epoch (1-based) and its validation
+// accuracy, after that epoch's share of Options.Duration. When epochEnd
+// returns true the trial ends there with status "stopped": its val_acc and
+// reward cover the epochs run, which are those of the full run's curve. It
+// makes Objective a worker.EpochTrainer, for early stopping without training.
+func (o *Objective) TrainEpochs(ctx context.Context, t cluster.Trial, epochEnd func(epoch int, valAcc float64) (stop bool)) cluster.Result {
 	res := cluster.Result{TrialID: t.ID}
 	an, err := arch.Analyze(o.space, t.Arch) // also checks that t.Arch is of o's space and options
 	if err != nil {
@@ -113,8 +123,38 @@ func (o *Objective) Train(ctx context.Context, t cluster.Trial) cluster.Result {
 	if t.Epochs > 0 {
 		epochs = t.Epochs
 	}
+	final := o.Accuracy(t.Arch)
+	if o.opt.Noise > 0 {
+		final += o.opt.Noise * rand.New(rand.NewPCG(t.Seed, 0x6e6f697365)).NormFloat64() // "noise"
+	}
+	final = min(max(final, 0), 1)
+	// A saturating curve that reaches final at the last epoch.
+	const rate = 3.0
+	curve := make([]float64, epochs)
+	for e := range epochs {
+		g := (1 - math.Exp(-rate*float64(e+1)/float64(epochs))) / (1 - math.Exp(-rate))
+		curve[e] = baseAcc + (final-baseAcc)*g
+	}
+
 	done, status := epochs, "ok"
-	if err := o.sleep(ctx, epochs, &done); err != nil {
+	if epochEnd == nil {
+		err = o.sleep(ctx, epochs, &done)
+	} else {
+		err = ctx.Err()
+		done = 0
+		for e := 1; e <= epochs && err == nil; e++ {
+			if err = o.wait(ctx, o.opt.Duration/time.Duration(epochs)); err != nil {
+				break
+			}
+			done = e
+			if e < epochs && epochEnd(e, curve[e-1]) {
+				status = cluster.StatusStopped
+				res.Reason = fmt.Sprintf("stopped early after epoch %d of %d", e, epochs)
+				break
+			}
+		}
+	}
+	if err != nil {
 		status = "canceled"
 		if errors.Is(err, context.DeadlineExceeded) {
 			status = "timeout"
@@ -123,18 +163,7 @@ func (o *Objective) Train(ctx context.Context, t cluster.Trial) cluster.Result {
 	}
 	res.Status = status
 
-	final := o.Accuracy(t.Arch)
-	if o.opt.Noise > 0 {
-		final += o.opt.Noise * rand.New(rand.NewPCG(t.Seed, 0x6e6f697365)).NormFloat64() // "noise"
-	}
-	final = min(max(final, 0), 1)
-	// A saturating curve that reaches final at the last epoch.
-	const rate = 3.0
-	res.ValAcc = make([]float64, done)
-	for e := range done {
-		g := (1 - math.Exp(-rate*float64(e+1)/float64(epochs))) / (1 - math.Exp(-rate))
-		res.ValAcc[e] = baseAcc + (final-baseAcc)*g
-	}
+	res.ValAcc = curve[:done:done]
 	best := 0.0
 	for _, v := range res.ValAcc {
 		best = max(best, v)
@@ -148,6 +177,21 @@ func (o *Objective) Train(ctx context.Context, t cluster.Trial) cluster.Result {
 		res.ValAcc = nil
 	}
 	return res
+}
+
+// wait sleeps d (nothing when d ≤ 0) or until ctx ends, returning its error.
+func (o *Objective) wait(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil || d <= 0 {
+		return err
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // sleep waits Duration, counting the epochs that completed in *done; it

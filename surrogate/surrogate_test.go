@@ -128,3 +128,35 @@ func TestOtherSpaceFails(t *testing.T) {
 		t.Fatalf("arch of another space: status %q reason %q, want failed with a reason", res.Status, res.Reason)
 	}
 }
+
+// TestTrainEpochs: the hook sees each epoch but the last, with the values of
+// the full run's curve; stopping gives status "stopped", the epochs run and
+// the reward over them.
+func TestTrainEpochs(t *testing.T) {
+	s := space(t, 3)
+	o := surrogate.New(s, surrogate.Options{Seed: 3, Noise: 0.02, Epochs: 4, Duration: 4 * time.Millisecond})
+	tr := cluster.Trial{ID: "t", Arch: s.Sample(rand.New(rand.NewPCG(2, 2))), Seed: 5}
+	full := o.Train(context.Background(), tr)
+	var seen []float64
+	same := o.TrainEpochs(context.Background(), tr, func(epoch int, acc float64) bool {
+		if epoch != len(seen)+1 {
+			t.Errorf("epoch %d after %d calls", epoch, len(seen))
+		}
+		seen = append(seen, acc)
+		return false
+	})
+	if !reflect.DeepEqual(same, full) || !reflect.DeepEqual(seen, full.ValAcc[:3]) {
+		t.Fatalf("never stopping: %+v (hook saw %v), want %+v", same, seen, full)
+	}
+	stopped := o.TrainEpochs(context.Background(), tr, func(epoch int, acc float64) bool { return epoch == 2 })
+	want := math.Pow(full.ValAcc[1], 3) // the curve rises: the best of 2 epochs is the second
+	if stopped.Status != cluster.StatusStopped || !reflect.DeepEqual(stopped.ValAcc, full.ValAcc[:2]) ||
+		math.Abs(stopped.Reward-want) > 1e-15 || stopped.FLOPs != full.FLOPs {
+		t.Fatalf("stopped at epoch 2: %+v, want val_acc %v, reward %v", stopped, full.ValAcc[:2], want)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	canceled := o.TrainEpochs(ctx, tr, func(epoch int, acc float64) bool { cancel(); return false })
+	if canceled.Status != "canceled" || len(canceled.ValAcc) != 1 {
+		t.Fatalf("canceled in the hook of epoch 1: status %q, %d epochs", canceled.Status, len(canceled.ValAcc))
+	}
+}

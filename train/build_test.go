@@ -302,7 +302,7 @@ func TestTrainRecoversPanics(t *testing.T) {
 	data := syntheticSplits(16, 8, 8, 1, 7, 7, 3, 0.5)
 	g := enasLike(1, 7, 7, 3, 2)
 	for _, atBuild := range []bool{false, true} {
-		res, err := trainWith(context.Background(), g, data, Config{Epochs: 1, BatchSize: 8}, 1, nil, panicKernels{atBuild: atBuild})
+		res, err := trainWith(context.Background(), g, data, Config{Epochs: 1, BatchSize: 8}, 1, Hooks{}, panicKernels{atBuild: atBuild})
 		if err == nil || res.Status != StatusError {
 			t.Fatalf("atBuild=%v: status %q, error %v; want an error", atBuild, res.Status, err)
 		}

@@ -20,6 +20,7 @@ const (
 	StatusTimeout  = "timeout"  // ctx's deadline passed
 	StatusCanceled = "canceled" // ctx was canceled
 	StatusError    = "error"    // an op failed or panicked; Train also returns the error
+	StatusStopped  = "stopped"  // Hooks.EpochEnd asked to stop at an epoch boundary (early stopping)
 )
 
 // EpochStats are one epoch's metrics. The last epoch of a run stopped by a
@@ -69,11 +70,29 @@ type Progress struct {
 // graph or data) or an op failed; a panic inside the graph code is recovered
 // into such an error (Status "error"), never crashing the process.
 func Train(ctx context.Context, g *arch.Graph, data *dataset.Splits, cfg Config, seed uint64, progress func(Progress)) (Result, error) {
-	return trainWith(ctx, g, data, cfg, seed, progress, nil)
+	return trainWith(ctx, g, data, cfg, seed, Hooks{Progress: progress}, nil)
 }
 
-// trainWith is Train with the given kernels (nil: the pure-Go ones).
-func trainWith(ctx context.Context, g *arch.Graph, data *dataset.Splits, cfg Config, seed uint64, progress func(Progress), k kernels) (res Result, err error) {
+// Hooks are TrainHooked's optional callbacks; a nil one is not called.
+type Hooks struct {
+	// Progress is Train's progress function.
+	Progress func(Progress)
+	// EpochEnd is called after each epoch's validation, except after the
+	// epoch that ends the budget (stopping there would save nothing).
+	// Returning true stops the run at that epoch boundary: Result.Status
+	// is "stopped", Result.Epochs holds the epochs run, Reward is computed
+	// over them, and the test set (EvalTest) is not evaluated.
+	EpochEnd func(EpochStats) (stop bool)
+}
+
+// TrainHooked is Train with hooks; Train(…, progress) is
+// TrainHooked(…, Hooks{Progress: progress}).
+func TrainHooked(ctx context.Context, g *arch.Graph, data *dataset.Splits, cfg Config, seed uint64, h Hooks) (Result, error) {
+	return trainWith(ctx, g, data, cfg, seed, h, nil)
+}
+
+// trainWith is TrainHooked with the given kernels (nil: the pure-Go ones).
+func trainWith(ctx context.Context, g *arch.Graph, data *dataset.Splits, cfg Config, seed uint64, h Hooks, k kernels) (res Result, err error) {
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
@@ -96,10 +115,11 @@ func trainWith(ctx context.Context, g *arch.Graph, data *dataset.Splits, cfg Con
 	for _, s := range stats {
 		res.Params += s.Params
 	}
+	progress := h.Progress
 	if progress == nil {
 		progress = func(Progress) {}
 	}
-	r := &run{ctx: ctx, cfg: cfg, data: data, progress: progress, start: start, res: &res,
+	r := &run{ctx: ctx, cfg: cfg, data: data, progress: progress, epochEnd: h.EpochEnd, start: start, res: &res,
 		t: newTrainer(g, cfg, seed)}
 	r.t.kern = k
 	defer r.t.close()
@@ -236,6 +256,7 @@ type run struct {
 	cfg      Config
 	data     *dataset.Splits
 	progress func(Progress)
+	epochEnd func(EpochStats) bool // nil: none
 	start    time.Time
 	res      *Result
 	t        *trainer
@@ -334,6 +355,15 @@ func (r *run) loop(seed uint64) error {
 				TrainAcc: float64(correct) / float64(seen), ValAcc: acc, Seconds: time.Since(epochStart).Seconds()}
 			res.Epochs = append(res.Epochs, e)
 			r.progress(Progress{Epoch: epoch, Epochs: cfg.Epochs, Step: steps, StepsPerEpoch: perEpoch, Loss: e.TrainLoss, EpochDone: &e})
+			if last := budget != "" || (cfg.Epochs > 0 && epoch >= cfg.Epochs); !last && r.epochEnd != nil && r.epochEnd(e) {
+				res.Status = StatusStopped
+				if cfg.Epochs > 0 {
+					res.Reason = fmt.Sprintf("stopped early after epoch %d of %d", epoch, cfg.Epochs)
+				} else {
+					res.Reason = fmt.Sprintf("stopped early after epoch %d", epoch)
+				}
+				return nil
+			}
 		}
 		if budget != "" {
 			break

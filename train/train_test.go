@@ -238,3 +238,44 @@ func TestTrainRejects(t *testing.T) {
 		t.Errorf("Run with label 5 of 3 classes: error %v", err)
 	}
 }
+
+// TestTrainEpochEnd: the hook sees every epoch but the last of the budget,
+// and stopping it ends the run at that boundary with the epochs run and
+// their reward; never stopping changes nothing.
+func TestTrainEpochEnd(t *testing.T) {
+	data := syntheticSplits(16, 8, 8, 1, 7, 7, 3, 0.5)
+	g := enasLike(1, 7, 7, 3, 2)
+	cfg := Config{Epochs: 4, BatchSize: 8, EvalTest: false}
+	var seen []int
+	full, err := TrainHooked(context.Background(), g, data, cfg, 1, Hooks{EpochEnd: func(e EpochStats) bool {
+		seen = append(seen, e.Epoch)
+		return false
+	}})
+	if err != nil || full.Status != StatusOK || len(full.Epochs) != 4 {
+		t.Fatalf("never stopping: %+v, %v", full, err)
+	}
+	if len(seen) != 3 || seen[0] != 1 || seen[2] != 3 {
+		t.Errorf("EpochEnd called for epochs %v, want 1 2 3 (not the last)", seen)
+	}
+	plain, _ := Train(context.Background(), g, data, cfg, 1, nil)
+	if plain.Reward != full.Reward || plain.BestValAcc != full.BestValAcc {
+		t.Errorf("a hook that never stops changed the run: reward %v vs %v", full.Reward, plain.Reward)
+	}
+
+	var progressed int
+	res, err := TrainHooked(context.Background(), g, data, cfg, 1, Hooks{
+		Progress: func(p Progress) { progressed++ },
+		EpochEnd: func(e EpochStats) bool { return e.Epoch == 2 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != StatusStopped || len(res.Epochs) != 2 || !strings.Contains(res.Reason, "after epoch 2 of 4") || progressed == 0 {
+		t.Fatalf("stopped at 2: status %q (%s), %d epochs, %d progress calls", res.Status, res.Reason, len(res.Epochs), progressed)
+	}
+	// The first two epochs are those of the full run; the reward is over them.
+	want := Reward([]float64{full.Epochs[0].ValAcc, full.Epochs[1].ValAcc}, 5, "power", 3)
+	if res.Epochs[1].ValAcc != full.Epochs[1].ValAcc || math.Abs(res.Reward-want) > 1e-15 {
+		t.Errorf("stopped run: val acc %v reward %v, want %v and %v", res.Epochs[1].ValAcc, res.Reward, full.Epochs[1].ValAcc, want)
+	}
+}

@@ -8,6 +8,10 @@
 // provides a synthetic objective with the same interface for tests and
 // benchmarks.
 //
+// For early stopping, a trial with Trial.Report set and an EpochTrainer
+// (both trainers above are) reports each epoch to rank 0 and waits for its
+// decision; a stopped trial reports status "stopped" with the epochs run.
+//
 // A trial never takes the worker down: a timeout, a panic in the trainer or
 // NaN in its numbers become a result with status "timeout", "failed" or
 // "diverged" and a reason, and the worker goes on. Only a broken protocol

@@ -58,6 +58,16 @@ func TestNewTrainer(t *testing.T) {
 		t.Errorf("same trial: reward %v then %v", res.Reward, again.Reward)
 	}
 
+	// Stopped after epoch 1 of 3: the first epoch is that of the full run.
+	et := tr.(worker.EpochTrainer)
+	var reports []float64
+	stopped := et.TrainEpochs(context.Background(), cluster.Trial{ID: "t1", Arch: a, Seed: 3, Epochs: 2},
+		func(epoch int, acc float64) bool { reports = append(reports, acc); return true })
+	if stopped.Status != cluster.StatusStopped || len(stopped.ValAcc) != 1 || len(reports) != 1 ||
+		stopped.ValAcc[0] != res.ValAcc[0] || reports[0] != res.ValAcc[0] || stopped.FLOPs != an.FLOPs {
+		t.Fatalf("stopped after epoch 1: %+v (reports %v), want val_acc [%v]", stopped, reports, res.ValAcc[0])
+	}
+
 	other, _ := arch.New("nas", arch.Options{Layers: 1, Input: arch.Shape{C: 1, H: 6, W: 6}, Classes: 2})
 	b, _ := other.Arch([]int{0, 0, 0, 0})
 	if res := tr.Train(context.Background(), cluster.Trial{ID: "t2", Arch: b}); res.Status != cluster.StatusFailed || res.Reason == "" {

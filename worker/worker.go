@@ -29,6 +29,33 @@ type TrainerFunc func(ctx context.Context, t cluster.Trial) cluster.Result
 // Train calls f(ctx, t).
 func (f TrainerFunc) Train(ctx context.Context, t cluster.Trial) cluster.Result { return f(ctx, t) }
 
+// EpochTrainer is a Trainer that can stop a trial at an epoch boundary, for
+// early stopping. TrainEpochs is Train that calls epochEnd after each epoch
+// but the last, with the epoch (1-based) and its validation accuracy, from
+// the goroutine that called TrainEpochs and never after it returned; when
+// epochEnd returns true, training ends there and the result has status
+// "stopped", the epochs run in ValAcc and the reward over them. A nil
+// epochEnd is Train. NewTrainer's trainer and surrogate.Objective are
+// EpochTrainers.
+type EpochTrainer interface {
+	Trainer
+	TrainEpochs(ctx context.Context, t cluster.Trial, epochEnd func(epoch int, valAcc float64) (stop bool)) cluster.Result
+}
+
+// EpochTrainerFunc adapts a function to EpochTrainer; Train calls it with a
+// nil epochEnd.
+type EpochTrainerFunc func(ctx context.Context, t cluster.Trial, epochEnd func(epoch int, valAcc float64) (stop bool)) cluster.Result
+
+// Train calls f(ctx, t, nil).
+func (f EpochTrainerFunc) Train(ctx context.Context, t cluster.Trial) cluster.Result {
+	return f(ctx, t, nil)
+}
+
+// TrainEpochs calls f(ctx, t, epochEnd).
+func (f EpochTrainerFunc) TrainEpochs(ctx context.Context, t cluster.Trial, epochEnd func(int, float64) bool) cluster.Result {
+	return f(ctx, t, epochEnd)
+}
+
 // Modes of the search loop; Run's mode must match the controller's.
 const (
 	ModeSync  = "sync"  // rounds: Scatter a task or idle to each worker, Gather the results
@@ -46,6 +73,14 @@ const (
 // becomes status "failed" with the panic's message, and NaN or ±Inf in a
 // result (which JSON cannot carry) becomes status "diverged" with the values
 // zeroed; the worker goes on with the next trial in all three cases.
+//
+// Early stopping (async only): for a trial with Trial.Report set, an
+// EpochTrainer's epochs are reported to rank 0 as they end (a progress
+// message with the validation accuracy), and the worker waits for rank 0's
+// decision message before the next epoch; "stop" ends the trial there with
+// status "stopped". A trainer that is not an EpochTrainer trains the trial
+// in full without reporting. Trials without Report send nothing but their
+// result.
 //
 // A message from rank 0 that does not decode, has an unexpected kind or
 // comes from another rank is an error that names it; so is a transport
@@ -110,7 +145,9 @@ func (w *loop) sync(ctx context.Context) error {
 		case cluster.KindIdle:
 			out = idleMsg
 		case cluster.KindTask:
-			if out, err = w.run(ctx, *m.Trial); err != nil {
+			trial := *m.Trial
+			trial.Report = false // sync rounds have no room for progress messages; rank 0 never asks
+			if out, err = w.run(ctx, trial); err != nil {
 				return err
 			}
 		default:
@@ -160,13 +197,27 @@ func (w *loop) async(ctx context.Context) error {
 func (w *loop) run(ctx context.Context, trial cluster.Trial) ([]byte, error) {
 	log := w.log.With().Str("trial", trial.ID).Logger()
 	log.Debug().Msg("start")
-	res := w.train(ctx, trial)
+	var epochEnd func(int, float64) bool
+	var hookErr error
+	if trial.Report {
+		if _, ok := w.tr.(EpochTrainer); ok {
+			epochEnd = w.reporter(ctx, trial.ID, &hookErr)
+		} else {
+			log.Warn().Msg("rank 0 asked for epoch reports, but the trainer cannot stop early: training in full")
+		}
+	}
+	res := w.train(ctx, trial, epochEnd)
 	if err := ctx.Err(); err != nil {
 		return nil, w.errorf("trial %s: %w", trial.ID, err)
+	}
+	if hookErr != nil {
+		return nil, hookErr
 	}
 	switch res.Status {
 	case "ok":
 		log.Debug().Float64("reward", res.Reward).Msg("done")
+	case cluster.StatusStopped:
+		log.Debug().Int("epochs", len(res.ValAcc)).Float64("reward", res.Reward).Msg("stopped early")
 	default:
 		log.Warn().Str("status", res.Status).Str("reason", res.Reason).Msg("trial did not finish")
 	}
@@ -177,9 +228,59 @@ func (w *loop) run(ctx context.Context, trial cluster.Trial) ([]byte, error) {
 	return b, nil
 }
 
+// reporter returns the epochEnd function of a reporting trial: it sends
+// each epoch's validation accuracy to rank 0 and returns rank 0's decision.
+// A transport or protocol error is kept in *errp (the job is broken; run
+// returns it) and stops the trial. It waits under the job's ctx, not the
+// trial's: rank 0 answers every progress message at once, and an answer
+// left unread would be taken for the next task.
+func (w *loop) reporter(ctx context.Context, id string, errp *error) func(int, float64) bool {
+	return func(epoch int, acc float64) bool {
+		if *errp != nil {
+			return true
+		}
+		if math.IsNaN(acc) || math.IsInf(acc, 0) {
+			return false // not reportable; the result will say diverged
+		}
+		b, err := cluster.Encode(cluster.Message{Kind: cluster.KindProgress, Progress: &cluster.Progress{TrialID: id, Epoch: epoch, ValAcc: acc}})
+		if err != nil {
+			*errp = w.errorf("trial %s: %w", id, err)
+			return true
+		}
+		if err := w.t.Send(0, b); err != nil {
+			*errp = w.errorf("trial %s: Send of progress: %w", id, err)
+			return true
+		}
+		from, b, err := w.t.Recv(ctx)
+		if err != nil {
+			*errp = w.errorf("trial %s: Recv of the decision: %w", id, err)
+			return true
+		}
+		if from != 0 {
+			*errp = w.errorf("message from rank %d: workers take messages from rank 0 only", from)
+			return true
+		}
+		m, err := cluster.Decode(from, b)
+		if err != nil {
+			*errp = w.errorf("%w", err)
+			return true
+		}
+		if m.Kind != cluster.KindDecision || m.Decision.TrialID != id {
+			what := m.Kind.String()
+			if m.Kind == cluster.KindDecision {
+				what = "decision for trial " + m.Decision.TrialID
+			}
+			*errp = w.errorf("trial %s: rank 0 sent a %s message where the decision after epoch %d was due", id, what, epoch)
+			return true
+		}
+		return m.Decision.Stop
+	}
+}
+
 // train runs the trainer under the trial's own timeout, turning a panic into
-// a failed result, and fills the fields the trainer does not.
-func (w *loop) train(ctx context.Context, trial cluster.Trial) (res cluster.Result) {
+// a failed result, and fills the fields the trainer does not. A non-nil
+// epochEnd goes to the trainer, which is then an EpochTrainer.
+func (w *loop) train(ctx context.Context, trial cluster.Trial, epochEnd func(int, float64) bool) (res cluster.Result) {
 	tctx, cancel := ctx, context.CancelFunc(func() {})
 	if w.timeout > 0 {
 		tctx, cancel = context.WithTimeout(ctx, w.timeout)
@@ -203,6 +304,9 @@ func (w *loop) train(ctx context.Context, trial cluster.Trial) (res cluster.Resu
 		sanitize(&res)
 		res.Rank, res.Host, res.Start, res.End = w.rank, w.host, start, end
 	}()
+	if epochEnd != nil {
+		return w.tr.(EpochTrainer).TrainEpochs(tctx, trial, epochEnd)
+	}
 	return w.tr.Train(tctx, trial)
 }
 

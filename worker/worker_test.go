@@ -14,6 +14,7 @@ import (
 	"nasd/arch"
 	"nasd/cluster"
 	"nasd/surrogate"
+	"nasd/train"
 	"nasd/worker"
 )
 
@@ -214,5 +215,107 @@ func TestContextEndsWorker(t *testing.T) {
 	cancel()
 	if err := wait(t, done); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled worker returned %v", err)
+	}
+}
+
+// Both trainers can stop early.
+var (
+	_ worker.EpochTrainer = (*surrogate.Objective)(nil)
+	_ worker.EpochTrainer = worker.NewTrainer(nil, nil, train.Config{}).(worker.EpochTrainer)
+)
+
+func recvMsg(t *testing.T, root cluster.Transport) cluster.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	from, b, err := root.Recv(ctx)
+	if err != nil || from != 1 {
+		t.Fatalf("Recv: from %d, %v", from, err)
+	}
+	m, err := cluster.Decode(from, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func decision(t *testing.T, id string, stop bool) []byte {
+	return encode(t, cluster.Message{Kind: cluster.KindDecision, Decision: &cluster.Decision{TrialID: id, Stop: stop}})
+}
+
+// TestEarlyStopping plays rank 0 of the early-stopping protocol: a
+// reporting trial sends each epoch but the last and waits for the decision.
+func TestEarlyStopping(t *testing.T) {
+	space := nasSpace(t)
+	obj := surrogate.New(space, surrogate.Options{Seed: 1, Epochs: 4})
+	a := space.Sample(rand.New(rand.NewPCG(3, 3)))
+	full := obj.Train(context.Background(), cluster.Trial{ID: "x", Arch: a, Seed: 1})
+	taskOf := func(id string, report bool) []byte {
+		return encode(t, cluster.Message{Kind: cluster.KindTask, Trial: &cluster.Trial{ID: id, Arch: a, Seed: 1, Report: report}})
+	}
+
+	root, done := startWorker(t, obj, worker.ModeAsync, time.Second)
+	// Stopped after epoch 2.
+	root.Send(1, taskOf("s", true))
+	for epoch := 1; epoch <= 2; epoch++ {
+		m := recvMsg(t, root)
+		if m.Kind != cluster.KindProgress || m.Progress.TrialID != "s" || m.Progress.Epoch != epoch || m.Progress.ValAcc != full.ValAcc[epoch-1] {
+			t.Fatalf("epoch %d: %+v %+v, want progress of s with %v", epoch, m, m.Progress, full.ValAcc[epoch-1])
+		}
+		root.Send(1, decision(t, "s", epoch == 2))
+	}
+	if m := recvMsg(t, root); m.Kind != cluster.KindResult || m.Result.Status != cluster.StatusStopped || len(m.Result.ValAcc) != 2 {
+		t.Fatalf("after stop: %+v %+v", m, m.Result)
+	}
+	// Never stopped: three reports (not the last epoch), then the full result.
+	root.Send(1, taskOf("g", true))
+	for epoch := 1; epoch <= 3; epoch++ {
+		if m := recvMsg(t, root); m.Kind != cluster.KindProgress || m.Progress.Epoch != epoch {
+			t.Fatalf("epoch %d: %+v", epoch, m)
+		}
+		root.Send(1, decision(t, "g", false))
+	}
+	if m := recvMsg(t, root); m.Kind != cluster.KindResult || m.Result.Status != "ok" || m.Result.Reward != full.Reward {
+		t.Fatalf("full run: %+v %+v", m, m.Result)
+	}
+	// Not reporting: the result alone.
+	root.Send(1, taskOf("q", false))
+	if m := recvMsg(t, root); m.Kind != cluster.KindResult || m.Result.Status != "ok" {
+		t.Fatalf("quiet trial: %+v", m)
+	}
+	// A decision for another trial breaks the protocol.
+	root.Send(1, taskOf("b", true))
+	recvMsg(t, root)
+	root.Send(1, decision(t, "other", true))
+	if err := wait(t, done); err == nil || !strings.Contains(err.Error(), "decision for trial other") {
+		t.Fatalf("wrong decision: %v", err)
+	}
+
+	// A trainer that cannot stop early trains in full without reporting.
+	plain := worker.TrainerFunc(func(ctx context.Context, tr cluster.Trial) cluster.Result { return obj.Train(ctx, tr) })
+	root, done = startWorker(t, plain, worker.ModeAsync, time.Second)
+	root.Send(1, taskOf("p", true))
+	if m := recvMsg(t, root); m.Kind != cluster.KindResult || m.Result.Status != "ok" {
+		t.Fatalf("plain trainer: %+v", m)
+	}
+	root.Send(1, encode(t, cluster.Message{Kind: cluster.KindStop}))
+	if err := wait(t, done); err != nil {
+		t.Fatal(err)
+	}
+
+	// Sync rounds never report, whatever the trial says.
+	root, done = startWorker(t, obj, worker.ModeSync, time.Second)
+	ctx := context.Background()
+	root.Scatter(ctx, 0, [][]byte{nil, taskOf("r", true)})
+	got, err := root.Gather(ctx, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := cluster.Decode(1, got[1]); err != nil || m.Kind != cluster.KindResult || len(m.Result.ValAcc) != 4 {
+		t.Fatalf("sync round with report: %+v %v", m, err)
+	}
+	root.Scatter(ctx, 0, [][]byte{nil, encode(t, cluster.Message{Kind: cluster.KindStop})})
+	if err := wait(t, done); err != nil {
+		t.Fatal(err)
 	}
 }

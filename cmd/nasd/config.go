@@ -15,6 +15,7 @@ import (
 
 	"nasd/arch"
 	"nasd/controller"
+	"nasd/surrogate"
 	"nasd/train"
 	"nasd/train/dataset"
 )
@@ -30,7 +31,23 @@ type searchConfig struct {
 	Data     dataset.Spec   `toml:"data" json:"data"`
 	Space    spaceConfig    `toml:"space" json:"space"`
 	Strategy strategyConfig `toml:"strategy" json:"strategy"`
+	Stopping strategyConfig `toml:"early_stopping" json:"early_stopping"`
+	Limits   limitsConfig   `toml:"constraints" json:"constraints"`
 	Trainer  trainerConfig  `toml:"trainer" json:"trainer"`
+}
+
+// limitsConfig bounds architectures statically and optionally trades reward
+// for size (MnasNet's soft constraint).
+type limitsConfig struct {
+	MaxParams          int     `toml:"max_params" json:"max_params"`
+	MaxFLOPs           int64   `toml:"max_flops" json:"max_flops"`
+	MaxActivationBytes int64   `toml:"max_activation_bytes" json:"max_activation_bytes"`
+	PenaltyTargetFLOPs int64   `toml:"penalty_target_flops" json:"penalty_target_flops"`
+	PenaltyWeight      float64 `toml:"penalty_weight" json:"penalty_weight"`
+}
+
+func (l limitsConfig) budget() arch.Budget {
+	return arch.Budget{MaxParams: l.MaxParams, MaxFLOPs: l.MaxFLOPs, MaxActivationBytes: l.MaxActivationBytes}
 }
 
 type budgetConfig struct {
@@ -94,6 +111,7 @@ func defaultSearchConfig() searchConfig {
 		Data:     dataset.Spec{Name: "fashion-mnist", ValSize: dataset.DefaultValSize},
 		Space:    spaceConfig{Name: "enas-macro"},
 		Strategy: strategyConfig{Name: "random"},
+		Stopping: strategyConfig{Name: "none"},
 		Trainer: trainerConfig{Kind: "real", Config: train.DefaultConfig(),
 			Surrogate: surrogateConfig{Duration: duration{10 * time.Millisecond}, Noise: 0.01}},
 	}
@@ -230,6 +248,24 @@ func (c *searchConfig) validate(file string, src []byte) error {
 			add("strategy.options", err)
 		}
 	}
+	if c.Stopping.Name != "" && c.Stopping.Name != "none" {
+		if _, err := controller.NewStopper(c.Stopping.Name, controller.StopperEnv{Epochs: c.epochs(), Options: c.Stopping.Options}); err != nil {
+			add("early_stopping.options", err)
+		}
+		if c.Mode == "sync" {
+			add("early_stopping", fmt.Errorf("name = %q: early stopping needs mode = \"async\" (a sync round waits for all its trials anyway)", c.Stopping.Name))
+		}
+	}
+	l := c.Limits
+	for key, v := range map[string]int64{"max_params": int64(l.MaxParams), "max_flops": l.MaxFLOPs,
+		"max_activation_bytes": l.MaxActivationBytes, "penalty_target_flops": l.PenaltyTargetFLOPs} {
+		if v < 0 {
+			bad("constraints", key, v, "must be ≥ 0 (0 = none)")
+		}
+	}
+	if l.PenaltyWeight != 0 && l.PenaltyTargetFLOPs == 0 {
+		bad("constraints", "penalty_weight", l.PenaltyWeight, "needs penalty_target_flops")
+	}
 	if !contains(trainerKinds, c.Trainer.Kind) {
 		bad("trainer", "kind", fmt.Sprintf("%q", c.Trainer.Kind), "must be one of "+strings.Join(trainerKinds, ", "))
 	}
@@ -241,6 +277,15 @@ func (c *searchConfig) validate(file string, src []byte) error {
 		bad("trainer.surrogate", "noise", c.Trainer.Surrogate.Noise, "must be ≥ 0")
 	}
 	return errors.Join(errs...)
+}
+
+// epochs is what each trial trains: the trainer's epochs (the surrogate's
+// default when unset).
+func (c *searchConfig) epochs() int {
+	if c.Trainer.Kind == "surrogate" && c.Trainer.Epochs == 0 {
+		return surrogate.DefaultEpochs
+	}
+	return c.Trainer.Epochs
 }
 
 // stopAt is the configured deadline, or Slurm's job end time, or zero.
@@ -281,17 +326,23 @@ func splitJoined(err error) []error {
 	return []error{err}
 }
 
-var keyPattern = regexp.MustCompile(`(?:^|[ .:])([a-z][a-z_]*)(?:\[\d+\])?(?: =|:)`)
+var (
+	assignPattern = regexp.MustCompile(`(?:^|[ .:])([a-z][a-z_]*)(?:\[\d+\])? =`)
+	fieldPattern  = regexp.MustCompile(`(?:^|[ .:])([a-z][a-z_]*)(?:\[\d+\])?:`)
+	optionPattern = regexp.MustCompile(`option "([a-z][a-z_]*)"`)
+)
 
-var optionPattern = regexp.MustCompile(`option "([a-z][a-z_]*)"`)
-
-// keyIn finds the config key a package's error message names ("config epochs = -3", "options.layers = 0",
-// `unknown option "population"`).
+// keyIn finds the config key a package's error message names: the first
+// "key = value" ("config epochs = -3", "options.layers = 0"), else a quoted
+// `unknown option "population"`, else the last "key:" ("options.channels: not used").
 func keyIn(msg string) string {
+	if m := assignPattern.FindStringSubmatch(msg); m != nil {
+		return m[1]
+	}
 	if m := optionPattern.FindStringSubmatch(msg); m != nil {
 		return m[1]
 	}
-	if m := keyPattern.FindAllStringSubmatch(msg, -1); len(m) > 0 {
+	if m := fieldPattern.FindAllStringSubmatch(msg, -1); len(m) > 0 {
 		return m[len(m)-1][1]
 	}
 	return ""

@@ -234,3 +234,31 @@ epochs = 1
 		})
 	}
 }
+
+// TestMPIEarlyStopping: workers report epochs to rank 0 over MPI and stop when told.
+func TestMPIEarlyStopping(t *testing.T) {
+	mpiBinary(t)
+	cfg := writeConfig(t, `
+seed = 5
+mode = "async"
+[budget]
+trials = 30
+[space]
+name = "nas"
+layers = 3
+[early_stopping]
+name = "asha"
+[trainer]
+kind = "surrogate"
+epochs = 8
+[trainer.surrogate]
+duration = "0s"
+`)
+	code, out, errOut := mpirunWait(t, 4, "search", "-config", cfg, "-run-dir", filepath.Join(t.TempDir(), "run"))
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "Early stopping saved") || strings.Contains(out, " 0 stopped early") {
+		t.Errorf("no trial stopped early:\n%s", out)
+	}
+}

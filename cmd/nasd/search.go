@@ -316,12 +316,17 @@ func runController(tr cluster.Transport, cfg searchConfig, sf *searchFlags, inPr
 	cfgJSON, _ := cfg.marshal()
 	ccfg := controller.Config{Mode: cfg.Mode, MaxTrials: cfg.Budget.Trials, MaxTime: cfg.Budget.Time.Duration,
 		StopAt: cfg.stopAt(), Seed: cfg.Seed, RunID: runID, CheckpointEvery: cfg.Budget.CheckpointEvery.Duration,
-		ConfigJSON: cfgJSON}
+		ConfigJSON: cfgJSON, Stopper: cfg.Stopping.Name, StopperOptions: cfg.Stopping.Options, Epochs: cfg.epochs(),
+		Budget: cfg.Limits.budget(), Space: space, PenaltyTargetFLOPs: cfg.Limits.PenaltyTargetFLOPs,
+		PenaltyWeight: cfg.Limits.PenaltyWeight}
+	if err := ccfg.Validate(tr.Size()); err != nil {
+		return fail(stderr, err)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGUSR1, os.Interrupt)
 	defer stop()
-	fmt.Fprintf(stdout, "Search %s: strategy %s, space %s, %d workers, mode %s, trainer %s; run directory %s\n",
-		runID, cfg.Strategy.Name, cfg.Space.Name, tr.Size()-1, cfg.Mode, cfg.Trainer.Kind, cfg.RunDir)
+	fmt.Fprintf(stdout, "Search %s: strategy %s, space %s, %d workers, mode %s, trainer %s, early stopping %s; run directory %s\n",
+		runID, cfg.Strategy.Name, cfg.Space.Name, tr.Size()-1, cfg.Mode, cfg.Trainer.Kind, cfg.Stopping.Name, cfg.RunDir)
 	bar := newSearchProgress(stdout, stderr)
 	stats := startSegmentStats()
 	sum, err := controller.Run(ctx, ccfg, strategy, tr, run, log, resume, bar.update)
@@ -340,7 +345,11 @@ func runController(tr cluster.Transport, cfg searchConfig, sf *searchFlags, inPr
 }
 
 func printSummary(w io.Writer, cfg searchConfig, s controller.Summary) {
-	fmt.Fprintf(w, "\nTrials: %d (%d ok, %d failed)\n", s.Trials, s.OK, s.Failed)
+	fmt.Fprintf(w, "\nTrials: %d (%d ok, %d failed, %d stopped early, %d rejected by the constraints)\n",
+		s.Trials, s.OK, s.Failed, s.Stopped, s.Rejected)
+	if s.EpochsSaved > 0 {
+		fmt.Fprintf(w, "Early stopping saved %d epochs of training\n", s.EpochsSaved)
+	}
 	if s.Best != nil {
 		fmt.Fprintf(w, "Best: trial %s, reward %.4f, best validation accuracy %.4f, %d parameters\n",
 			s.Best.TrialID, s.Best.Reward, s.Best.BestValAcc, s.Best.Params)

@@ -253,3 +253,47 @@ epochs = 1
 	}
 	t.Logf("3 real trials in %.1fs", time.Since(start).Seconds())
 }
+
+func TestSearchEarlyStoppingAndConstraints(t *testing.T) {
+	for _, stopper := range []string{"median", "asha"} {
+		t.Run(stopper, func(t *testing.T) {
+			cfg := writeConfig(t, fmt.Sprintf(`
+seed = 5
+mode = "async"
+workers = 3
+[budget]
+trials = 40
+[space]
+name = "nas"
+layers = 3
+[early_stopping]
+name = %q
+[constraints]
+max_params = 20000
+[trainer]
+kind = "surrogate"
+epochs = 8
+[trainer.surrogate]
+duration = "0s"
+`, stopper))
+			dir := filepath.Join(t.TempDir(), "run")
+			code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", dir)
+			if code != exitOK {
+				t.Fatalf("code %d\n%s\n%s", code, out, errOut)
+			}
+			var ok, stopped, rejected int
+			if _, err := fmt.Sscanf(out[strings.Index(out, "\nTrials: "):], "\nTrials: 40 (%d ok, %d failed, %d stopped early, %d rejected",
+				&ok, new(int), &stopped, &rejected); err != nil {
+				t.Fatalf("summary line: %v\n%s", err, out)
+			}
+			if stopped == 0 || rejected == 0 || !strings.Contains(out, "Early stopping saved") {
+				t.Errorf("%d stopped, %d rejected:\n%s", stopped, rejected, out)
+			}
+		})
+	}
+	cfg := writeConfig(t, "mode = \"sync\"\n[early_stopping]\nname = \"asha\"\n[early_stopping.options]\neta = 0\n")
+	code, _, errOut := nasd(t, "search", "-config", cfg)
+	if code != exitError || !strings.Contains(errOut, "async") || !strings.Contains(errOut, cfg+":5") {
+		t.Errorf("sync + asha with eta 0: code %d\n%s", code, errOut)
+	}
+}
