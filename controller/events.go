@@ -166,6 +166,16 @@ func (l *loop) logUpdate(n int) {
 	if b := l.st.Best; b != nil {
 		e.Str("best_trial", b.TrialID).Float64("best_reward", b.Reward)
 	}
+	if lr, ok := l.s.(Learner); ok {
+		if u := lr.LastUpdate(); u.Updates > 0 && u.Updates != l.loggedUpdates {
+			l.loggedUpdates = u.Updates
+			e.Int("updates", u.Updates).Int("update_batch", u.Batch).Int("max_staleness", u.MaxStaleness)
+			journal.Float(e, "mean_reward", u.MeanReward)
+			journal.Float(e, "baseline", u.Baseline)
+			journal.Float(e, "loss", u.Loss)
+			journal.Float(e, "entropy", u.Entropy)
+		}
+	}
 	e.Msg("")
 	l.dirty = true
 }

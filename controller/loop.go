@@ -63,11 +63,13 @@ type loop struct {
 	hooks    hooks
 	stopper  Stopper // nil: no early stopping
 
-	workers  int           // Size()-1
-	start    time.Time     // of this segment
-	before   time.Duration // search time of earlier segments, from the checkpoint
-	deadline time.Time     // of the time budgets; zero if none
-	segDone  int           // trials finished in this segment, for the ETA
+	workers int           // Size()-1
+	start   time.Time     // of this segment
+	before  time.Duration // search time of earlier segments, from the checkpoint
+
+	loggedUpdates int       // the learner update last logged in strategy_update
+	deadline      time.Time // of the time budgets; zero if none
+	segDone       int       // trials finished in this segment, for the ETA
 
 	st       loopState          // what a checkpoint keeps
 	inflight map[string]*flight // by trial ID

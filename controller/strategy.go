@@ -38,3 +38,21 @@ type Env struct {
 
 // Factory makes a strategy; it rejects unknown or invalid options, naming them.
 type Factory func(env Env) (Strategy, error)
+
+// UpdateStats describes a learning strategy's last update (rl: one
+// REINFORCE step over a batch of results).
+type UpdateStats struct {
+	Updates      int     `json:"updates"`       // updates completed so far, this one included
+	Batch        int     `json:"batch"`         // results in this update
+	MeanReward   float64 `json:"mean_reward"`   // mean reward of the batch
+	Baseline     float64 `json:"baseline"`      // the baseline the advantages were taken against
+	Loss         float64 `json:"loss"`          // loss at the weights before the step
+	Entropy      float64 `json:"entropy"`       // mean policy entropy over the batch
+	MaxStaleness int     `json:"max_staleness"` // most updates between a trial's proposal and its result (async)
+}
+
+// Learner is implemented by strategies that learn in discrete updates; the
+// loop logs each new update in strategy_update.
+type Learner interface {
+	LastUpdate() UpdateStats
+}

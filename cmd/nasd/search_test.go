@@ -297,3 +297,40 @@ duration = "0s"
 		t.Errorf("sync + asha with eta 0: code %d\n%s", code, errOut)
 	}
 }
+
+// TestSearchRLLogsUpdates: the RL controller's updates reach the journal,
+// one per sync round of 3 children (Zoph & Le's m children per update).
+func TestSearchRLLogsUpdates(t *testing.T) {
+	cfg := writeConfig(t, fmt.Sprintf(surrogateTOML, "sync", 12, "0s")+"\n[strategy]\nname = \"rl\"\n[strategy.options]\nlr = 0.01\n")
+	dir := filepath.Join(t.TempDir(), "run")
+	if code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", dir); code != exitOK {
+		t.Fatalf("code %d\n%s\n%s", code, out, errOut)
+	}
+	var updates []int
+	_, err := journal.ReadEvents(dir, func(e journal.Event) error {
+		if e.Kind != "strategy_update" {
+			return nil
+		}
+		var f struct {
+			Updates    *int     `json:"updates"`
+			Batch      int      `json:"update_batch"`
+			MeanReward *float64 `json:"mean_reward"`
+		}
+		if err := json.Unmarshal(e.Raw, &f); err != nil {
+			return err
+		}
+		if f.Updates != nil {
+			if f.Batch != 3 || f.MeanReward == nil {
+				t.Errorf("update event %s", e.Raw)
+			}
+			updates = append(updates, *f.Updates)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(updates, []int{1, 2, 3, 4}) {
+		t.Errorf("logged updates %v, want one per round: [1 2 3 4]", updates)
+	}
+}

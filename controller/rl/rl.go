@@ -37,15 +37,7 @@ const (
 )
 
 // UpdateInfo describes the last completed batch, for the loop to log.
-type UpdateInfo struct {
-	Updates      int     `json:"updates"`       // batches completed so far, this one included
-	Batch        int     `json:"batch"`         // results in this batch
-	MeanReward   float64 `json:"mean_reward"`   // mean reward of the batch (failures at failure_reward)
-	Baseline     float64 `json:"baseline"`      // the baseline the advantages were taken against
-	Loss         float64 `json:"loss"`          // REINFORCE loss at the weights before the step
-	Entropy      float64 `json:"entropy"`       // mean over the batch of Σ_t H(π_t)
-	MaxStaleness int     `json:"max_staleness"` // most updates between a trial's proposal and its result
-}
+type UpdateInfo = controller.UpdateStats
 
 // Strategy is the NAS controller of Zoph & Le 2017, or with learn false the
 // same sampler never updated ("random-policy"). It is a pure state machine:
