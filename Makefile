@@ -4,17 +4,19 @@ export PATH := $(PATH):/usr/local/go/bin
 
 GO       ?= go
 BIN      := bin/nasd
-# Build tags: openblas and mpi where their pkg-config files are there (checked
+# Build tags: openblas, dnnl (oneDNN's sgemm, the fastest gemm measured here;
+# it has no pkg-config file) and mpi where their libraries are there (checked
 # when a recipe runs, so after `deps` installed them); TAGS= builds pure Go.
 TAGS     ?= $(strip $(shell pkg-config --exists openblas 2>/dev/null && echo openblas) \
+              $(shell test -f /usr/include/dnnl.h && echo dnnl) \
               $(shell pkg-config --exists ompi 2>/dev/null && echo mpi))
 comma    := ,
 GOFLAGS_TAGS = $(if $(strip $(TAGS)),-tags '$(subst $(space),$(comma),$(strip $(TAGS)))')
 space    := $(subst ,, )
 FASHION  := /usr/share/datasets/fashion-mnist
-# Debian packages the project uses: the data set, BLAS, OpenMPI (the default MPI) and MPICH
+# Debian packages the project uses: the data set, BLAS and oneDNN (gemm), OpenMPI (the default MPI) and MPICH
 # (built and tested too, so both keep working), and pkg-config for cgo flags.
-DEB_PKGS := dataset-fashion-mnist libopenblas-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf
+DEB_PKGS := dataset-fashion-mnist libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf
 PYTHON   := /usr/bin/python3
 
 .PHONY: all build build-mpi deps test test-mpi test-long run bench bench-scale lint clean help
@@ -25,7 +27,7 @@ help:
 	@echo "make run        train one sampled network on a Fashion-MNIST subset and print its accuracy"
 	@echo "make test       install what is missing, lint, run every test"
 	@echo "make build      build $(BIN) (with OpenBLAS when installed; TAGS= for pure Go)"
-	@echo "make bench      training throughput of the reference CNN, side by side with PyTorch"
+	@echo "make bench      training/eval throughput of the reference CNN and an enas-macro child, side by side with PyTorch"
 	@echo "make bench-scale  rank-0 cost per trial under mpirun -n 4/16/64 (surrogate trials)"
 	@echo "make test-mpi   the MPI binding and nasd search under mpirun (part of make test when MPI is there)"
 	@echo "make deps       install the Debian packages nasd uses (apt-get when root)"
@@ -57,6 +59,7 @@ test: deps lint
 	$(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 20m ./...
 	@# The pure-Go fallback must stay correct too.
 	$(if $(strip $(TAGS)),$(GO) test -count=1 -timeout 20m ./train/... ./mpi/... ./cluster/...)
+	$(if $(filter dnnl,$(TAGS)),$(GO) test -tags openblas -count=1 -timeout 20m ./train)
 	@if command -v mpirun >/dev/null; then $(MAKE) --no-print-directory test-mpi; \
 	 else echo "test: mpirun not found: MPI tests skipped (make deps installs openmpi-bin)"; fi
 

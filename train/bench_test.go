@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"nasd/arch"
 )
 
 // Training and inference throughput of ReferenceCNN on random 28×28 data:
@@ -12,13 +14,21 @@ import (
 // compiling and the first run (which touches every buffer) are outside the
 // timer. Metrics: img/s and B/step (bytes allocated per step; -benchmem's
 // B/op is the same number).
-func BenchmarkTrainReferenceCNN(b *testing.B) {
-	for _, batch := range []int{64, 128} {
+func BenchmarkTrainReferenceCNN(b *testing.B) { benchTrain(b, ReferenceCNN()) }
+
+func BenchmarkEvalReferenceCNN(b *testing.B) { benchEval(b, ReferenceCNN()) }
+
+// benchBatches are the batch sizes every network is measured at.
+var benchBatches = []int{64, 128}
+
+// benchTrain measures SGD training steps of g, one sub-benchmark per batch size.
+func benchTrain(b *testing.B, g *arch.Graph) {
+	for _, batch := range benchBatches {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			cfg := Config{Epochs: 1, BatchSize: batch, Optimizer: "sgd", LR: 0.01, Momentum: 0.9, Schedule: "constant"}
-			t := newTrainer(ReferenceCNN(), cfg.withDefaults(), 1)
+			t := newTrainer(g, cfg.withDefaults(), 1)
 			defer t.close()
-			x, y := randomBatch(batch, 28*28, 10)
+			x, y := randomBatch(batch, g.Input.Elems(), g.Classes)
 			if _, _, err := t.step(x, y, cfg.LR); err != nil {
 				b.Fatal(err)
 			}
@@ -31,15 +41,17 @@ func BenchmarkTrainReferenceCNN(b *testing.B) {
 	}
 }
 
-func BenchmarkEvalReferenceCNN(b *testing.B) {
-	for _, batch := range []int{64, 128} {
+// benchEval measures inference (forward pass, batch norm on running
+// statistics) of g, one sub-benchmark per batch size.
+func benchEval(b *testing.B, g *arch.Graph) {
+	for _, batch := range benchBatches {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			n, err := Build(ReferenceCNN(), NewWeights(dtypeOf[float32](), 1), BuildOptions{Batch: batch})
+			n, err := Build(g, NewWeights(dtypeOf[float32](), 1), BuildOptions{Batch: batch})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer n.Close()
-			x, y := randomBatch(batch, 28*28, 10)
+			x, y := randomBatch(batch, g.Input.Elems(), g.Classes)
 			if _, _, err := n.Run(x, y); err != nil {
 				b.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-//go:build !openblas || !cgo
+//go:build !cgo || !(openblas || dnnl)
 
 package train
 
@@ -13,7 +13,7 @@ const GemmBackend = "gonum"
 var blasImpl gonum.Implementation
 
 // gemm computes C = alpha·op(A)·op(B) + beta·C, row-major, with gonum's pure-Go BLAS
-// (the default build; -tags openblas uses OpenBLAS).
+// (the default build; -tags openblas uses OpenBLAS, -tags dnnl oneDNN).
 func gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	ta, tb := blas.NoTrans, blas.NoTrans
 	if transA {

@@ -108,9 +108,9 @@ func span(n, outN, s, p, k int) (lo, hi int) {
 	return lo, hi
 }
 
-// im2col writes col[(c,ky,kx), (oy,ox)] = x[c, oy·S−PH+ky, ox·S−PW+kx] (0
+// im2colGo writes col[(c,ky,kx), (oy,ox)] = x[c, oy·S−PH+ky, ox·S−PW+kx] (0
 // outside the image) for one C×H×W image.
-func im2col[T Float](x []T, c int, wd window, col []T) {
+func im2colGo[T Float](x []T, c int, wd window, col []T) {
 	hw, howo := wd.H*wd.W, wd.Ho*wd.Wo
 	r := 0
 	for ci := range c {
@@ -142,9 +142,9 @@ func im2col[T Float](x []T, c int, wd window, col []T) {
 	}
 }
 
-// col2im adds col (laid out as by im2col) back into the C×H×W image dx, which
+// col2imGo adds col (laid out as by im2col) back into the C×H×W image dx, which
 // the caller has zeroed.
-func col2im[T Float](col []T, c int, wd window, dx []T) {
+func col2imGo[T Float](col []T, c int, wd window, dx []T) {
 	hw, howo := wd.H*wd.W, wd.Ho*wd.Wo
 	r := 0
 	for ci := range c {
@@ -171,6 +171,16 @@ func col2im[T Float](col []T, c int, wd window, dx []T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// addBiasGo adds b[r] to row r of y, rows of n elements.
+func addBiasGo[T Float](y, b []T, n int) {
+	for r, br := range b {
+		row := y[r*n : (r+1)*n]
+		for j := range row {
+			row[j] += br
 		}
 	}
 }

@@ -33,7 +33,19 @@ type batchNorm[T Float] struct {
 	y, dx           *tensor.Dense
 	sums            *tensor.Dense // [2, C]: Σ dY, Σ dY·x̂
 	dGamma, dBeta   *tensor.Dense
+
+	// per call (parRange arguments)
+	par          parDone
+	phase        int // bnForward, bnSums, bnGradX
+	x, g, bt, yv []T // forward: X, γ, β, Y; gradients: dY in x, γ in g
+	sv, dxv      []T
 }
+
+const (
+	bnForward = iota
+	bnSums
+	bnGradX
+)
 
 func buildBatchNorm[T Float](x, gamma, beta *G.Node, runMean, runVar []T, train bool) (*G.Node, error) {
 	xs := x.Shape()
@@ -78,92 +90,109 @@ func buildBatchNorm[T Float](x, gamma, beta *G.Node, runMean, runVar []T, train 
 }
 
 func (k *batchNorm[T]) forward(in []G.Value) (G.Value, error) {
-	x, gamma, beta, y := raw[T](in[0]), raw[T](in[1]), raw[T](in[2]), raw[T](k.y)
-	n := k.b * k.n
-	parFor(k.c, 3*n, func(lo, hi int) {
-		for c := lo; c < hi; c++ {
-			var mean, invStd float64
-			if k.train {
-				var s float64
-				for i := range k.b {
-					for _, v := range x[(i*k.c+c)*k.n : (i*k.c+c+1)*k.n] {
-						s += float64(v)
-					}
-				}
-				mean = s / float64(n)
-				var ss float64
-				for i := range k.b {
-					for _, v := range x[(i*k.c+c)*k.n : (i*k.c+c+1)*k.n] {
-						d := float64(v) - mean
-						ss += d * d
-					}
-				}
-				variance := ss / float64(n)
-				invStd = 1 / math.Sqrt(variance+bnEpsilon)
-				k.invStd[c] = invStd
-				unbiased := variance
-				if n > 1 {
-					unbiased = ss / float64(n-1)
-				}
-				k.runMean[c] = T((1-bnMomentum)*float64(k.runMean[c]) + bnMomentum*mean)
-				k.runVar[c] = T((1-bnMomentum)*float64(k.runVar[c]) + bnMomentum*unbiased)
-			} else {
-				mean = float64(k.runMean[c])
-				invStd = 1 / math.Sqrt(float64(k.runVar[c])+bnEpsilon)
-			}
-			g, bt := float64(gamma[c]), float64(beta[c])
-			for i := range k.b {
-				off := (i*k.c + c) * k.n
-				xs, ys := x[off:off+k.n], y[off:off+k.n]
-				for j, v := range xs {
-					h := (float64(v) - mean) * invStd
-					if k.train {
-						k.xhat[off+j] = T(h)
-					}
-					ys[j] = T(g*h + bt)
-				}
-			}
-		}
-	})
+	k.x, k.g, k.bt, k.yv, k.phase = raw[T](in[0]), raw[T](in[1]), raw[T](in[2]), raw[T](k.y), bnForward
+	parRange(k.c, 3*k.b*k.n, k, &k.par)
 	return k.y, nil
 }
 
 // gradSums: inputs Y (for ordering), dY → [Σ dY; Σ dY·x̂] per channel.
 func (k *batchNorm[T]) gradSums(in []G.Value) (G.Value, error) {
-	dy, s := raw[T](in[1]), raw[T](k.sums)
-	parFor(k.c, 2*k.b*k.n, func(lo, hi int) {
-		for c := lo; c < hi; c++ {
-			var s0, s1 float64
-			for i := range k.b {
-				off := (i*k.c + c) * k.n
-				for j, g := range dy[off : off+k.n] {
-					s0 += float64(g)
-					s1 += float64(g) * float64(k.xhat[off+j])
-				}
-			}
-			s[c], s[k.c+c] = T(s0), T(s1)
-		}
-	})
+	k.x, k.sv, k.phase = raw[T](in[1]), raw[T](k.sums), bnSums
+	parRange(k.c, 2*k.b*k.n, k, &k.par)
 	return k.sums, nil
 }
 
 // gradX: inputs sums, dY, γ; dX = γ·invstd/N · (N·dY − Σ dY − x̂·Σ dY·x̂).
 func (k *batchNorm[T]) gradX(in []G.Value) (G.Value, error) {
-	s, dy, gamma, dx := raw[T](in[0]), raw[T](in[1]), raw[T](in[2]), raw[T](k.dx)
-	n := float64(k.b * k.n)
-	parFor(k.c, 2*k.b*k.n, func(lo, hi int) {
-		for c := lo; c < hi; c++ {
-			scale := float64(gamma[c]) * k.invStd[c] / n
-			s0, s1 := float64(s[c]), float64(s[k.c+c])
+	k.sv, k.x, k.g, k.dxv, k.phase = raw[T](in[0]), raw[T](in[1]), raw[T](in[2]), raw[T](k.dx), bnGradX
+	parRange(k.c, 2*k.b*k.n, k, &k.par)
+	return k.dx, nil
+}
+
+// runRange does channels [lo, hi) of the current phase. Statistics are
+// summed in float64; the element-wise passes run in T.
+func (k *batchNorm[T]) runRange(_, lo, hi int) {
+	for c := lo; c < hi; c++ {
+		switch k.phase {
+		case bnForward:
+			k.forwardChannel(c)
+		case bnSums:
+			var s0, s1 float64
 			for i := range k.b {
 				off := (i*k.c + c) * k.n
-				for j, g := range dy[off : off+k.n] {
-					dx[off+j] = T(scale * (n*float64(g) - s0 - float64(k.xhat[off+j])*s1))
+				dy, xh := k.x[off:off+k.n], k.xhat[off:off+k.n]
+				a0, a1 := sumDot(dy, xh) // per plane in T, then accumulated in float64
+				s0 += float64(a0)
+				s1 += float64(a1)
+			}
+			k.sv[c], k.sv[k.c+c] = T(s0), T(s1)
+		case bnGradX:
+			n := float64(k.b * k.n)
+			scale := float64(k.g[c]) * k.invStd[c] / n
+			a := T(scale * n)
+			b0 := T(-scale * float64(k.sv[c]))
+			b1 := T(-scale * float64(k.sv[k.c+c]))
+			for i := range k.b {
+				off := (i*k.c + c) * k.n
+				dy, xh, dx := k.x[off:off+k.n], k.xhat[off:off+k.n], k.dxv[off:off+k.n]
+				xh, dx = xh[:len(dy)], dx[:len(dy)]
+				for j, g := range dy {
+					dx[j] = a*g + b0 + b1*xh[j]
 				}
 			}
 		}
-	})
-	return k.dx, nil
+	}
+}
+
+func (k *batchNorm[T]) forwardChannel(c int) {
+	x, y := k.x, k.yv
+	n := k.b * k.n
+	var mean, invStd float64
+	if k.train {
+		var s float64
+		for i := range k.b {
+			s += float64(sum4(x[(i*k.c+c)*k.n : (i*k.c+c+1)*k.n]))
+		}
+		mean = s / float64(n)
+		var ss float64
+		mT := T(mean)
+		for i := range k.b {
+			ss += float64(sqDev4(x[(i*k.c+c)*k.n:(i*k.c+c+1)*k.n], mT))
+		}
+		variance := ss / float64(n)
+		invStd = 1 / math.Sqrt(variance+bnEpsilon)
+		k.invStd[c] = invStd
+		unbiased := variance
+		if n > 1 {
+			unbiased = ss / float64(n-1)
+		}
+		k.runMean[c] = T((1-bnMomentum)*float64(k.runMean[c]) + bnMomentum*mean)
+		k.runVar[c] = T((1-bnMomentum)*float64(k.runVar[c]) + bnMomentum*unbiased)
+	} else {
+		mean = float64(k.runMean[c])
+		invStd = 1 / math.Sqrt(float64(k.runVar[c])+bnEpsilon)
+	}
+	// y = γ·x̂ + β = a·x + b; x̂ = (x − mean)·invStd
+	g := float64(k.g[c])
+	a, b := T(g*invStd), T(float64(k.bt[c])-g*invStd*mean)
+	is, nm := T(invStd), T(-mean*invStd)
+	for i := range k.b {
+		off := (i*k.c + c) * k.n
+		xs, ys := x[off:off+k.n], y[off:off+k.n]
+		ys = ys[:len(xs)]
+		if k.train {
+			xh := k.xhat[off : off+k.n]
+			xh = xh[:len(xs)]
+			for j, v := range xs {
+				xh[j] = v*is + nm
+				ys[j] = v*a + b
+			}
+			continue
+		}
+		for j, v := range xs {
+			ys[j] = v*a + b
+		}
+	}
 }
 
 // row returns a Do that copies row r of the [2, C] sums into out.
@@ -172,4 +201,60 @@ func (k *batchNorm[T]) row(r int, out *tensor.Dense) func([]G.Value) (G.Value, e
 		copy(raw[T](out), raw[T](in[0])[r*k.c:(r+1)*k.c])
 		return out, nil
 	}
+}
+
+// sum4 returns Σ x with four interleaved accumulators (a fixed order, so the
+// result is deterministic) to hide the add latency.
+func sum4[T Float](x []T) T {
+	var a0, a1, a2, a3 T
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		v := x[i : i+4 : i+4]
+		a0 += v[0]
+		a1 += v[1]
+		a2 += v[2]
+		a3 += v[3]
+	}
+	for ; i < len(x); i++ {
+		a0 += x[i]
+	}
+	return (a0 + a1) + (a2 + a3)
+}
+
+// sqDev4 returns Σ (x − m)², as sum4.
+func sqDev4[T Float](x []T, m T) T {
+	var a0, a1, a2, a3 T
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		v := x[i : i+4 : i+4]
+		d0, d1, d2, d3 := v[0]-m, v[1]-m, v[2]-m, v[3]-m
+		a0 += d0 * d0
+		a1 += d1 * d1
+		a2 += d2 * d2
+		a3 += d3 * d3
+	}
+	for ; i < len(x); i++ {
+		d := x[i] - m
+		a0 += d * d
+	}
+	return (a0 + a1) + (a2 + a3)
+}
+
+// sumDot returns Σ g and Σ g·h (len(h) ≥ len(g)), as sum4.
+func sumDot[T Float](g, h []T) (T, T) {
+	var a0, a1, b0, b1 T
+	h = h[:len(g)]
+	i := 0
+	for ; i+2 <= len(g); i += 2 {
+		u, w := g[i:i+2:i+2], h[i:i+2:i+2]
+		a0 += u[0]
+		a1 += u[1]
+		b0 += u[0] * w[0]
+		b1 += u[1] * w[1]
+	}
+	for ; i < len(g); i++ {
+		a0 += g[i]
+		b0 += g[i] * h[i]
+	}
+	return a0 + a1, b0 + b1
 }

@@ -108,12 +108,7 @@ func (k *conv2d[T]) forward(in []G.Value) (G.Value, error) {
 				im2col(xi, k.c, k.wd, col)
 			}
 			gemm(false, false, k.o, howo, ckk, 1, w, ckk, col, howo, 0, yi, howo)
-			for o, bo := range bias {
-				row := yi[o*howo : (o+1)*howo]
-				for j := range row {
-					row[j] += bo
-				}
-			}
+			addBias(yi, bias, howo)
 		}
 	})
 	return k.y, nil
@@ -172,8 +167,8 @@ func (k *conv2d[T]) gradX(in []G.Value) (G.Value, error) {
 	return k.dx, nil
 }
 
-// channelSums writes s[c] = Σ_b Σ_j v[b, c, j] for v of shape [B, C, n].
-func channelSums[T Float](v []T, b, c, n int, s []T) {
+// channelSumsGo writes s[c] = Σ_b Σ_j v[b, c, j] for v of shape [B, C, n].
+func channelSumsGo[T Float](v []T, b, c, n int, s []T) {
 	parFor(c, b*n, func(lo, hi int) {
 		for ci := lo; ci < hi; ci++ {
 			var acc T

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"unsafe"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -12,6 +13,10 @@ import (
 // Rectify builds x ⊙ (x ≥ 0) as two nodes, each allocating every step.
 type relu[T Float] struct {
 	y, dx *tensor.Dense
+	par   parDone
+	bwd   bool
+	x, yv []T // forward: X, Y; backward: Y, dY
+	dxv   []T
 }
 
 func buildReLU[T Float](x *G.Node) (*G.Node, error) {
@@ -27,34 +32,62 @@ func buildReLU[T Float](x *G.Node) (*G.Node, error) {
 }
 
 func (k *relu[T]) forward(in []G.Value) (G.Value, error) {
-	x, y := raw[T](in[0]), raw[T](k.y)
-	parFor(len(y), 1, func(lo, hi int) {
-		for i, v := range x[lo:hi] {
-			y[lo+i] = max(v, 0)
-		}
-	})
+	k.x, k.yv, k.bwd = raw[T](in[0]), raw[T](k.y), false
+	parRange(len(k.yv), 1, k, &k.par)
 	return k.y, nil
 }
 
 // backward: inputs Y, dY.
 func (k *relu[T]) backward(in []G.Value) (G.Value, error) {
-	y, dy, dx := raw[T](in[0]), raw[T](in[1]), raw[T](k.dx)
-	parFor(len(dx), 1, func(lo, hi int) {
-		for i, v := range y[lo:hi] {
-			if v > 0 {
-				dx[lo+i] = dy[lo+i]
-			} else {
-				dx[lo+i] = 0
-			}
-		}
-	})
+	k.x, k.yv, k.dxv, k.bwd = raw[T](in[0]), raw[T](in[1]), raw[T](k.dx), true
+	parRange(len(k.dxv), 1, k, &k.par)
 	return k.dx, nil
+}
+
+func (k *relu[T]) runRange(_, lo, hi int) {
+	if !k.bwd {
+		y := k.yv[lo:hi]
+		for i, v := range k.x[lo:hi] {
+			y[i] = max(v, 0)
+		}
+		return
+	}
+	reluGrad(k.x[lo:hi], k.yv[lo:hi], k.dxv[lo:hi])
+}
+
+// reluGrad writes dx = dy where y > 0, else 0, for y = max(x, 0) ≥ +0,
+// without branches: the sign bit of −bits(y) is set exactly when y > 0.
+func reluGrad[T Float](y, dy, dx []T) {
+	n := len(y)
+	if n == 0 {
+		return
+	}
+	dy, dx = dy[:n], dx[:n]
+	var z T
+	if unsafe.Sizeof(z) == 4 {
+		yb := unsafe.Slice((*uint32)(unsafe.Pointer(&y[0])), n)
+		gb := unsafe.Slice((*uint32)(unsafe.Pointer(&dy[0])), n)
+		db := unsafe.Slice((*uint32)(unsafe.Pointer(&dx[0])), n)
+		for i, v := range yb {
+			db[i] = gb[i] & uint32(-int32(v)>>31)
+		}
+		return
+	}
+	yb := unsafe.Slice((*uint64)(unsafe.Pointer(&y[0])), n)
+	gb := unsafe.Slice((*uint64)(unsafe.Pointer(&dy[0])), n)
+	db := unsafe.Slice((*uint64)(unsafe.Pointer(&dx[0])), n)
+	for i, v := range yb {
+		db[i] = gb[i] & uint64(-int64(v)>>63)
+	}
 }
 
 // add sums any number of same-shaped inputs; each input's gradient is the
 // output's. Stock Add is binary, so n inputs would take n−1 allocating nodes.
 type add[T Float] struct {
-	y *tensor.Dense
+	y   *tensor.Dense
+	par parDone
+	xs  [][]T
+	yv  []T
 }
 
 func buildAdd[T Float](xs []*G.Node) (*G.Node, error) {
@@ -83,20 +116,30 @@ func buildAdd[T Float](xs []*G.Node) (*G.Node, error) {
 }
 
 func (k *add[T]) forward(in []G.Value) (G.Value, error) {
-	y := raw[T](k.y)
-	xs := make([][]T, len(in))
-	for i, v := range in {
-		xs[i] = raw[T](v)
+	k.yv = raw[T](k.y)
+	if len(k.xs) != len(in) {
+		k.xs = make([][]T, len(in))
 	}
-	parFor(len(y), len(in), func(lo, hi int) {
-		copy(y[lo:hi], xs[0][lo:hi])
-		for _, x := range xs[1:] {
-			for i, v := range x[lo:hi] {
-				y[lo+i] += v
-			}
-		}
-	})
+	for i, v := range in {
+		k.xs[i] = raw[T](v)
+	}
+	parRange(len(k.yv), len(in), k, &k.par)
 	return k.y, nil
+}
+
+func (k *add[T]) runRange(_, lo, hi int) {
+	y := k.yv[lo:hi]
+	x0, x1 := k.xs[0][lo:hi], k.xs[1][lo:hi]
+	x1 = x1[:len(x0)]
+	y = y[:len(x0)]
+	for i, v := range x0 {
+		y[i] = v + x1[i]
+	}
+	for _, x := range k.xs[2:] {
+		for i, v := range x[lo:hi] {
+			y[i] += v
+		}
+	}
 }
 
 // concat stacks inputs along channels; an input smaller than the largest
@@ -107,6 +150,9 @@ type concat[T Float] struct {
 	cs      []int // channels per input
 	ins     []tensor.Shape
 	y       *tensor.Dense
+	par     parDone
+	xs      [][]T
+	yv      []T
 }
 
 func buildConcat[T Float](xs []*G.Node) (*G.Node, error) {
@@ -150,61 +196,82 @@ func buildConcat[T Float](xs []*G.Node) (*G.Node, error) {
 }
 
 func (k *concat[T]) forward(in []G.Value) (G.Value, error) {
-	y := raw[T](k.y)
-	xs := make([][]T, len(in))
-	for i, v := range in {
-		xs[i] = raw[T](v)
+	k.yv = raw[T](k.y)
+	if len(k.xs) != len(in) {
+		k.xs = make([][]T, len(in))
 	}
-	c := k.y.Shape()[1]
-	hw := k.h * k.w
-	parFor(k.b*c, hw, func(lo, hi int) {
-		for pl := lo; pl < hi; pl++ {
-			b, ch := pl/c, pl%c
-			i := 0
-			for ch >= k.cs[i] {
-				ch -= k.cs[i]
-				i++
-			}
-			s := k.ins[i]
-			src := xs[i][(b*s[1]+ch)*s[2]*s[3]:]
-			dst := y[pl*hw : (pl+1)*hw]
-			if s[2] == k.h && s[3] == k.w {
-				copy(dst, src[:hw])
-				continue
-			}
-			for r := range k.h {
-				row := dst[r*k.w : (r+1)*k.w]
-				if r >= s[2] {
-					clear(row)
-					continue
-				}
-				copy(row, src[r*s[3]:(r+1)*s[3]])
-				clear(row[s[3]:])
-			}
-		}
-	})
+	for i, v := range in {
+		k.xs[i] = raw[T](v)
+	}
+	parRange(k.b*k.y.Shape()[1], k.h*k.w, k, &k.par)
 	return k.y, nil
 }
 
-// slice returns a Do that copies input i's region (channels off.., its own
-// H×W) of dY into dx.
-func (k *concat[T]) slice(off int, dxT *tensor.Dense) func([]G.Value) (G.Value, error) {
-	s := dxT.Shape()
-	return func(in []G.Value) (G.Value, error) {
-		dy, dx := raw[T](in[0]), raw[T](dxT)
-		c := k.y.Shape()[1]
-		hw := k.h * k.w
-		parFor(k.b*s[1], s[2]*s[3], func(lo, hi int) {
-			for pl := lo; pl < hi; pl++ {
-				b, ch := pl/s[1], pl%s[1]
-				src := dy[(b*c+off+ch)*hw:]
-				dst := dx[pl*s[2]*s[3] : (pl+1)*s[2]*s[3]]
-				for r := range s[2] {
-					copy(dst[r*s[3]:(r+1)*s[3]], src[r*k.w:r*k.w+s[3]])
-				}
+func (k *concat[T]) runRange(_, lo, hi int) {
+	y, xs := k.yv, k.xs
+	c := k.y.Shape()[1]
+	hw := k.h * k.w
+	for pl := lo; pl < hi; pl++ {
+		b, ch := pl/c, pl%c
+		i := 0
+		for ch >= k.cs[i] {
+			ch -= k.cs[i]
+			i++
+		}
+		s := k.ins[i]
+		src := xs[i][(b*s[1]+ch)*s[2]*s[3]:]
+		dst := y[pl*hw : (pl+1)*hw]
+		if s[2] == k.h && s[3] == k.w {
+			copy(dst, src[:hw])
+			continue
+		}
+		for r := range k.h {
+			row := dst[r*k.w : (r+1)*k.w]
+			if r >= s[2] {
+				clear(row)
+				continue
 			}
-		})
-		return dxT, nil
+			copy(row, src[r*s[3]:(r+1)*s[3]])
+			clear(row[s[3]:])
+		}
+	}
+}
+
+// concatSlice copies input i's region (channels off.., its own H×W) of dY
+// into dx.
+type concatSlice[T Float] struct {
+	k       *concat[T]
+	off     int
+	s       tensor.Shape
+	dxT     *tensor.Dense
+	par     parDone
+	dy, dxv []T
+}
+
+func (k *concat[T]) slice(off int, dxT *tensor.Dense) func([]G.Value) (G.Value, error) {
+	cs := &concatSlice[T]{k: k, off: off, s: dxT.Shape().Clone(), dxT: dxT}
+	return func(in []G.Value) (G.Value, error) {
+		cs.dy, cs.dxv = raw[T](in[0]), raw[T](cs.dxT)
+		parRange(k.b*cs.s[1], cs.s[2]*cs.s[3], cs, &cs.par)
+		return cs.dxT, nil
+	}
+}
+
+func (cs *concatSlice[T]) runRange(_, lo, hi int) {
+	k, s := cs.k, cs.s
+	c := k.y.Shape()[1]
+	hw := k.h * k.w
+	for pl := lo; pl < hi; pl++ {
+		b, ch := pl/s[1], pl%s[1]
+		src := cs.dy[(b*c+cs.off+ch)*hw:]
+		dst := cs.dxv[pl*s[2]*s[3] : (pl+1)*s[2]*s[3]]
+		if s[2] == k.h && s[3] == k.w {
+			copy(dst, src[:hw])
+			continue
+		}
+		for r := range s[2] {
+			copy(dst[r*s[3]:(r+1)*s[3]], src[r*k.w:r*k.w+s[3]])
+		}
 	}
 }
 
@@ -236,6 +303,12 @@ func buildReshape[T Float](x *G.Node, to tensor.Shape) (*G.Node, error) {
 	}
 	return G.ApplyOp(fwd, x)
 }
+
+// denseParts is the fixed number of slices each dense GEMM is split into
+// (batch rows for y and dX, input columns for dW): every slice is one GEMM
+// whose result does not depend on which goroutine runs it, so the thread
+// count does not change the result.
+const denseParts = 4
 
 // dense is y = x·Wᵀ + b on x [B, In, 1, 1] (or any [B, ...] with In elements
 // per example), W [Out, In] (PyTorch's layout), b [Out]; y is [B, Out, 1, 1].
@@ -281,17 +354,22 @@ func buildDense[T Float](x, w, b *G.Node, needDX bool) (*G.Node, error) {
 
 func (k *dense[T]) forward(in []G.Value) (G.Value, error) {
 	x, w, bias, y := raw[T](in[0]), raw[T](in[1]), raw[T](in[2]), raw[T](k.y)
-	for i := range k.b {
-		copy(y[i*k.out:(i+1)*k.out], bias)
-	}
-	gemm(false, true, k.b, k.out, k.in, 1, x, k.in, w, k.in, 1, y, k.out)
+	parParts(k.b, denseParts, func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			copy(y[i*k.out:(i+1)*k.out], bias)
+		}
+		gemm(false, true, hi-lo, k.out, k.in, 1, x[lo*k.in:], k.in, w, k.in, 1, y[lo*k.out:], k.out)
+	})
 	return k.y, nil
 }
 
 // gradW: inputs x, dY; dW = dYᵀ·x.
 func (k *dense[T]) gradW(in []G.Value) (G.Value, error) {
 	x, dy := raw[T](in[0]), raw[T](in[1])
-	gemm(true, false, k.out, k.in, k.b, 1, dy, k.out, x, k.in, 0, raw[T](k.dw), k.in)
+	dw := raw[T](k.dw)
+	parParts(k.in, denseParts, func(_, lo, hi int) {
+		gemm(true, false, k.out, hi-lo, k.b, 1, dy, k.out, x[lo:], k.in, 0, dw[lo:], k.in)
+	})
 	return k.dw, nil
 }
 
@@ -303,7 +381,10 @@ func (k *dense[T]) gradB(in []G.Value) (G.Value, error) {
 // gradX: inputs dY, W; dX = dY·W.
 func (k *dense[T]) gradX(in []G.Value) (G.Value, error) {
 	dy, w := raw[T](in[0]), raw[T](in[1])
-	gemm(false, false, k.b, k.in, k.out, 1, dy, k.out, w, k.in, 0, raw[T](k.dx), k.in)
+	dx := raw[T](k.dx)
+	parParts(k.b, denseParts, func(_, lo, hi int) {
+		gemm(false, false, hi-lo, k.in, k.out, 1, dy[lo*k.out:], k.out, w, k.in, 0, dx[lo*k.in:], k.in)
+	})
 	return k.dx, nil
 }
 

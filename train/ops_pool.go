@@ -23,6 +23,14 @@ type pool2d[T Float] struct {
 	arg  []int32 // max: index within the input plane of each output's winner
 	y    *tensor.Dense
 	dx   *tensor.Dense
+
+	// per call (parRange arguments)
+	par     parDone
+	bwd     bool
+	x, yv   []T
+	dy, dxv []T
+	scr     [][]T     // per part: 2·H·W scratch (3×3 s1 p1 windows)
+	sarg    [][]int32 // per part: H·W argmax scratch (3×3 s1 p1 max)
 }
 
 func buildPool[T Float](x *G.Node, kh, kw, stride, pad int, isMax bool) (*G.Node, error) {
@@ -61,82 +69,300 @@ func (wd window) cols(o int) (lo, hi int) {
 }
 
 func (k *pool2d[T]) forward(in []G.Value) (G.Value, error) {
-	x, y := raw[T](in[0]), raw[T](k.y)
-	wd := k.wd
-	hw, howo := wd.H*wd.W, wd.Ho*wd.Wo
-	parFor(k.b*k.c, howo*wd.KH*wd.KW, func(lo, hi int) {
-		for pl := lo; pl < hi; pl++ {
-			xp, yp := x[pl*hw:(pl+1)*hw], y[pl*howo:(pl+1)*howo]
-			for oy := range wd.Ho {
-				y0, y1 := wd.rows(oy)
-				for ox := range wd.Wo {
-					x0, x1 := wd.cols(ox)
-					o := oy*wd.Wo + ox
-					if k.max {
-						best := y0*wd.W + x0
-						m := xp[best]
-						for iy := y0; iy < y1; iy++ {
-							for ix := x0; ix < x1; ix++ {
-								if v := xp[iy*wd.W+ix]; v > m {
-									m, best = v, iy*wd.W+ix
-								}
-							}
-						}
-						yp[o] = m
-						k.arg[pl*howo+o] = int32(best)
-						continue
-					}
-					var s T
-					for iy := y0; iy < y1; iy++ {
-						for _, v := range xp[iy*wd.W+x0 : iy*wd.W+x1] {
-							s += v
-						}
-					}
-					yp[o] = s / T((y1-y0)*(x1-x0))
-				}
-			}
-		}
-	})
+	k.x, k.yv, k.bwd = raw[T](in[0]), raw[T](k.y), false
+	k.scratch()
+	parRange(k.b*k.c, k.wd.Ho*k.wd.Wo*k.wd.KH*k.wd.KW, k, &k.par)
 	return k.y, nil
 }
 
 // backward: inputs Y (for ordering), dY.
 func (k *pool2d[T]) backward(in []G.Value) (G.Value, error) {
-	dy, dx := raw[T](in[1]), raw[T](k.dx)
+	k.dy, k.dxv, k.bwd = raw[T](in[1]), raw[T](k.dx), true
+	k.scratch()
+	parRange(k.b*k.c, k.wd.Ho*k.wd.Wo*k.wd.KH*k.wd.KW, k, &k.par)
+	return k.dx, nil
+}
+
+// scratch makes the per-part scratch of the 3×3 stride-1 paths for as many
+// parts as parRange will use (once per thread count: no steady-state
+// allocation), before the parts start.
+func (k *pool2d[T]) scratch() {
+	wd := k.wd
+	if !wd.box3() {
+		return
+	}
+	for p := parts(k.b*k.c, wd.Ho*wd.Wo*wd.KH*wd.KW); len(k.scr) < p; {
+		k.scr = append(k.scr, make([]T, 2*wd.H*wd.W))
+		if k.max {
+			k.sarg = append(k.sarg, make([]int32, wd.H*wd.W))
+		} else {
+			k.sarg = append(k.sarg, nil)
+		}
+	}
+}
+
+// box3 reports a 3×3 stride-1 pad-1 window on a plane of at least 2×2.
+func (wd window) box3() bool {
+	return wd.KH == 3 && wd.KW == 3 && wd.S == 1 && wd.PH == 1 && wd.PW == 1 && wd.H >= 2 && wd.W >= 2
+}
+
+// half2 reports a 2×2 stride-2 unpadded window.
+func (wd window) half2() bool {
+	return wd.KH == 2 && wd.KW == 2 && wd.S == 2 && wd.PH == 0 && wd.PW == 0
+}
+
+func (k *pool2d[T]) runRange(part, lo, hi int) {
 	wd := k.wd
 	hw, howo := wd.H*wd.W, wd.Ho*wd.Wo
-	parFor(k.b*k.c, howo*wd.KH*wd.KW, func(lo, hi int) {
-		for pl := lo; pl < hi; pl++ {
-			dxp, gp := dx[pl*hw:(pl+1)*hw], dy[pl*howo:(pl+1)*howo]
-			clear(dxp)
-			if k.max {
+	for pl := lo; pl < hi; pl++ {
+		if k.bwd {
+			dxp, gp := k.dxv[pl*hw:(pl+1)*hw], k.dy[pl*howo:(pl+1)*howo]
+			switch {
+			case k.max:
+				clear(dxp)
 				for o, j := range k.arg[pl*howo : (pl+1)*howo] {
 					dxp[j] += gp[o]
 				}
-				continue
+			case wd.box3():
+				avgBox3Backward(wd, gp, dxp, k.scr[part])
+			default:
+				k.avgBackward(gp, dxp)
 			}
-			for oy := range wd.Ho {
-				y0, y1 := wd.rows(oy)
-				for ox := range wd.Wo {
-					x0, x1 := wd.cols(ox)
-					g := gp[oy*wd.Wo+ox] / T((y1-y0)*(x1-x0))
-					for iy := y0; iy < y1; iy++ {
-						row := dxp[iy*wd.W+x0 : iy*wd.W+x1]
-						for i := range row {
-							row[i] += g
+			continue
+		}
+		xp, yp := k.x[pl*hw:(pl+1)*hw], k.yv[pl*howo:(pl+1)*howo]
+		switch {
+		case k.max && wd.box3():
+			maxBox3(wd, xp, yp, k.arg[pl*howo:(pl+1)*howo], k.scr[part][:hw], k.sarg[part])
+		case !k.max && wd.box3():
+			avgBox3(wd, xp, yp, k.scr[part][:hw])
+		case k.max && wd.half2():
+			maxHalf2(wd, xp, yp, k.arg[pl*howo:(pl+1)*howo])
+		default:
+			k.forwardPlane(xp, yp, pl)
+		}
+	}
+}
+
+// forwardPlane is the general window loop.
+func (k *pool2d[T]) forwardPlane(xp, yp []T, pl int) {
+	wd := k.wd
+	howo := wd.Ho * wd.Wo
+	for oy := range wd.Ho {
+		y0, y1 := wd.rows(oy)
+		for ox := range wd.Wo {
+			x0, x1 := wd.cols(ox)
+			o := oy*wd.Wo + ox
+			if k.max {
+				best := y0*wd.W + x0
+				m := xp[best]
+				for iy := y0; iy < y1; iy++ {
+					for ix := x0; ix < x1; ix++ {
+						if v := xp[iy*wd.W+ix]; v > m {
+							m, best = v, iy*wd.W+ix
 						}
 					}
 				}
+				yp[o] = m
+				k.arg[pl*howo+o] = int32(best)
+				continue
+			}
+			var s T
+			for iy := y0; iy < y1; iy++ {
+				for _, v := range xp[iy*wd.W+x0 : iy*wd.W+x1] {
+					s += v
+				}
+			}
+			yp[o] = s / T((y1-y0)*(x1-x0))
+		}
+	}
+}
+
+func (k *pool2d[T]) avgBackward(gp, dxp []T) {
+	wd := k.wd
+	clear(dxp)
+	for oy := range wd.Ho {
+		y0, y1 := wd.rows(oy)
+		for ox := range wd.Wo {
+			x0, x1 := wd.cols(ox)
+			g := gp[oy*wd.Wo+ox] / T((y1-y0)*(x1-x0))
+			for iy := y0; iy < y1; iy++ {
+				row := dxp[iy*wd.W+x0 : iy*wd.W+x1]
+				for i := range row {
+					row[i] += g
+				}
 			}
 		}
-	})
-	return k.dx, nil
+	}
+}
+
+// maxBox3 is 3×3 stride-1 pad-1 max pooling of one plane, separably: the
+// row maximum over columns ox−1..ox+1 (first maximal column on ties), then
+// the maximum of three row maxima (first maximal row on ties). That picks
+// the first maximum in row-major window order, as the general loop does.
+// hm, ha: H·W scratch.
+func maxBox3[T Float](wd window, xp, yp []T, arg []int32, hm []T, ha []int32) {
+	h, w := wd.H, wd.W
+	for iy := range h {
+		r, m, a := xp[iy*w:(iy+1)*w], hm[iy*w:(iy+1)*w], ha[iy*w:(iy+1)*w]
+		base := int32(iy * w)
+		// ox = 0: columns 0, 1
+		if r[1] > r[0] {
+			m[0], a[0] = r[1], base+1
+		} else {
+			m[0], a[0] = r[0], base
+		}
+		// Index selects (CMOV), then the value reloaded: no branch to
+		// mispredict on random data.
+		for ox := 1; ox < w-1; ox++ {
+			j := ox - 1
+			if r[ox] > r[j] {
+				j = ox
+			}
+			if r[ox+1] > r[j] {
+				j = ox + 1
+			}
+			m[ox], a[ox] = r[j], base+int32(j)
+		}
+		if r[w-1] > r[w-2] {
+			m[w-1], a[w-1] = r[w-1], base+int32(w-1)
+		} else {
+			m[w-1], a[w-1] = r[w-2], base+int32(w-2)
+		}
+	}
+	for oy := range h {
+		y0, y1 := max(oy-1, 0), min(oy+2, h)
+		yr, ar := yp[oy*w:(oy+1)*w], arg[oy*w:(oy+1)*w]
+		m0, a0 := hm[y0*w:(y0+1)*w], ha[y0*w:(y0+1)*w]
+		switch y1 - y0 {
+		case 2:
+			m1, a1 := hm[(y0+1)*w:(y0+2)*w], ha[(y0+1)*w:(y0+2)*w]
+			for ox := range w {
+				vs, as := [2]T{m0[ox], m1[ox]}, [2]int32{a0[ox], a1[ox]}
+				k := 0
+				if vs[1] > vs[0] {
+					k = 1
+				}
+				yr[ox], ar[ox] = vs[k], as[k]
+			}
+		case 3:
+			m1, a1 := hm[(y0+1)*w:(y0+2)*w], ha[(y0+1)*w:(y0+2)*w]
+			m2, a2 := hm[(y0+2)*w:(y0+3)*w], ha[(y0+2)*w:(y0+3)*w]
+			for ox := range w {
+				vs, as := [3]T{m0[ox], m1[ox], m2[ox]}, [3]int32{a0[ox], a1[ox], a2[ox]}
+				k := 0
+				if vs[1] > vs[0] {
+					k = 1
+				}
+				if vs[2] > vs[k] {
+					k = 2
+				}
+				yr[ox], ar[ox] = vs[k], as[k]
+			}
+		default:
+			copy(yr, m0)
+			copy(ar, a0)
+		}
+	}
+}
+
+// avgBox3 is 3×3 stride-1 pad-1 average pooling of one plane (padding not
+// counted), separably. hs: H·W scratch.
+func avgBox3[T Float](wd window, xp, yp, hs []T) {
+	h, w := wd.H, wd.W
+	for iy := range h {
+		boxRow3(xp[iy*w:(iy+1)*w], hs[iy*w:(iy+1)*w])
+	}
+	for oy := range h {
+		y0, y1 := max(oy-1, 0), min(oy+2, h)
+		yr := yp[oy*w : (oy+1)*w]
+		copy(yr, hs[y0*w:(y0+1)*w])
+		for iy := y0 + 1; iy < y1; iy++ {
+			for ox, v := range hs[iy*w : (iy+1)*w] {
+				yr[ox] += v
+			}
+		}
+		rc := T(y1 - y0)
+		yr[0] /= rc * 2
+		yr[w-1] /= rc * 2
+		inv := 1 / (rc * 3)
+		for ox := 1; ox < w-1; ox++ {
+			yr[ox] *= inv
+		}
+	}
+}
+
+// boxRow3 writes dst[i] = Σ src[i−1..i+1] clipped to the row (len ≥ 2).
+func boxRow3[T Float](src, dst []T) {
+	w := len(src)
+	dst[0] = src[0] + src[1]
+	for i := 1; i < w-1; i++ {
+		dst[i] = src[i-1] + src[i] + src[i+1]
+	}
+	dst[w-1] = src[w-2] + src[w-1]
+}
+
+// avgBox3Backward: dX[i] = Σ over the outputs o whose window holds i of
+// dY[o]/count(o); for a 3×3 stride-1 pad-1 window these are the o within
+// one row and column of i. scr: 2·H·W scratch.
+func avgBox3Backward[T Float](wd window, gp, dxp, scr []T) {
+	h, w := wd.H, wd.W
+	g, hs := scr[:h*w], scr[h*w:2*h*w]
+	for oy := range h {
+		rc := T(min(oy+2, h) - max(oy-1, 0))
+		gr, src := g[oy*w:(oy+1)*w], gp[oy*w:(oy+1)*w]
+		gr[0] = src[0] / (rc * 2)
+		gr[w-1] = src[w-1] / (rc * 2)
+		inv := 1 / (rc * 3)
+		for ox := 1; ox < w-1; ox++ {
+			gr[ox] = src[ox] * inv
+		}
+		boxRow3(gr, hs[oy*w:(oy+1)*w])
+	}
+	for iy := range h {
+		y0, y1 := max(iy-1, 0), min(iy+2, h)
+		dr := dxp[iy*w : (iy+1)*w]
+		copy(dr, hs[y0*w:(y0+1)*w])
+		for oy := y0 + 1; oy < y1; oy++ {
+			for i, v := range hs[oy*w : (oy+1)*w] {
+				dr[i] += v
+			}
+		}
+	}
+}
+
+// maxHalf2 is 2×2 stride-2 max pooling of one plane.
+func maxHalf2[T Float](wd window, xp, yp []T, arg []int32) {
+	w := wd.W
+	for oy := range wd.Ho {
+		r0 := xp[2*oy*w : 2*oy*w+w]
+		r1 := xp[(2*oy+1)*w : (2*oy+1)*w+w]
+		yr, ar := yp[oy*wd.Wo:(oy+1)*wd.Wo], arg[oy*wd.Wo:(oy+1)*wd.Wo]
+		b0 := int32(2 * oy * w)
+		for ox := range yr {
+			i := 2 * ox
+			m, a := r0[i], b0+int32(i)
+			if r0[i+1] > m {
+				m, a = r0[i+1], b0+int32(i+1)
+			}
+			if r1[i] > m {
+				m, a = r1[i], b0+int32(w+i)
+			}
+			if r1[i+1] > m {
+				m, a = r1[i+1], b0+int32(w+i+1)
+			}
+			yr[ox], ar[ox] = m, a
+		}
+	}
 }
 
 // globalAvgPool maps [B, C, H, W] to [B, C, 1, 1], the mean of each plane.
 type globalAvgPool[T Float] struct {
 	b, c, hw int
 	y, dx    *tensor.Dense
+	par      parDone
+	bwd      bool
+	in, out  []T
 }
 
 func buildGlobalAvgPool[T Float](x *G.Node) (*G.Node, error) {
@@ -157,29 +383,31 @@ func buildGlobalAvgPool[T Float](x *G.Node) (*G.Node, error) {
 }
 
 func (k *globalAvgPool[T]) forward(in []G.Value) (G.Value, error) {
-	x, y := raw[T](in[0]), raw[T](k.y)
-	parFor(k.b*k.c, k.hw, func(lo, hi int) {
-		for pl := lo; pl < hi; pl++ {
-			var s T
-			for _, v := range x[pl*k.hw : (pl+1)*k.hw] {
-				s += v
-			}
-			y[pl] = s / T(k.hw)
-		}
-	})
+	k.in, k.out, k.bwd = raw[T](in[0]), raw[T](k.y), false
+	parRange(k.b*k.c, k.hw, k, &k.par)
 	return k.y, nil
 }
 
 func (k *globalAvgPool[T]) backward(in []G.Value) (G.Value, error) {
-	dy, dx := raw[T](in[0]), raw[T](k.dx)
-	parFor(k.b*k.c, k.hw, func(lo, hi int) {
-		for pl := lo; pl < hi; pl++ {
-			g := dy[pl] / T(k.hw)
-			row := dx[pl*k.hw : (pl+1)*k.hw]
+	k.in, k.out, k.bwd = raw[T](in[0]), raw[T](k.dx), true
+	parRange(k.b*k.c, k.hw, k, &k.par)
+	return k.dx, nil
+}
+
+func (k *globalAvgPool[T]) runRange(_, lo, hi int) {
+	for pl := lo; pl < hi; pl++ {
+		if k.bwd {
+			g := k.in[pl] / T(k.hw)
+			row := k.out[pl*k.hw : (pl+1)*k.hw]
 			for i := range row {
 				row[i] = g
 			}
+			continue
 		}
-	})
-	return k.dx, nil
+		var s T
+		for _, v := range k.in[pl*k.hw : (pl+1)*k.hw] {
+			s += v
+		}
+		k.out[pl] = s / T(k.hw)
+	}
 }

@@ -1,6 +1,10 @@
 package train
 
-import "math"
+import (
+	"math"
+
+	"gorgonia.org/tensor"
+)
 
 // optimizer updates a Weights store's tensors in place from a training net's
 // gradients. Its state is keyed by parameter name, so it can serve several
@@ -44,26 +48,56 @@ func (o *optimizer) update(n *Net, lr float64) {
 			}
 			o.state[p.Name] = st
 		}
-		switch g := n.gradOf(i).(type) {
-		case []float32:
-			o.apply32(p.Value.Float32s(), g, st, lr)
-		case []float64:
-			o.apply64(p.Value.Float64s(), g, st, lr)
+		// The gradient's dense tensor, read directly: gradOf's any would box
+		// a slice header every step.
+		g, ok := n.grads[i].Value().(*tensor.Dense)
+		if !ok {
+			continue
+		}
+		if g.Dtype() == tensor.Float32 {
+			applyOpt(o, p.Value.Float32s(), g.Float32s(), st, lr)
+		} else {
+			applyOpt(o, p.Value.Float64s(), g.Float64s(), st, lr)
 		}
 	}
 }
 
-func (o *optimizer) apply32(w, g []float32, st *optState, lr float64) {
+// applyOpt updates w in place, one tight loop per rule. Weight decay is L2:
+// decay·w is added to the gradient. Every element is independent, so the
+// result does not depend on anything but the element's own state.
+func applyOpt[T Float](o *optimizer, w, g []T, st *optState, lr float64) {
 	c1, c2 := st.begin()
-	for i := range w {
-		w[i] = float32(o.delta(float64(w[i]), float64(g[i]), st, i, lr, c1, c2))
-	}
-}
-
-func (o *optimizer) apply64(w, g []float64, st *optState, lr float64) {
-	c1, c2 := st.begin()
-	for i := range w {
-		w[i] = o.delta(w[i], g[i], st, i, lr, c1, c2)
+	n := len(w)
+	g, m := g[:n], st.m[:n]
+	decay, mu := o.decay, o.momentum
+	switch {
+	case o.kind == "adam":
+		v := st.v[:n]
+		for i, wi := range w {
+			wf := float64(wi)
+			gi := float64(g[i]) + decay*wf
+			mi := adamBeta1*m[i] + (1-adamBeta1)*gi
+			vi := adamBeta2*v[i] + (1-adamBeta2)*gi*gi
+			m[i], v[i] = mi, vi
+			w[i] = T(wf - lr*(mi/c1)/(math.Sqrt(vi/c2)+adamEps))
+		}
+	case o.nesterov:
+		// PyTorch's SGD: v = μv + g; step = g + μv (Nesterov) or v.
+		for i, wi := range w {
+			wf := float64(wi)
+			gi := float64(g[i]) + decay*wf
+			vi := mu*m[i] + gi
+			m[i] = vi
+			w[i] = T(wf - lr*(gi+mu*vi))
+		}
+	default:
+		for i, wi := range w {
+			wf := float64(wi)
+			gi := float64(g[i]) + decay*wf
+			vi := mu*m[i] + gi
+			m[i] = vi
+			w[i] = T(wf - lr*vi)
+		}
 	}
 }
 
@@ -73,8 +107,7 @@ func (st *optState) begin() (c1, c2 float64) {
 	return 1 - math.Pow(adamBeta1, float64(st.t)), 1 - math.Pow(adamBeta2, float64(st.t))
 }
 
-// delta returns the updated value of weight w with gradient g, element i of
-// st. Weight decay is L2: decay·w is added to the gradient.
+// delta is the rule applyOpt applies, for one element i of st (tests).
 func (o *optimizer) delta(w, g float64, st *optState, i int, lr, c1, c2 float64) float64 {
 	g += o.decay * w
 	if o.kind == "adam" {
@@ -83,7 +116,6 @@ func (o *optimizer) delta(w, g float64, st *optState, i int, lr, c1, c2 float64)
 		st.m[i], st.v[i] = m, v
 		return w - lr*(m/c1)/(math.Sqrt(v/c2)+adamEps)
 	}
-	// PyTorch's SGD: v = μv + g; step = g + μv (Nesterov) or v.
 	v := o.momentum*st.m[i] + g
 	st.m[i] = v
 	if o.nesterov {

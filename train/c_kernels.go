@@ -1,0 +1,68 @@
+//go:build cgo && (openblas || dnnl)
+
+package train
+
+/*
+#cgo CFLAGS: -O3
+#include "c_kernels.h"
+*/
+import "C"
+
+import "unsafe"
+
+// CKernels reports whether this build runs the C data-movement kernels
+// (c_kernels.c); the pure-Go build uses the loops in kernels.go.
+const CKernels = true
+
+func f32p(s []float32) *C.float { return (*C.float)(unsafe.Pointer(unsafe.SliceData(s))) }
+
+// im2col: see im2colGo. float32 goes to C; the slices are borrowed for the call.
+func im2col[T Float](x []T, c int, wd window, col []T) {
+	if xf, ok := any(x).([]float32); ok && len(col) > 0 {
+		colf := any(col).([]float32)
+		_ = colf[c*wd.KH*wd.KW*wd.Ho*wd.Wo-1]
+		_ = xf[c*wd.H*wd.W-1]
+		C.nasd_im2col_f32(f32p(xf), C.long(c), C.long(wd.H), C.long(wd.W), C.long(wd.KH), C.long(wd.KW),
+			C.long(wd.S), C.long(wd.PH), C.long(wd.PW), C.long(wd.Ho), C.long(wd.Wo), f32p(colf))
+		return
+	}
+	im2colGo(x, c, wd, col)
+}
+
+// col2im: see col2imGo.
+func col2im[T Float](col []T, c int, wd window, dx []T) {
+	if colf, ok := any(col).([]float32); ok && len(col) > 0 {
+		dxf := any(dx).([]float32)
+		_ = colf[c*wd.KH*wd.KW*wd.Ho*wd.Wo-1]
+		_ = dxf[c*wd.H*wd.W-1]
+		C.nasd_col2im_f32(f32p(colf), C.long(c), C.long(wd.H), C.long(wd.W), C.long(wd.KH), C.long(wd.KW),
+			C.long(wd.S), C.long(wd.PH), C.long(wd.PW), C.long(wd.Ho), C.long(wd.Wo), f32p(dxf))
+		return
+	}
+	col2imGo(col, c, wd, dx)
+}
+
+// addBias: see addBiasGo.
+func addBias[T Float](y, b []T, n int) {
+	if yf, ok := any(y).([]float32); ok && len(b) > 0 && n > 0 {
+		_ = yf[len(b)*n-1]
+		C.nasd_add_bias_f32(f32p(yf), f32p(any(b).([]float32)), C.long(len(b)), C.long(n))
+		return
+	}
+	addBiasGo(y, b, n)
+}
+
+// channelSums: see channelSumsGo. The C kernel sums in eight interleaved
+// lanes, so its last bits differ from the Go loop's; each is deterministic.
+func channelSums[T Float](v []T, b, c, n int, s []T) {
+	if vf, ok := any(v).([]float32); ok && b*c*n > 0 {
+		sf := any(s).([]float32)
+		_ = vf[b*c*n-1]
+		_ = sf[c-1]
+		parFor(c, b*n, func(lo, hi int) {
+			C.nasd_channel_sums_f32(f32p(vf), C.long(b), C.long(c), C.long(n), C.long(lo), C.long(hi), f32p(sf))
+		})
+		return
+	}
+	channelSumsGo(v, b, c, n, s)
+}
