@@ -96,26 +96,15 @@ func (s *Aging) Propose(n int) ([]controller.Trial, error) {
 
 // parent returns the fittest of `sample` members drawn uniformly with
 // replacement; a tie goes to the one drawn first.
-func (s *Aging) parent() *member {
-	best := s.pop[s.rng.IntN(len(s.pop))]
-	for range s.cfg.Sample - 1 {
-		if m := s.pop[s.rng.IntN(len(s.pop))]; m.F > best.F {
-			best = m
-		}
-	}
-	return best
-}
+func (s *Aging) parent() *member { return s.fittestOf(s.pop, s.cfg.Sample) }
 
 // Observe adds the child to the population as its youngest member; over
 // population, the oldest member (the first to join) leaves, however fit.
 func (s *Aging) Observe(r controller.Result) error {
-	m, ok := s.pending[r.TrialID]
-	if !ok {
-		return fmt.Errorf("%s: Observe: trial %q was not proposed or was already observed", s.name, r.TrialID)
+	m, err := s.take(s.pending, r)
+	if err != nil {
+		return err
 	}
-	delete(s.pending, r.TrialID)
-	m.F, m.state = s.fitness(r), done
-	s.observed(m)
 	s.pop = append(s.pop, m)
 	if len(s.pop) > s.cfg.Population {
 		s.pop[0] = nil

@@ -374,3 +374,29 @@ func (r *ring) setBytes(b []byte) error {
 
 // idOf is the trial ID of a proposed member.
 func idOf(m *member) string { return random.ID(m.N) }
+
+// fittestOf returns the fittest of k members of pop drawn uniformly with
+// replacement; a tie goes to the one drawn first. It is both the GA's
+// tournament and aging evolution's sample.
+func (c *core) fittestOf(pop []*member, k int) *member {
+	best := pop[c.rng.IntN(len(pop))]
+	for range k - 1 {
+		if m := pop[c.rng.IntN(len(pop))]; m.F > best.F {
+			best = m
+		}
+	}
+	return best
+}
+
+// take removes the trial of r from pending, gives its member r's fitness and
+// returns it; a trial not in flight is an error.
+func (c *core) take(pending map[string]*member, r controller.Result) (*member, error) {
+	m, ok := pending[r.TrialID]
+	if !ok {
+		return nil, fmt.Errorf("%s: Observe: trial %q was not proposed or was already observed", c.name, r.TrialID)
+	}
+	delete(pending, r.TrialID)
+	m.F, m.state = c.fitness(r), done
+	c.observed(m)
+	return m, nil
+}

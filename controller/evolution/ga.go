@@ -219,28 +219,17 @@ func (s *GA) offspring(pop []*member) []int {
 
 // tournament returns the fittest of `tournament` members drawn uniformly
 // with replacement; a tie goes to the one drawn first.
-func (s *GA) tournament(pop []*member) *member {
-	best := pop[s.rng.IntN(len(pop))]
-	for range s.cfg.Tournament - 1 {
-		if m := pop[s.rng.IntN(len(pop))]; m.F > best.F {
-			best = m
-		}
-	}
-	return best
-}
+func (s *GA) tournament(pop []*member) *member { return s.fittestOf(pop, s.cfg.Tournament) }
 
 // Observe records a result. Generational: the member gets its fitness.
 // Steady state: the child joins the population and, over population, the
 // worst member leaves (a tie: the oldest of them; the child itself if it is
 // the worst).
 func (s *GA) Observe(r controller.Result) error {
-	m, ok := s.pending[r.TrialID]
-	if !ok {
-		return fmt.Errorf("%s: Observe: trial %q was not proposed or was already observed", s.name, r.TrialID)
+	m, err := s.take(s.pending, r)
+	if err != nil {
+		return err
 	}
-	delete(s.pending, r.TrialID)
-	m.F, m.state = s.fitness(r), done
-	s.observed(m)
 	if s.cfg.SteadyState {
 		s.pop = append(s.pop, m)
 		if len(s.pop) > s.cfg.Population {
