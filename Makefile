@@ -75,7 +75,7 @@ test-mpi: build-mpi
 test-long: deps
 	NASD_LONG=1 $(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 60m ./...
 
-# A small real search: 8 random enas-macro networks, 2 in-process workers.
+# A small real search: the RL controller designs 8 enas-macro networks, 2 in-process workers.
 RUN_DIR ?= runs/quick-$(shell date +%Y%m%d-%H%M%S)
 run: deps build
 	./$(BIN) search -config examples/quick.toml -run-dir $(RUN_DIR)
