@@ -74,24 +74,7 @@ func (s *Aging) Propose(n int) ([]controller.Trial, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("%s: Propose(%d): n must be ≥ 0", s.name, n)
 	}
-	out := make([]controller.Trial, 0, min(n, 1024))
-	for range n {
-		var d []int
-		var err error
-		if s.next <= s.cfg.Population || len(s.pop) == 0 {
-			d, err = s.random()
-		} else {
-			d, err = s.child(func() []int { return s.mutateOne(s.parent().D) })
-		}
-		if err != nil {
-			return nil, err
-		}
-		m := &member{D: d, state: pending}
-		t := s.trial(m)
-		s.pending[t.ID] = m
-		out = append(out, t)
-	}
-	return out, nil
+	return s.proposeOnDemand(n, s.cfg.Population, s.pop, s.pending, func() []int { return s.mutateOne(s.parent().D) })
 }
 
 // parent returns the fittest of `sample` members drawn uniformly with

@@ -400,3 +400,27 @@ func (c *core) take(pending map[string]*member, r controller.Result) (*member, e
 	c.observed(m)
 	return m, nil
 }
+
+// proposeOnDemand returns n trials bred at once: random while fewer than
+// population trials exist or nothing has been observed, then breed's child.
+// It is aging evolution's Propose and the steady-state GA's.
+func (c *core) proposeOnDemand(n, population int, pop []*member, inFlight map[string]*member, breed func() []int) ([]controller.Trial, error) {
+	out := make([]controller.Trial, 0, min(n, 1024))
+	for range n {
+		var d []int
+		var err error
+		if c.next <= population || len(pop) == 0 {
+			d, err = c.random()
+		} else {
+			d, err = c.child(breed)
+		}
+		if err != nil {
+			return nil, err
+		}
+		m := &member{D: d, state: pending}
+		t := c.trial(m)
+		inFlight[t.ID] = m
+		out = append(out, t)
+	}
+	return out, nil
+}

@@ -186,24 +186,7 @@ func (s *GA) advance() error {
 }
 
 func (s *GA) proposeSteady(n int) ([]controller.Trial, error) {
-	out := make([]controller.Trial, 0, min(n, 1024))
-	for range n {
-		var d []int
-		var err error
-		if s.next <= s.cfg.Population || len(s.pop) == 0 {
-			d, err = s.random()
-		} else {
-			d, err = s.child(func() []int { return s.offspring(s.pop) })
-		}
-		if err != nil {
-			return nil, err
-		}
-		m := &member{D: d, state: pending}
-		t := s.trial(m)
-		s.pending[t.ID] = m
-		out = append(out, t)
-	}
-	return out, nil
+	return s.proposeOnDemand(n, s.cfg.Population, s.pop, s.pending, func() []int { return s.offspring(s.pop) })
 }
 
 // offspring breeds one child from pop: a tournament winner, crossed over
