@@ -19,15 +19,16 @@ FASHION  := /usr/share/datasets/fashion-mnist
 DEB_PKGS := dataset-fashion-mnist libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf
 PYTHON   := /usr/bin/python3
 
-.PHONY: all build build-mpi deps test test-mpi test-long run bench bench-scale lint clean help
+.PHONY: all build build-mpi deps test test-mpi test-long run bench bench-ablation bench-scale lint clean help
 
 all: build
 
 help:
-	@echo "make run        train one sampled network on a Fashion-MNIST subset and print its accuracy"
+	@echo "make run        a small real search: the RL controller designs 8 enas-macro networks"
 	@echo "make test       install what is missing, lint, run every test"
-	@echo "make build      build $(BIN) (with OpenBLAS when installed; TAGS= for pure Go)"
+	@echo "make build      build $(BIN) (oneDNN/OpenBLAS gemm and C kernels when installed; TAGS= for pure Go)"
 	@echo "make bench      training/eval throughput of the reference CNN and an enas-macro child, side by side with PyTorch"
+	@echo "make bench-ablation  the effect of each child-training optimisation, one build per row"
 	@echo "make bench-scale  rank-0 cost per trial under mpirun -n 4/16/64 (surrogate trials)"
 	@echo "make test-mpi   the MPI binding and nasd search under mpirun (part of make test when MPI is there)"
 	@echo "make deps       install the Debian packages nasd uses (apt-get when root)"
@@ -54,6 +55,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(GOFLAGS_TAGS) ./...
+	@# The Go loops behind a cgo gemm (bench/ablation.sh's rows) must build too.
+	$(if $(strip $(TAGS)),$(GO) vet -tags '$(subst $(space),$(comma),$(strip $(TAGS) nockernels))' ./train)
 
 test: deps lint
 	$(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 20m ./...
@@ -85,6 +88,10 @@ bench: deps
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null; \
 	  else echo "bench: PyTorch peer missing: sudo apt-get install python3-torch"; exit 1; fi; }
 	GO="$(GO)" TAGS="$(TAGS)" PYTHON=$(PYTHON) bash bench/run.sh
+
+# One build per optimisation (pure Go, + OpenBLAS, + oneDNN, + C kernels) and the executor against the TapeMachine.
+bench-ablation: deps
+	GO="$(GO)" bash bench/ablation.sh
 
 bench-scale: build
 	GO="$(GO)" BIN=$(CURDIR)/$(BIN) bash bench/scale.sh

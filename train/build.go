@@ -18,6 +18,9 @@ type BuildOptions struct {
 	// default, "node<i>", gives each architecture its own weights; a weight-
 	// sharing search (ENAS) maps nodes to shared names instead.
 	Prefix func(i int, n arch.Node) string
+	// Buffers, when set, is memory shared with the other nets built with it
+	// (see Buffers); nil gives the net buffers of its own.
+	Buffers *Buffers
 }
 
 // Net is an architecture built as a compiled Gorgonia graph for one batch size
@@ -28,7 +31,7 @@ type Net struct {
 	batch  int
 	train  bool
 	g      *G.ExprGraph
-	vm     G.VM
+	prog   runner
 	nodes  []*G.Node // per arch node
 	loss   *G.Node
 	head   lossHead
@@ -56,14 +59,17 @@ func buildWith(g *arch.Graph, w *Weights, opt BuildOptions, k kernels) (*Net, er
 	if opt.Prefix == nil {
 		opt.Prefix = func(i int, _ arch.Node) string { return "node" + strconv.Itoa(i) }
 	}
+	if opt.Buffers != nil {
+		opt.Buffers.begin()
+	}
 	if w.Dtype() == tensor.Float32 {
 		if k == nil {
-			k = goKernels[float32]{}
+			k = goKernels[float32]{opt.Buffers}
 		}
 		return buildT[float32](g, stats, w, opt, k)
 	}
 	if k == nil {
-		k = goKernels[float64]{}
+		k = goKernels[float64]{opt.Buffers}
 	}
 	return buildT[float64](g, stats, w, opt, k)
 }
@@ -94,7 +100,7 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 	// needsGrad[i]: node i depends on a parameter, so its gradient is needed.
 	needsGrad := make([]bool, len(ag.Nodes))
 	in := ag.Input
-	xT := newDense[T](B, in.C, in.H, in.W)
+	xT := newTensor[T](opt.Buffers, B, in.C, in.H, in.W)
 	for i, node := range ag.Nodes {
 		o := node.Op
 		pre := opt.Prefix(i, node)
@@ -208,7 +214,11 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 			return nil, fmt.Errorf("train: gradients: %w", err)
 		}
 	}
-	n.vm = G.NewTapeMachine(g)
+	prog, err := newProgram[T](g, opt.Buffers)
+	if err != nil {
+		return nil, err
+	}
+	n.prog = prog
 	xs := raw[T](xT)
 	size := in.Elems()
 	n.setX = func(x []float32, m int) {
@@ -217,7 +227,7 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 		}
 		clear(xs[m*size:])
 	}
-	n.gradOf = func(i int) any { return raw[T](n.grads[i].Value()) }
+	n.gradOf = func(i int) any { return raw[T](n.prog.value(n.grads[i])) }
 	return n, nil
 }
 
@@ -251,12 +261,12 @@ func (n *Net) Run(x []float32, labels []int32) (loss float64, correct int, err e
 	}
 	n.setX(x, m)
 	n.head.Set(labels)
-	n.vm.Reset()
-	if err := n.vm.RunAll(); err != nil {
+	if err := n.prog.run(); err != nil {
 		return 0, 0, err
 	}
 	return n.head.Loss(), n.head.Correct(), nil
 }
 
-// Close releases the compiled program.
-func (n *Net) Close() error { return n.vm.Close() }
+// Close releases the net. (Its program holds nothing outside the Go heap;
+// Close stays so that a backend with device memory can free it.)
+func (n *Net) Close() error { return nil }

@@ -1,31 +1,11 @@
-//go:build cgo && (openblas || dnnl)
+//go:build cgo && (openblas || dnnl) && !nockernels
 
 // Data-movement and reduction loops of the convolution and dense ops, in C so
-// that the compiler vectorises them (Go's compiler does not). On x86-64 with
-// GCC each kernel is built twice, for AVX2 and for the baseline ISA, and the
-// loader picks the one the CPU supports (target_clones), so the binary runs
-// on any x86-64. No kernel contracts a*b+c into an FMA or reorders a sum, so
-// every clone gives the same bits.
+// that the compiler vectorises them (Go's compiler does not); built once per
+// ISA (NASD_CLONES in c_common.h), every clone giving the same bits.
 #include <string.h>
+#include "c_common.h"
 #include "c_kernels.h"
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define NASD_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define NASD_CLONES
-#endif
-
-// span: output range [lo, hi) along one axis whose input index o*s - p + k
-// lies in [0, n).
-static inline void span(long n, long outN, long s, long p, long k, long *lo, long *hi) {
-	long l = 0, h = outN, t = n - 1 + p - k;
-	if (p - k > 0) l = (p - k + s - 1) / s;
-	if (t < 0) h = 0;
-	else if (t / s + 1 < h) h = t / s + 1;
-	if (h < l) h = l;
-	*lo = l;
-	*hi = h;
-}
 
 NASD_CLONES
 void nasd_im2col_f32(const float *x, long c, long h, long w, long kh, long kw, long s,

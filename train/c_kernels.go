@@ -1,4 +1,4 @@
-//go:build cgo && (openblas || dnnl)
+//go:build cgo && (openblas || dnnl) && !nockernels
 
 package train
 
@@ -8,13 +8,10 @@ package train
 */
 import "C"
 
-import "unsafe"
-
-// CKernels reports whether this build runs the C data-movement kernels
-// (c_kernels.c); the pure-Go build uses the loops in kernels.go.
+// CKernels reports whether this build runs the C kernels (train/c_*.c:
+// im2col, depthwise convolution, pooling, batch norm, element-wise); builds
+// without cgo or with -tags nockernels run the Go loops.
 const CKernels = true
-
-func f32p(s []float32) *C.float { return (*C.float)(unsafe.Pointer(unsafe.SliceData(s))) }
 
 // im2col: see im2colGo. float32 goes to C; the slices are borrowed for the call.
 func im2col[T Float](x []T, c int, wd window, col []T) {
@@ -54,15 +51,12 @@ func addBias[T Float](y, b []T, n int) {
 
 // channelSums: see channelSumsGo. The C kernel sums in eight interleaved
 // lanes, so its last bits differ from the Go loop's; each is deterministic.
-func channelSums[T Float](v []T, b, c, n int, s []T) {
-	if vf, ok := any(v).([]float32); ok && b*c*n > 0 {
+func channelSums[T Float](v []T, b, c, n, lo, hi int, s []T) {
+	if vf, ok := any(v).([]float32); ok && b*n > 0 && lo < hi {
 		sf := any(s).([]float32)
-		_ = vf[b*c*n-1]
-		_ = sf[c-1]
-		parFor(c, b*n, func(lo, hi int) {
-			C.nasd_channel_sums_f32(f32p(vf), C.long(b), C.long(c), C.long(n), C.long(lo), C.long(hi), f32p(sf))
-		})
+		_, _, _ = vf[((b-1)*c+hi)*n-1], sf[hi-1], sf[lo]
+		C.nasd_channel_sums_f32(f32p(vf), C.long(b), C.long(c), C.long(n), C.long(lo), C.long(hi), f32p(sf))
 		return
 	}
-	channelSumsGo(v, b, c, n, s)
+	channelSumsGo(v, b, c, n, lo, hi, s)
 }

@@ -13,9 +13,10 @@
 //     BuildOptions.Prefix) share one store.
 //   - Build turns an arch.Graph into a compiled Gorgonia graph (NCHW, float32
 //     for training or float64 for gradient checks) for one batch size and mode.
-//     Every primitive goes through one small internal interface, one
-//     constructor per arch.Kind, so a faster CPU or a CUDA backend can replace
-//     the pure-Go kernels without touching the builder or the trainer.
+//     Every primitive goes through one small internal interface (kernels,
+//     layers.go), one constructor per arch.Kind, so a CUDA backend can
+//     replace the CPU kernels without touching the builder or the trainer
+//     (docs/performance.md, "Backends").
 //   - Train runs the loop: seeded minibatches (dataset.Batches), SGD with
 //     momentum or Nesterov momentum, or Adam, L2 weight decay, cosine / step /
 //     constant learning-rate schedules, validation after every epoch in
@@ -25,17 +26,25 @@
 //
 // # Ops
 //
-// Gorgonia 0.9.18 supplies the graph, symbolic differentiation (G.Grad) and
-// the TapeMachine; the primitives are this package's own ops (Gorgonia Op +
-// SDOp), because the stock ones are missing (depthwise convolution,
-// zero-padded concat, average pooling that excludes padding), wrong for our
-// use (BatchNorm resets its running statistics whenever training mode is set;
-// Reshape's in-place form reshapes a buffer its producer reuses) or slow
-// (Conv2d, MaxPool2D and Rectify are correct — the tests compare ours with the
-// first two — but allocate their outputs every step: 283 MB per step of the
-// reference CNN). Our ops own their buffers and reuse them, so a training
-// step allocates little; the hot loops are gonum's BLAS and plain Go. Every
-// op's gradient is checked against finite differences in the tests.
+// Gorgonia 0.9.18 supplies the graph and symbolic differentiation (G.Grad);
+// the primitives are this package's own ops (Gorgonia Op + SDOp), because the
+// stock ones are missing (depthwise convolution, zero-padded concat, average
+// pooling that excludes padding), wrong for our use (BatchNorm resets its
+// running statistics whenever training mode is set; Reshape's in-place form
+// reshapes a buffer its producer reuses) or slow (Conv2d, MaxPool2D and
+// Rectify are correct — the tests compare ours with the first two — but
+// allocate their outputs every step: 283 MB per step of the reference CNN).
+// Our ops own their buffers and reuse them. The hot loops are C (im2col,
+// depthwise convolution, pooling, batch norm; vectorised by GCC, one binary
+// for any x86-64) and the build's gemm (oneDNN, OpenBLAS or gonum), with
+// pure-Go loops for builds without cgo. Every op's gradient is checked
+// against finite differences in the tests.
+//
+// The graph runs on the package's own executor (exec.go), not Gorgonia's
+// TapeMachine: it computes the same bits (a test compares them) without the
+// TapeMachine's per-instruction allocations, so a training step allocates
+// nothing. NetCache keeps built nets by architecture, so a weight-sharing
+// search switches children with a map lookup.
 //
 // # Determinism and failure
 //

@@ -4,18 +4,20 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
-// Allocation-free parallel loops for the element-wise ops, pooling, batch
-// norm and the optimizer. parFor allocates a closure and goroutines per call;
-// these kernels instead implement ranger (a method on a struct the op owns,
-// whose fields carry the call's arguments) and run on persistent workers fed
-// through a channel, so a step allocates nothing.
+// Allocation-free parallel loops for every op and the optimizer: a kernel
+// implements ranger (a method on a struct the op owns, whose fields carry the
+// call's arguments) and runs on persistent workers fed through a channel, so
+// a step allocates nothing.
 //
-// Determinism: [0, n) is split into p = min(GOMAXPROCS, n) contiguous ranges
-// as parFor does, and every user writes each output element (or each
-// per-channel reduction) from exactly one range, summing sequentially inside
-// it; results therefore do not depend on the thread count or scheduling.
+// Determinism: parRange splits [0, n) into p = min(GOMAXPROCS, n) contiguous
+// ranges, and every user writes each output element (or each per-channel
+// reduction) from exactly one range, summing sequentially inside it; results
+// therefore do not depend on the thread count or scheduling. parPartsRange
+// splits [0, n) into a fixed number of parts instead, taken dynamically by
+// the threads: parts, not threads, own scratch and partial sums.
 
 // ranger is a loop body over [lo, hi); part is the range's index (< p), for
 // per-part scratch.
@@ -24,14 +26,18 @@ type ranger interface{ runRange(part, lo, hi int) }
 // parDone is the completion state of one parallel call; each op embeds one
 // (an op never runs concurrently with itself).
 type parDone struct {
-	wg  sync.WaitGroup
-	mu  sync.Mutex
-	err any
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	err  any
+	next atomic.Int64 // parPartsRange: the next part to take
 }
 
+// parJob runs r over [lo, hi) as part; or, when parts > 0, takes parts of
+// [0, n) from done.next until none is left.
 type parJob struct {
 	r            ranger
 	part, lo, hi int
+	n, parts     int
 	done         *parDone
 }
 
@@ -58,7 +64,27 @@ func runJob(j parJob) {
 		}
 		j.done.wg.Done()
 	}()
-	j.r.runRange(j.part, j.lo, j.hi)
+	if j.parts == 0 {
+		j.r.runRange(j.part, j.lo, j.hi)
+		return
+	}
+	for {
+		k := int(j.done.next.Add(1) - 1)
+		if k >= j.parts {
+			return
+		}
+		j.r.runRange(k, k*j.n/j.parts, (k+1)*j.n/j.parts)
+	}
+}
+
+// startWorkers makes sure at least w persistent workers exist.
+func startWorkers(w int) {
+	parMu.Lock()
+	for parWorkers < w {
+		go parWorker()
+		parWorkers++
+	}
+	parMu.Unlock()
 }
 
 // parts returns the number of ranges parRange will use for n items of the
@@ -79,12 +105,7 @@ func parRange(n, cost int, r ranger, d *parDone) {
 		r.runRange(0, 0, n)
 		return
 	}
-	parMu.Lock()
-	for parWorkers < p-1 {
-		go parWorker()
-		parWorkers++
-	}
-	parMu.Unlock()
+	startWorkers(p - 1)
 	d.err = nil
 	d.wg.Add(p - 1)
 	for w := 1; w < p; w++ {
@@ -92,6 +113,32 @@ func parRange(n, cost int, r ranger, d *parDone) {
 	}
 	d.wg.Add(1)
 	runJob(parJob{r: r, part: 0, lo: 0, hi: n / p, done: d})
+	d.wg.Wait()
+	if d.err != nil {
+		panic(fmt.Sprint(d.err))
+	}
+}
+
+// parPartsRange runs r over [0, n) split into min(parts, n) contiguous parts
+// (part k is [k·n/parts, (k+1)·n/parts)), at most GOMAXPROCS at a time, the
+// calling goroutine included. A panic in r is re-raised on the caller.
+func parPartsRange(n, parts int, r ranger, d *parDone) {
+	parts = min(parts, n)
+	p := min(runtime.GOMAXPROCS(0), parts)
+	if p <= 1 {
+		for k := range parts {
+			r.runRange(k, k*n/parts, (k+1)*n/parts)
+		}
+		return
+	}
+	startWorkers(p - 1)
+	d.err = nil
+	d.next.Store(0)
+	d.wg.Add(p)
+	for range p - 1 {
+		parJobs <- parJob{r: r, n: n, parts: parts, done: d}
+	}
+	runJob(parJob{r: r, n: n, parts: parts, done: d})
 	d.wg.Wait()
 	if d.err != nil {
 		panic(fmt.Sprint(d.err))

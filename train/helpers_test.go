@@ -1,7 +1,9 @@
 package train
 
 import (
+	"math"
 	"math/rand/v2"
+	"sync"
 
 	"nasd/arch"
 	"nasd/train/dataset"
@@ -110,4 +112,39 @@ func syntheticSplits(train, val, test, c, h, w, classes int, noise float64) *dat
 		Val:   syntheticSet(val, c, h, w, classes, noise, 2),
 		Test:  syntheticSet(test, c, h, w, classes, noise, 3),
 	}
+}
+
+// parRun runs f(0..p-1) on p goroutines and waits; the first panic is
+// re-raised (a panic on a goroutine of a parallel loop, in tests).
+func parRun(p int, f func(w int)) {
+	var wg sync.WaitGroup
+	var once sync.Once
+	var perr any
+	for w := range p {
+		wg.Go(func() {
+			defer func() {
+				if r := recover(); r != nil {
+					once.Do(func() { perr = r })
+				}
+			}()
+			f(w)
+		})
+	}
+	wg.Wait()
+	if perr != nil {
+		panic(perr)
+	}
+}
+
+// sameBits reports whether a and b hold the same float32 bit patterns.
+func sameBits(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
 }

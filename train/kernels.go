@@ -1,80 +1,14 @@
 package train
 
-import (
-	"runtime"
-	"sync"
-	"sync/atomic"
-)
-
 // Pure-Go kernels shared by the ops. Determinism: no kernel's result depends
-// on the number of threads. Work is split either so that every output element
-// is written by one goroutine, or into a fixed number of parts whose partial
-// sums are added in part order (gonum's GEMM is deterministic too: it splits C
-// into blocks and runs each block's k loop sequentially).
+// on the number of threads. Work is split (e_par.go) either so that every
+// output element is written by one goroutine, or into a fixed number of parts
+// whose partial sums are added in part order (gonum's GEMM is deterministic
+// too: it splits C into blocks and runs each block's k loop sequentially).
 
 // minParallel is the work (in element-operations) below which a loop runs on
 // the calling goroutine: spawning goroutines costs more than it saves.
 const minParallel = 1 << 14
-
-// parFor runs f over [0, n) split into contiguous ranges, one per goroutine,
-// when n·cost is large enough. A panic in f is re-raised on the caller.
-func parFor(n, cost int, f func(lo, hi int)) {
-	p := min(runtime.GOMAXPROCS(0), n)
-	if p <= 1 || n*cost < minParallel {
-		f(0, n)
-		return
-	}
-	parRun(p, func(w int) { f(w*n/p, (w+1)*n/p) })
-}
-
-// parParts splits [0, n) into parts contiguous ranges and runs f(part, lo, hi)
-// for each, at most GOMAXPROCS at a time. Parts, not goroutines, own scratch
-// memory and partial sums, so results do not depend on the thread count.
-func parParts(n, parts int, f func(part, lo, hi int)) {
-	if parts > n {
-		parts = n
-	}
-	p := min(runtime.GOMAXPROCS(0), parts)
-	if p <= 1 {
-		for k := range parts {
-			f(k, k*n/parts, (k+1)*n/parts)
-		}
-		return
-	}
-	var next atomic.Int64
-	parRun(p, func(int) {
-		for {
-			k := int(next.Add(1) - 1)
-			if k >= parts {
-				return
-			}
-			f(k, k*n/parts, (k+1)*n/parts)
-		}
-	})
-}
-
-// parRun runs f(0..p-1) on p goroutines and waits; the first panic is re-raised.
-func parRun(p int, f func(w int)) {
-	var wg sync.WaitGroup
-	var once sync.Once
-	var perr any
-	for w := range p {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					once.Do(func() { perr = r })
-				}
-			}()
-			f(w)
-		}()
-	}
-	wg.Wait()
-	if perr != nil {
-		panic(perr)
-	}
-}
 
 // window describes a 2-D sliding window over an H×W plane: kernel KH×KW,
 // stride S, padding PH, PW before each axis, output Ho×Wo.

@@ -39,44 +39,46 @@ type lossHead interface {
 }
 
 // goKernels is the pure-Go implementation of every primitive.
-type goKernels[T Float] struct{}
+type goKernels[T Float] struct{ buf *Buffers } // buf: nil for private buffers
 
-func (goKernels[T]) Conv(x, w, b *G.Node, kh, kw, stride int, needDX bool) (*G.Node, error) {
-	return buildConv[T](x, w, b, kh, kw, stride, needDX)
+func (k goKernels[T]) Conv(x, w, b *G.Node, kh, kw, stride int, needDX bool) (*G.Node, error) {
+	return buildConv[T](k.buf, x, w, b, kh, kw, stride, needDX)
 }
 
-func (goKernels[T]) DepthwiseConv(x, w *G.Node, kh, kw, stride int, needDX bool) (*G.Node, error) {
-	return buildDepthwise[T](x, w, kh, kw, stride, needDX)
+func (k goKernels[T]) DepthwiseConv(x, w *G.Node, kh, kw, stride int, needDX bool) (*G.Node, error) {
+	return buildDepthwise[T](k.buf, x, w, kh, kw, stride, needDX)
 }
 
-func (goKernels[T]) MaxPool(x *G.Node, kh, kw, stride, pad int) (*G.Node, error) {
-	return buildPool[T](x, kh, kw, stride, pad, true)
+func (k goKernels[T]) MaxPool(x *G.Node, kh, kw, stride, pad int) (*G.Node, error) {
+	return buildPool[T](k.buf, x, kh, kw, stride, pad, true)
 }
 
-func (goKernels[T]) AvgPool(x *G.Node, kh, kw, stride, pad int) (*G.Node, error) {
-	return buildPool[T](x, kh, kw, stride, pad, false)
+func (k goKernels[T]) AvgPool(x *G.Node, kh, kw, stride, pad int) (*G.Node, error) {
+	return buildPool[T](k.buf, x, kh, kw, stride, pad, false)
 }
 
-func (goKernels[T]) BatchNorm(x, gamma, beta *G.Node, runMean, runVar *tensor.Dense, train bool) (*G.Node, error) {
-	return buildBatchNorm[T](x, gamma, beta, raw[T](runMean), raw[T](runVar), train)
+func (k goKernels[T]) BatchNorm(x, gamma, beta *G.Node, runMean, runVar *tensor.Dense, train bool) (*G.Node, error) {
+	return buildBatchNorm[T](k.buf, x, gamma, beta, raw[T](runMean), raw[T](runVar), train)
 }
 
-func (goKernels[T]) ReLU(x *G.Node) (*G.Node, error)          { return buildReLU[T](x) }
-func (goKernels[T]) Concat(xs []*G.Node) (*G.Node, error)     { return buildConcat[T](xs) }
-func (goKernels[T]) Add(xs []*G.Node) (*G.Node, error)        { return buildAdd[T](xs) }
-func (goKernels[T]) GlobalAvgPool(x *G.Node) (*G.Node, error) { return buildGlobalAvgPool[T](x) }
+func (k goKernels[T]) ReLU(x *G.Node) (*G.Node, error)      { return buildReLU[T](k.buf, x) }
+func (k goKernels[T]) Concat(xs []*G.Node) (*G.Node, error) { return buildConcat[T](k.buf, xs) }
+func (k goKernels[T]) Add(xs []*G.Node) (*G.Node, error)    { return buildAdd[T](k.buf, xs) }
+func (k goKernels[T]) GlobalAvgPool(x *G.Node) (*G.Node, error) {
+	return buildGlobalAvgPool[T](k.buf, x)
+}
 
-func (goKernels[T]) Flatten(x *G.Node) (*G.Node, error) {
+func (k goKernels[T]) Flatten(x *G.Node) (*G.Node, error) {
 	s := x.Shape()
-	return buildReshape[T](x, tensor.Shape{s[0], s.TotalSize() / s[0], 1, 1})
+	return buildReshape[T](k.buf, x, tensor.Shape{s[0], s.TotalSize() / s[0], 1, 1})
 }
 
-func (goKernels[T]) Dense(x, w, b *G.Node, needDX bool) (*G.Node, error) {
-	return buildDense[T](x, w, b, needDX)
+func (k goKernels[T]) Dense(x, w, b *G.Node, needDX bool) (*G.Node, error) {
+	return buildDense[T](k.buf, x, w, b, needDX)
 }
 
-func (goKernels[T]) SoftmaxCE(logits *G.Node) (*G.Node, lossHead, error) {
-	n, h, err := buildSoftmaxCE[T](logits)
+func (k goKernels[T]) SoftmaxCE(logits *G.Node) (*G.Node, lossHead, error) {
+	n, h, err := buildSoftmaxCE[T](k.buf, logits)
 	return n, h, err
 }
 

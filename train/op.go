@@ -124,11 +124,6 @@ func dtypeOf[T Float]() tensor.Dtype {
 	return tensor.Float64
 }
 
-// newDense returns a zeroed tensor of T with the given shape.
-func newDense[T Float](shape ...int) *tensor.Dense {
-	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(make([]T, tensor.Shape(shape).TotalSize())))
-}
-
 // raw returns the backing slice of a tensor of T.
 func raw[T Float](v G.Value) []T {
 	d, ok := v.(*tensor.Dense)

@@ -47,23 +47,14 @@ const (
 	bnGradX
 )
 
-func buildBatchNorm[T Float](x, gamma, beta *G.Node, runMean, runVar []T, train bool) (*G.Node, error) {
+func buildBatchNorm[T Float](a *Buffers, x, gamma, beta *G.Node, runMean, runVar []T, train bool) (*G.Node, error) {
 	xs := x.Shape()
 	if xs.Dims() != 4 || !gamma.Shape().Eq(tensor.Shape{xs[1]}) || !beta.Shape().Eq(tensor.Shape{xs[1]}) ||
 		len(runMean) != xs[1] || len(runVar) != xs[1] {
 		return nil, fmt.Errorf("train: batchnorm: input %v, γ %v, β %v, running stats %d, %d",
 			xs, gamma.Shape(), beta.Shape(), len(runMean), len(runVar))
 	}
-	k := &batchNorm[T]{b: xs[0], c: xs[1], n: xs[2] * xs[3], train: train, runMean: runMean, runVar: runVar}
-	k.y = newDense[T](xs...)
-	if train {
-		k.xhat = make([]T, xs.TotalSize())
-		k.invStd = make([]float64, k.c)
-		k.dx = newDense[T](xs...)
-		k.sums = newDense[T](2, k.c)
-		k.dGamma = newDense[T](k.c)
-		k.dBeta = newDense[T](k.c)
-	}
+	k := newBatchNorm(a, xs[0], xs[1], xs[2], xs[3], runMean, runVar, train)
 	fwd := newOp("batchnorm", k.y.Shape(), []int{4, 1, 1}, k.forward)
 	fwd.wrt = []bool{true, true, true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
@@ -89,6 +80,20 @@ func buildBatchNorm[T Float](x, gamma, beta *G.Node, runMean, runVar []T, train 
 	return G.ApplyOp(fwd, x, gamma, beta)
 }
 
+func newBatchNorm[T Float](a *Buffers, b, c, h, w int, runMean, runVar []T, train bool) *batchNorm[T] {
+	k := &batchNorm[T]{b: b, c: c, n: h * w, train: train, runMean: runMean, runVar: runVar}
+	k.y = newTensor[T](a, b, c, h, w)
+	if train {
+		k.xhat = newSlice[T](a, b*c*h*w)
+		k.invStd = make([]float64, c)
+		k.dx = newTensor[T](a, b, c, h, w)
+		k.sums = newTensor[T](a, 2, c)
+		k.dGamma = newTensor[T](a, c)
+		k.dBeta = newTensor[T](a, c)
+	}
+	return k
+}
+
 func (k *batchNorm[T]) forward(in []G.Value) (G.Value, error) {
 	k.x, k.g, k.bt, k.yv, k.phase = raw[T](in[0]), raw[T](in[1]), raw[T](in[2]), raw[T](k.y), bnForward
 	parRange(k.c, 3*k.b*k.n, k, &k.par)
@@ -110,21 +115,16 @@ func (k *batchNorm[T]) gradX(in []G.Value) (G.Value, error) {
 }
 
 // runRange does channels [lo, hi) of the current phase. Statistics are
-// summed in float64; the element-wise passes run in T.
+// summed in float64 (per plane in T); the element-wise passes run in T.
 func (k *batchNorm[T]) runRange(_, lo, hi int) {
+	st := k.c * k.n // from one plane of a channel to the next image's
 	for c := lo; c < hi; c++ {
+		off := c * k.n
 		switch k.phase {
 		case bnForward:
 			k.forwardChannel(c)
 		case bnSums:
-			var s0, s1 float64
-			for i := range k.b {
-				off := (i*k.c + c) * k.n
-				dy, xh := k.x[off:off+k.n], k.xhat[off:off+k.n]
-				a0, a1 := sumDot(dy, xh) // per plane in T, then accumulated in float64
-				s0 += float64(a0)
-				s1 += float64(a1)
-			}
+			s0, s1 := bnSumDot(k.x[off:], k.xhat[off:], k.b, st, k.n)
 			k.sv[c], k.sv[k.c+c] = T(s0), T(s1)
 		case bnGradX:
 			n := float64(k.b * k.n)
@@ -132,33 +132,20 @@ func (k *batchNorm[T]) runRange(_, lo, hi int) {
 			a := T(scale * n)
 			b0 := T(-scale * float64(k.sv[c]))
 			b1 := T(-scale * float64(k.sv[k.c+c]))
-			for i := range k.b {
-				off := (i*k.c + c) * k.n
-				dy, xh, dx := k.x[off:off+k.n], k.xhat[off:off+k.n], k.dxv[off:off+k.n]
-				xh, dx = xh[:len(dy)], dx[:len(dy)]
-				for j, g := range dy {
-					dx[j] = a*g + b0 + b1*xh[j]
-				}
-			}
+			bnDX(k.x[off:], k.xhat[off:], k.dxv[off:], k.b, st, k.n, a, b0, b1)
 		}
 	}
 }
 
 func (k *batchNorm[T]) forwardChannel(c int) {
-	x, y := k.x, k.yv
+	x, y := k.x[c*k.n:], k.yv[c*k.n:]
+	st := k.c * k.n
 	n := k.b * k.n
 	var mean, invStd float64
+	var xh []T
 	if k.train {
-		var s float64
-		for i := range k.b {
-			s += float64(sum4(x[(i*k.c+c)*k.n : (i*k.c+c+1)*k.n]))
-		}
-		mean = s / float64(n)
-		var ss float64
-		mT := T(mean)
-		for i := range k.b {
-			ss += float64(sqDev4(x[(i*k.c+c)*k.n:(i*k.c+c+1)*k.n], mT))
-		}
+		mean = bnSum(x, k.b, st, k.n) / float64(n)
+		ss := bnSqDev(x, k.b, st, k.n, T(mean))
 		variance := ss / float64(n)
 		invStd = 1 / math.Sqrt(variance+bnEpsilon)
 		k.invStd[c] = invStd
@@ -168,6 +155,7 @@ func (k *batchNorm[T]) forwardChannel(c int) {
 		}
 		k.runMean[c] = T((1-bnMomentum)*float64(k.runMean[c]) + bnMomentum*mean)
 		k.runVar[c] = T((1-bnMomentum)*float64(k.runVar[c]) + bnMomentum*unbiased)
+		xh = k.xhat[c*k.n:]
 	} else {
 		mean = float64(k.runMean[c])
 		invStd = 1 / math.Sqrt(float64(k.runVar[c])+bnEpsilon)
@@ -175,24 +163,7 @@ func (k *batchNorm[T]) forwardChannel(c int) {
 	// y = γ·x̂ + β = a·x + b; x̂ = (x − mean)·invStd
 	g := float64(k.g[c])
 	a, b := T(g*invStd), T(float64(k.bt[c])-g*invStd*mean)
-	is, nm := T(invStd), T(-mean*invStd)
-	for i := range k.b {
-		off := (i*k.c + c) * k.n
-		xs, ys := x[off:off+k.n], y[off:off+k.n]
-		ys = ys[:len(xs)]
-		if k.train {
-			xh := k.xhat[off : off+k.n]
-			xh = xh[:len(xs)]
-			for j, v := range xs {
-				xh[j] = v*is + nm
-				ys[j] = v*a + b
-			}
-			continue
-		}
-		for j, v := range xs {
-			ys[j] = v*a + b
-		}
-	}
+	bnNorm(x, y, xh, k.b, st, k.n, a, b, T(invStd), T(-mean*invStd))
 }
 
 // row returns a Do that copies row r of the [2, C] sums into out.
@@ -257,4 +228,67 @@ func sumDot[T Float](g, h []T) (T, T) {
 		b0 += g[i] * h[i]
 	}
 	return a0 + a1, b0 + b1
+}
+
+// The Go loops of one channel: planes x[i·st : i·st+n] for i < b. bnSum,
+// bnSqDev, bnNorm, bnSumDot and bnDX run float32 in C in the cgo builds.
+
+// bnSumGo returns Σ x, each plane by sum4 and the planes added in float64.
+func bnSumGo[T Float](x []T, b, st, n int) float64 {
+	var s float64
+	for i := range b {
+		s += float64(sum4(x[i*st : i*st+n]))
+	}
+	return s
+}
+
+// bnSqDevGo returns Σ (x − m)², as bnSumGo.
+func bnSqDevGo[T Float](x []T, b, st, n int, m T) float64 {
+	var s float64
+	for i := range b {
+		s += float64(sqDev4(x[i*st:i*st+n], m))
+	}
+	return s
+}
+
+// bnNormGo writes y = x·a + bb and, unless xh is nil, x̂ = x·is + nm.
+func bnNormGo[T Float](x, y, xh []T, b, st, n int, a, bb, is, nm T) {
+	for i := range b {
+		xs, ys := x[i*st:i*st+n], y[i*st:i*st+n]
+		ys = ys[:len(xs)]
+		if xh != nil {
+			xhs := xh[i*st : i*st+n]
+			xhs = xhs[:len(xs)]
+			for j, v := range xs {
+				xhs[j] = v*is + nm
+				ys[j] = v*a + bb
+			}
+			continue
+		}
+		for j, v := range xs {
+			ys[j] = v*a + bb
+		}
+	}
+}
+
+// bnSumDotGo returns Σ dy and Σ dy·x̂, per plane by sumDot in T, then in float64.
+func bnSumDotGo[T Float](dy, xh []T, b, st, n int) (float64, float64) {
+	var s0, s1 float64
+	for i := range b {
+		a0, a1 := sumDot(dy[i*st:i*st+n], xh[i*st:i*st+n])
+		s0 += float64(a0)
+		s1 += float64(a1)
+	}
+	return s0, s1
+}
+
+// bnDXGo writes dx = a·dy + b0 + b1·x̂.
+func bnDXGo[T Float](dy, xh, dx []T, b, st, n int, a, b0, b1 T) {
+	for i := range b {
+		g, h, d := dy[i*st:i*st+n], xh[i*st:i*st+n], dx[i*st:i*st+n]
+		h, d = h[:len(g)], d[:len(g)]
+		for j, v := range g {
+			d[j] = a*v + b0 + b1*h[j]
+		}
+	}
 }

@@ -31,38 +31,61 @@ type conv2d[T Float] struct {
 	dx      *tensor.Dense
 	col     [][]T // per part, CKK × HoWo
 	dwPart  [][]T // per part, O × CKK
+	sums    channelSummer[T]
+
+	// per call (parPartsRange arguments)
+	par             parDone
+	phase           convPhase
+	xv, wv, bv, dyv []T
+	out             []T // y or dX
 }
+
+// convPhase selects what a parallel part of conv2d or dense computes.
+type convPhase int
+
+const (
+	phaseForward convPhase = iota
+	phaseGradW
+	phaseGradX
+)
 
 func (k *conv2d[T]) ckk() int     { return k.c * k.wd.KH * k.wd.KW }
 func (k *conv2d[T]) direct() bool { return k.wd.KH == 1 && k.wd.KW == 1 && k.wd.S == 1 }
 
-func buildConv[T Float](x, w, b *G.Node, kh, kw, stride int, needDX bool) (*G.Node, error) {
-	xs, ws := x.Shape(), w.Shape()
-	if xs.Dims() != 4 || ws.Dims() != 4 || ws[1] != xs[1] || ws[2] != kh || ws[3] != kw {
-		return nil, fmt.Errorf("train: conv: input %v, weights %v, kernel %d×%d", xs, ws, kh, kw)
-	}
-	k := &conv2d[T]{b: xs[0], c: xs[1], o: ws[0], bias: b != nil, needDX: needDX,
+// newConv2d returns the kernel of a convolution of input xs with weights ws.
+func newConv2d[T Float](a *Buffers, xs, ws tensor.Shape, bias bool, stride int, needDX bool) *conv2d[T] {
+	kh, kw := ws[2], ws[3]
+	k := &conv2d[T]{b: xs[0], c: xs[1], o: ws[0], bias: bias, needDX: needDX,
 		wd: newWindow(xs[2], xs[3], kh, kw, stride, (kh-1)/2, (kw-1)/2)}
-	if k.bias && (b.Shape().Dims() != 1 || b.Shape()[0] != k.o) {
-		return nil, fmt.Errorf("train: conv: bias %v for %d filters", b.Shape(), k.o)
-	}
 	parts := min(convParts, k.b)
-	k.y = newDense[T](k.b, k.o, k.wd.Ho, k.wd.Wo)
-	k.dw = newDense[T](ws...)
+	k.y = newTensor[T](a, k.b, k.o, k.wd.Ho, k.wd.Wo)
+	k.dw = newTensor[T](a, ws...)
 	k.col = make([][]T, parts)
 	k.dwPart = make([][]T, parts)
 	for p := range parts {
 		if !k.direct() {
-			k.col[p] = make([]T, k.ckk()*k.wd.Ho*k.wd.Wo)
+			k.col[p] = newSlice[T](a, k.ckk()*k.wd.Ho*k.wd.Wo)
 		}
-		k.dwPart[p] = make([]T, k.o*k.ckk())
+		k.dwPart[p] = newSlice[T](a, k.o*k.ckk())
 	}
 	if k.bias {
-		k.db = newDense[T](k.o)
+		k.db = newTensor[T](a, k.o)
 	}
 	if needDX {
-		k.dx = newDense[T](xs...)
+		k.dx = newTensor[T](a, xs...)
 	}
+	return k
+}
+
+func buildConv[T Float](a *Buffers, x, w, b *G.Node, kh, kw, stride int, needDX bool) (*G.Node, error) {
+	xs, ws := x.Shape(), w.Shape()
+	if xs.Dims() != 4 || ws.Dims() != 4 || ws[1] != xs[1] || ws[2] != kh || ws[3] != kw {
+		return nil, fmt.Errorf("train: conv: input %v, weights %v, kernel %d×%d", xs, ws, kh, kw)
+	}
+	if b != nil && (b.Shape().Dims() != 1 || b.Shape()[0] != ws[0]) {
+		return nil, fmt.Errorf("train: conv: bias %v for %d filters", b.Shape(), ws[0])
+	}
+	k := newConv2d[T](a, xs, ws, b != nil, stride, needDX)
 	in := []int{4, 4}
 	children := G.Nodes{x, w}
 	if k.bias {
@@ -93,44 +116,18 @@ func buildConv[T Float](x, w, b *G.Node, kh, kw, stride int, needDX bool) (*G.No
 }
 
 func (k *conv2d[T]) forward(in []G.Value) (G.Value, error) {
-	x, w, y := raw[T](in[0]), raw[T](in[1]), raw[T](k.y)
-	var bias []T
+	k.phase, k.xv, k.wv, k.out, k.bv = phaseForward, raw[T](in[0]), raw[T](in[1]), raw[T](k.y), nil
 	if k.bias {
-		bias = raw[T](in[2])
+		k.bv = raw[T](in[2])
 	}
-	chw, howo, ckk := k.c*k.wd.H*k.wd.W, k.wd.Ho*k.wd.Wo, k.ckk()
-	parParts(k.b, len(k.col), func(p, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			xi, yi := x[i*chw:(i+1)*chw], y[i*k.o*howo:(i+1)*k.o*howo]
-			col := xi
-			if !k.direct() {
-				col = k.col[p]
-				im2col(xi, k.c, k.wd, col)
-			}
-			gemm(false, false, k.o, howo, ckk, 1, w, ckk, col, howo, 0, yi, howo)
-			addBias(yi, bias, howo)
-		}
-	})
+	parPartsRange(k.b, len(k.col), k, &k.par)
 	return k.y, nil
 }
 
 // gradW: inputs x, dY.
 func (k *conv2d[T]) gradW(in []G.Value) (G.Value, error) {
-	x, dy := raw[T](in[0]), raw[T](in[1])
-	chw, howo, ckk := k.c*k.wd.H*k.wd.W, k.wd.Ho*k.wd.Wo, k.ckk()
-	parParts(k.b, len(k.dwPart), func(p, lo, hi int) {
-		acc := k.dwPart[p]
-		clear(acc)
-		for i := lo; i < hi; i++ {
-			xi := x[i*chw : (i+1)*chw]
-			col := xi
-			if !k.direct() {
-				col = k.col[p]
-				im2col(xi, k.c, k.wd, col)
-			}
-			gemm(false, true, k.o, ckk, howo, 1, dy[i*k.o*howo:(i+1)*k.o*howo], howo, col, howo, 1, acc, ckk)
-		}
-	})
+	k.phase, k.xv, k.dyv = phaseGradW, raw[T](in[0]), raw[T](in[1])
+	parPartsRange(k.b, len(k.dwPart), k, &k.par)
 	dw := raw[T](k.dw)
 	copy(dw, k.dwPart[0])
 	for _, part := range k.dwPart[1:] {
@@ -143,43 +140,88 @@ func (k *conv2d[T]) gradW(in []G.Value) (G.Value, error) {
 
 // gradB: input dY; dB[o] = Σ over batch and positions.
 func (k *conv2d[T]) gradB(in []G.Value) (G.Value, error) {
-	channelSums(raw[T](in[0]), k.b, k.o, k.wd.Ho*k.wd.Wo, raw[T](k.db))
+	k.sums.run(raw[T](in[0]), k.b, k.o, k.wd.Ho*k.wd.Wo, raw[T](k.db))
 	return k.db, nil
 }
 
 // gradX: inputs dY, W.
 func (k *conv2d[T]) gradX(in []G.Value) (G.Value, error) {
-	dy, w, dx := raw[T](in[0]), raw[T](in[1]), raw[T](k.dx)
-	chw, howo, ckk := k.c*k.wd.H*k.wd.W, k.wd.Ho*k.wd.Wo, k.ckk()
-	parParts(k.b, len(k.col), func(p, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			dyi, dxi := dy[i*k.o*howo:(i+1)*k.o*howo], dx[i*chw:(i+1)*chw]
-			if k.direct() {
-				gemm(true, false, ckk, howo, k.o, 1, w, ckk, dyi, howo, 0, dxi, howo)
-				continue
-			}
-			col := k.col[p]
-			gemm(true, false, ckk, howo, k.o, 1, w, ckk, dyi, howo, 0, col, howo)
-			clear(dxi)
-			col2im(col, k.c, k.wd, dxi)
-		}
-	})
+	k.phase, k.dyv, k.wv, k.out = phaseGradX, raw[T](in[0]), raw[T](in[1]), raw[T](k.dx)
+	parPartsRange(k.b, len(k.col), k, &k.par)
 	return k.dx, nil
 }
 
-// channelSumsGo writes s[c] = Σ_b Σ_j v[b, c, j] for v of shape [B, C, n].
-func channelSumsGo[T Float](v []T, b, c, n int, s []T) {
-	parFor(c, b*n, func(lo, hi int) {
-		for ci := lo; ci < hi; ci++ {
-			var acc T
-			for i := range b {
-				for _, x := range v[(i*c+ci)*n : (i*c+ci+1)*n] {
-					acc += x
-				}
+// runRange does images [lo, hi) of the current phase as part p.
+func (k *conv2d[T]) runRange(p, lo, hi int) {
+	chw, howo, ckk, ohw := k.c*k.wd.H*k.wd.W, k.wd.Ho*k.wd.Wo, k.ckk(), k.o*k.wd.Ho*k.wd.Wo
+	switch k.phase {
+	case phaseForward:
+		for i := lo; i < hi; i++ {
+			xi, yi := k.xv[i*chw:(i+1)*chw], k.out[i*ohw:(i+1)*ohw]
+			col := xi
+			if !k.direct() {
+				col = k.col[p]
+				im2col(xi, k.c, k.wd, col)
 			}
-			s[ci] = acc
+			gemm(false, false, k.o, howo, ckk, 1, k.wv, ckk, col, howo, 0, yi, howo)
+			addBias(yi, k.bv, howo)
 		}
-	})
+	case phaseGradW:
+		acc := k.dwPart[p]
+		clear(acc)
+		for i := lo; i < hi; i++ {
+			xi := k.xv[i*chw : (i+1)*chw]
+			col := xi
+			if !k.direct() {
+				col = k.col[p]
+				im2col(xi, k.c, k.wd, col)
+			}
+			gemm(false, true, k.o, ckk, howo, 1, k.dyv[i*ohw:(i+1)*ohw], howo, col, howo, 1, acc, ckk)
+		}
+	case phaseGradX:
+		for i := lo; i < hi; i++ {
+			dyi, dxi := k.dyv[i*ohw:(i+1)*ohw], k.out[i*chw:(i+1)*chw]
+			if k.direct() {
+				gemm(true, false, ckk, howo, k.o, 1, k.wv, ckk, dyi, howo, 0, dxi, howo)
+				continue
+			}
+			col := k.col[p]
+			gemm(true, false, ckk, howo, k.o, 1, k.wv, ckk, dyi, howo, 0, col, howo)
+			clear(dxi)
+			col2im(col, k.c, k.wd, dxi)
+		}
+	}
+}
+
+// channelSummer computes channelSums on the parallel workers; an op owns one.
+type channelSummer[T Float] struct {
+	v, s    []T
+	b, c, n int
+	par     parDone
+}
+
+// run writes s[c] = Σ_b Σ_j v[b, c, j] for v of shape [B, C, n], each channel
+// summed by one range.
+func (cs *channelSummer[T]) run(v []T, b, c, n int, s []T) {
+	cs.v, cs.s, cs.b, cs.c, cs.n = v, s, b, c, n
+	parRange(c, b*n, cs, &cs.par)
+}
+
+func (cs *channelSummer[T]) runRange(_, lo, hi int) {
+	channelSums(cs.v, cs.b, cs.c, cs.n, lo, hi, cs.s)
+}
+
+// channelSumsGo writes s[ci] = Σ_b Σ_j v[b, ci, j] for ci in [lo, hi).
+func channelSumsGo[T Float](v []T, b, c, n, lo, hi int, s []T) {
+	for ci := lo; ci < hi; ci++ {
+		var acc T
+		for i := range b {
+			for _, x := range v[(i*c+ci)*n : (i*c+ci+1)*n] {
+				acc += x
+			}
+		}
+		s[ci] = acc
+	}
 }
 
 // depthwise is a KH×KW convolution with one filter per channel (multiplier 1,
@@ -190,20 +232,33 @@ type depthwise[T Float] struct {
 	needDX bool
 	y      *tensor.Dense
 	dw, dx *tensor.Dense
+
+	// per call (parRange arguments)
+	par      parDone
+	phase    convPhase
+	in0, in1 []T // forward: x, W; gradX: dY, W; gradW: x, dY
+	out      []T
+	scr      [][]T // per part, depthwiseScratch elements
 }
 
-func buildDepthwise[T Float](x, w *G.Node, kh, kw, stride int, needDX bool) (*G.Node, error) {
+// newDepthwise returns the kernel of a depthwise convolution over input xs.
+func newDepthwise[T Float](a *Buffers, xs tensor.Shape, kh, kw, stride int, needDX bool) *depthwise[T] {
+	k := &depthwise[T]{b: xs[0], c: xs[1], needDX: needDX,
+		wd: newWindow(xs[2], xs[3], kh, kw, stride, (kh-1)/2, (kw-1)/2)}
+	k.y = newTensor[T](a, k.b, k.c, k.wd.Ho, k.wd.Wo)
+	k.dw = newTensor[T](a, k.c, 1, kh, kw)
+	if needDX {
+		k.dx = newTensor[T](a, xs...)
+	}
+	return k
+}
+
+func buildDepthwise[T Float](a *Buffers, x, w *G.Node, kh, kw, stride int, needDX bool) (*G.Node, error) {
 	xs, ws := x.Shape(), w.Shape()
 	if xs.Dims() != 4 || !ws.Eq(tensor.Shape{xs[1], 1, kh, kw}) {
 		return nil, fmt.Errorf("train: depthwise conv: input %v, weights %v, kernel %d×%d", xs, ws, kh, kw)
 	}
-	k := &depthwise[T]{b: xs[0], c: xs[1], needDX: needDX,
-		wd: newWindow(xs[2], xs[3], kh, kw, stride, (kh-1)/2, (kw-1)/2)}
-	k.y = newDense[T](k.b, k.c, k.wd.Ho, k.wd.Wo)
-	k.dw = newDense[T](ws...)
-	if needDX {
-		k.dx = newDense[T](xs...)
-	}
+	k := newDepthwise[T](a, xs, kh, kw, stride, needDX)
 	fwd := newOp("depthwise", k.y.Shape(), []int{4, 4}, k.forward)
 	fwd.wrt = []bool{needDX, true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
@@ -222,27 +277,59 @@ func buildDepthwise[T Float](x, w *G.Node, kh, kw, stride int, needDX bool) (*G.
 	return G.ApplyOp(fwd, x, w)
 }
 
-// eachTap calls f for every kernel tap (ky, kx) with the output row range and
-// column range that read inside the image.
-func (wd window) eachTap(f func(ky, kx, ylo, yhi, xlo, xhi int)) {
-	for ky := range wd.KH {
-		ylo, yhi := span(wd.H, wd.Ho, wd.S, wd.PH, ky)
-		for kx := range wd.KW {
-			xlo, xhi := span(wd.W, wd.Wo, wd.S, wd.PW, kx)
-			f(ky, kx, ylo, yhi, xlo, xhi)
-		}
+func (k *depthwise[T]) forward(in []G.Value) (G.Value, error) {
+	k.phase, k.in0, k.in1, k.out = phaseForward, raw[T](in[0]), raw[T](in[1]), raw[T](k.y)
+	k.run(k.b*k.c, k.wd.Ho*k.wd.Wo*k.wd.KH*k.wd.KW)
+	return k.y, nil
+}
+
+// gradW: inputs x, dY; per channel, summed over the batch in order.
+func (k *depthwise[T]) gradW(in []G.Value) (G.Value, error) {
+	k.phase, k.in0, k.in1, k.out = phaseGradW, raw[T](in[0]), raw[T](in[1]), raw[T](k.dw)
+	k.run(k.c, k.b*k.wd.Ho*k.wd.Wo*k.wd.KH*k.wd.KW)
+	return k.dw, nil
+}
+
+// gradX: inputs dY, W.
+func (k *depthwise[T]) gradX(in []G.Value) (G.Value, error) {
+	k.phase, k.in0, k.in1, k.out = phaseGradX, raw[T](in[0]), raw[T](in[1]), raw[T](k.dx)
+	k.run(k.b*k.c, k.wd.Ho*k.wd.Wo*k.wd.KH*k.wd.KW)
+	return k.dx, nil
+}
+
+// run makes scratch for as many parts as parRange will use, before they
+// start (allocated once per thread count), and runs the current phase.
+func (k *depthwise[T]) run(n, cost int) {
+	for p := parts(n, cost); len(k.scr) < p; {
+		k.scr = append(k.scr, make([]T, depthwiseScratch[T](k.wd)))
+	}
+	parRange(n, cost, k, &k.par)
+}
+
+// runRange does planes (forward, gradX) or channels (gradW) [lo, hi).
+func (k *depthwise[T]) runRange(part, lo, hi int) {
+	switch k.phase {
+	case phaseForward:
+		depthwiseForward(k.in0, k.in1, k.out, k.c, k.wd, lo, hi, k.scr[part])
+	case phaseGradX:
+		depthwiseGradX(k.in0, k.in1, k.out, k.c, k.wd, lo, hi, k.scr[part])
+	case phaseGradW:
+		depthwiseGradW(k.in0, k.in1, k.out, k.b, k.c, k.wd, lo, hi, k.scr[part])
 	}
 }
 
-func (k *depthwise[T]) forward(in []G.Value) (G.Value, error) {
-	x, w, y := raw[T](in[0]), raw[T](in[1]), raw[T](k.y)
-	wd := k.wd
+// depthwiseForwardGo writes the output planes [lo, hi) (plane = image·C +
+// channel) of the depthwise convolution of x with w; each output adds its
+// taps in (ky, kx) order.
+func depthwiseForwardGo[T Float](x, w, y []T, c int, wd window, lo, hi int) {
 	hw, howo, kk := wd.H*wd.W, wd.Ho*wd.Wo, wd.KH*wd.KW
-	parFor(k.b*k.c, howo*kk, func(lo, hi int) {
-		for pl := lo; pl < hi; pl++ {
-			xp, yp, wc := x[pl*hw:(pl+1)*hw], y[pl*howo:(pl+1)*howo], w[(pl%k.c)*kk:(pl%k.c+1)*kk]
-			clear(yp)
-			wd.eachTap(func(ky, kx, ylo, yhi, xlo, xhi int) {
+	for pl := lo; pl < hi; pl++ {
+		xp, yp, wc := x[pl*hw:(pl+1)*hw], y[pl*howo:(pl+1)*howo], w[(pl%c)*kk:(pl%c+1)*kk]
+		clear(yp)
+		for ky := range wd.KH {
+			ylo, yhi := span(wd.H, wd.Ho, wd.S, wd.PH, ky)
+			for kx := range wd.KW {
+				xlo, xhi := span(wd.W, wd.Wo, wd.S, wd.PW, kx)
 				wv := wc[ky*wd.KW+kx]
 				for oy := ylo; oy < yhi; oy++ {
 					src := xp[(oy*wd.S-wd.PH+ky)*wd.W:]
@@ -251,25 +338,25 @@ func (k *depthwise[T]) forward(in []G.Value) (G.Value, error) {
 						dst[ox] += wv * src[ox*wd.S-wd.PW+kx]
 					}
 				}
-			})
+			}
 		}
-	})
-	return k.y, nil
+	}
 }
 
-// gradW: inputs x, dY; per channel, summed over the batch in order.
-func (k *depthwise[T]) gradW(in []G.Value) (G.Value, error) {
-	x, dy, dw := raw[T](in[0]), raw[T](in[1]), raw[T](k.dw)
-	wd := k.wd
+// depthwiseGradWGo writes dw for channels [lo, hi): per channel, per image in
+// order, per tap, the sum over outputs of dY·x.
+func depthwiseGradWGo[T Float](x, dy, dw []T, b, c int, wd window, lo, hi int) {
 	hw, howo, kk := wd.H*wd.W, wd.Ho*wd.Wo, wd.KH*wd.KW
-	parFor(k.c, k.b*howo*kk, func(lo, hi int) {
-		for c := lo; c < hi; c++ {
-			wc := dw[c*kk : (c+1)*kk]
-			clear(wc)
-			for i := range k.b {
-				pl := i*k.c + c
-				xp, gp := x[pl*hw:(pl+1)*hw], dy[pl*howo:(pl+1)*howo]
-				wd.eachTap(func(ky, kx, ylo, yhi, xlo, xhi int) {
+	for ci := lo; ci < hi; ci++ {
+		wc := dw[ci*kk : (ci+1)*kk]
+		clear(wc)
+		for i := range b {
+			pl := i*c + ci
+			xp, gp := x[pl*hw:(pl+1)*hw], dy[pl*howo:(pl+1)*howo]
+			for ky := range wd.KH {
+				ylo, yhi := span(wd.H, wd.Ho, wd.S, wd.PH, ky)
+				for kx := range wd.KW {
+					xlo, xhi := span(wd.W, wd.Wo, wd.S, wd.PW, kx)
 					var acc T
 					for oy := ylo; oy < yhi; oy++ {
 						src := xp[(oy*wd.S-wd.PH+ky)*wd.W:]
@@ -279,23 +366,23 @@ func (k *depthwise[T]) gradW(in []G.Value) (G.Value, error) {
 						}
 					}
 					wc[ky*wd.KW+kx] += acc
-				})
+				}
 			}
 		}
-	})
-	return k.dw, nil
+	}
 }
 
-// gradX: inputs dY, W.
-func (k *depthwise[T]) gradX(in []G.Value) (G.Value, error) {
-	dy, w, dx := raw[T](in[0]), raw[T](in[1]), raw[T](k.dx)
-	wd := k.wd
+// depthwiseGradXGo writes the dX planes [lo, hi); each element adds its taps
+// in (ky, kx) order.
+func depthwiseGradXGo[T Float](dy, w, dx []T, c int, wd window, lo, hi int) {
 	hw, howo, kk := wd.H*wd.W, wd.Ho*wd.Wo, wd.KH*wd.KW
-	parFor(k.b*k.c, howo*kk, func(lo, hi int) {
-		for pl := lo; pl < hi; pl++ {
-			dxp, gp, wc := dx[pl*hw:(pl+1)*hw], dy[pl*howo:(pl+1)*howo], w[(pl%k.c)*kk:(pl%k.c+1)*kk]
-			clear(dxp)
-			wd.eachTap(func(ky, kx, ylo, yhi, xlo, xhi int) {
+	for pl := lo; pl < hi; pl++ {
+		dxp, gp, wc := dx[pl*hw:(pl+1)*hw], dy[pl*howo:(pl+1)*howo], w[(pl%c)*kk:(pl%c+1)*kk]
+		clear(dxp)
+		for ky := range wd.KH {
+			ylo, yhi := span(wd.H, wd.Ho, wd.S, wd.PH, ky)
+			for kx := range wd.KW {
+				xlo, xhi := span(wd.W, wd.Wo, wd.S, wd.PW, kx)
 				wv := wc[ky*wd.KW+kx]
 				for oy := ylo; oy < yhi; oy++ {
 					dst := dxp[(oy*wd.S-wd.PH+ky)*wd.W:]
@@ -304,8 +391,7 @@ func (k *depthwise[T]) gradX(in []G.Value) (G.Value, error) {
 						dst[ox*wd.S-wd.PW+kx] += wv * g[ox]
 					}
 				}
-			})
+			}
 		}
-	})
-	return k.dx, nil
+	}
 }

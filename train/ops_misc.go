@@ -19,9 +19,9 @@ type relu[T Float] struct {
 	dxv   []T
 }
 
-func buildReLU[T Float](x *G.Node) (*G.Node, error) {
+func buildReLU[T Float](a *Buffers, x *G.Node) (*G.Node, error) {
 	xs := x.Shape()
-	k := &relu[T]{y: newDense[T](xs...), dx: newDense[T](xs...)}
+	k := &relu[T]{y: newTensor[T](a, xs...), dx: newTensor[T](a, xs...)}
 	fwd := newOp("relu", xs, []int{xs.Dims()}, k.forward)
 	fwd.wrt = []bool{true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
@@ -46,13 +46,10 @@ func (k *relu[T]) backward(in []G.Value) (G.Value, error) {
 
 func (k *relu[T]) runRange(_, lo, hi int) {
 	if !k.bwd {
-		y := k.yv[lo:hi]
-		for i, v := range k.x[lo:hi] {
-			y[i] = max(v, 0)
-		}
+		reluForward(k.x[lo:hi], k.yv[lo:hi])
 		return
 	}
-	reluGrad(k.x[lo:hi], k.yv[lo:hi], k.dxv[lo:hi])
+	reluBackward(k.x[lo:hi], k.yv[lo:hi], k.dxv[lo:hi])
 }
 
 // reluGrad writes dx = dy where y > 0, else 0, for y = max(x, 0) ≥ +0,
@@ -90,7 +87,7 @@ type add[T Float] struct {
 	yv  []T
 }
 
-func buildAdd[T Float](xs []*G.Node) (*G.Node, error) {
+func buildAdd[T Float](a *Buffers, xs []*G.Node) (*G.Node, error) {
 	s := xs[0].Shape()
 	dims := make([]int, len(xs))
 	for i, x := range xs {
@@ -99,7 +96,7 @@ func buildAdd[T Float](xs []*G.Node) (*G.Node, error) {
 		}
 		dims[i] = s.Dims()
 	}
-	k := &add[T]{y: newDense[T](s...)}
+	k := &add[T]{y: newTensor[T](a, s...)}
 	fwd := newOp("add", s, dims, k.forward)
 	fwd.wrt = make([]bool, len(xs))
 	for i := range fwd.wrt {
@@ -155,7 +152,7 @@ type concat[T Float] struct {
 	yv      []T
 }
 
-func buildConcat[T Float](xs []*G.Node) (*G.Node, error) {
+func buildConcat[T Float](a *Buffers, xs []*G.Node) (*G.Node, error) {
 	k := &concat[T]{}
 	var c int
 	for _, x := range xs {
@@ -169,7 +166,7 @@ func buildConcat[T Float](xs []*G.Node) (*G.Node, error) {
 		k.h, k.w = max(k.h, s[2]), max(k.w, s[3])
 	}
 	k.b = xs[0].Shape()[0]
-	k.y = newDense[T](k.b, c, k.h, k.w)
+	k.y = newTensor[T](a, k.b, c, k.h, k.w)
 	dims := make([]int, len(xs))
 	for i := range dims {
 		dims[i] = 4
@@ -183,7 +180,7 @@ func buildConcat[T Float](xs []*G.Node) (*G.Node, error) {
 		out := make(G.Nodes, len(inputs))
 		off := 0
 		for i := range inputs {
-			dx := newDense[T](k.ins[i]...)
+			dx := newTensor[T](a, k.ins[i]...)
 			var err error
 			if out[i], err = G.ApplyOp(newOp("concat_dx", dx.Shape(), []int{4}, k.slice(off, dx)), grad); err != nil {
 				return nil, err
@@ -283,12 +280,12 @@ type reshape[T Float] struct {
 	y, dx *tensor.Dense
 }
 
-func buildReshape[T Float](x *G.Node, to tensor.Shape) (*G.Node, error) {
+func buildReshape[T Float](a *Buffers, x *G.Node, to tensor.Shape) (*G.Node, error) {
 	xs := x.Shape()
 	if xs.TotalSize() != to.TotalSize() {
 		return nil, fmt.Errorf("train: reshape %v to %v", xs, to)
 	}
-	k := &reshape[T]{y: newDense[T](to...), dx: newDense[T](xs...)}
+	k := &reshape[T]{y: newTensor[T](a, to...), dx: newTensor[T](a, xs...)}
 	fwd := newOp("flatten", to, []int{xs.Dims()}, func(in []G.Value) (G.Value, error) {
 		copy(raw[T](k.y), raw[T](in[0]))
 		return k.y, nil
@@ -317,20 +314,33 @@ type dense[T Float] struct {
 	needDX     bool
 	y          *tensor.Dense
 	dw, db, dx *tensor.Dense
+	sums       channelSummer[T]
+
+	// per call (parPartsRange arguments)
+	par         parDone
+	phase       convPhase
+	xv, wv, dyv []T
+	bv, res     []T // res: y, dW or dX
 }
 
-func buildDense[T Float](x, w, b *G.Node, needDX bool) (*G.Node, error) {
+// newDenseKernel returns the kernel of a dense layer on input xs, weights ws.
+func newDenseKernel[T Float](a *Buffers, xs, ws tensor.Shape, needDX bool) *dense[T] {
+	k := &dense[T]{b: xs[0], in: ws[1], out: ws[0], needDX: needDX}
+	k.y = newTensor[T](a, k.b, k.out, 1, 1)
+	k.dw = newTensor[T](a, ws...)
+	k.db = newTensor[T](a, k.out)
+	if needDX {
+		k.dx = newTensor[T](a, xs...)
+	}
+	return k
+}
+
+func buildDense[T Float](a *Buffers, x, w, b *G.Node, needDX bool) (*G.Node, error) {
 	xs, ws := x.Shape(), w.Shape()
 	if ws.Dims() != 2 || xs.TotalSize() != xs[0]*ws[1] || !b.Shape().Eq(tensor.Shape{ws[0]}) {
 		return nil, fmt.Errorf("train: dense: input %v, weights %v, bias %v", xs, ws, b.Shape())
 	}
-	k := &dense[T]{b: xs[0], in: ws[1], out: ws[0], needDX: needDX}
-	k.y = newDense[T](k.b, k.out, 1, 1)
-	k.dw = newDense[T](ws...)
-	k.db = newDense[T](k.out)
-	if needDX {
-		k.dx = newDense[T](xs...)
-	}
+	k := newDenseKernel[T](a, xs, ws, needDX)
 	fwd := newOp("dense", k.y.Shape(), []int{xs.Dims(), 2, 1}, k.forward)
 	fwd.wrt = []bool{needDX, true, true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
@@ -353,39 +363,43 @@ func buildDense[T Float](x, w, b *G.Node, needDX bool) (*G.Node, error) {
 }
 
 func (k *dense[T]) forward(in []G.Value) (G.Value, error) {
-	x, w, bias, y := raw[T](in[0]), raw[T](in[1]), raw[T](in[2]), raw[T](k.y)
-	parParts(k.b, denseParts, func(_, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			copy(y[i*k.out:(i+1)*k.out], bias)
-		}
-		gemm(false, true, hi-lo, k.out, k.in, 1, x[lo*k.in:], k.in, w, k.in, 1, y[lo*k.out:], k.out)
-	})
+	k.phase, k.xv, k.wv, k.bv, k.res = phaseForward, raw[T](in[0]), raw[T](in[1]), raw[T](in[2]), raw[T](k.y)
+	parPartsRange(k.b, denseParts, k, &k.par)
 	return k.y, nil
 }
 
 // gradW: inputs x, dY; dW = dYᵀ·x.
 func (k *dense[T]) gradW(in []G.Value) (G.Value, error) {
-	x, dy := raw[T](in[0]), raw[T](in[1])
-	dw := raw[T](k.dw)
-	parParts(k.in, denseParts, func(_, lo, hi int) {
-		gemm(true, false, k.out, hi-lo, k.b, 1, dy, k.out, x[lo:], k.in, 0, dw[lo:], k.in)
-	})
+	k.phase, k.xv, k.dyv, k.res = phaseGradW, raw[T](in[0]), raw[T](in[1]), raw[T](k.dw)
+	parPartsRange(k.in, denseParts, k, &k.par)
 	return k.dw, nil
 }
 
 func (k *dense[T]) gradB(in []G.Value) (G.Value, error) {
-	channelSums(raw[T](in[0]), k.b, k.out, 1, raw[T](k.db))
+	k.sums.run(raw[T](in[0]), k.b, k.out, 1, raw[T](k.db))
 	return k.db, nil
 }
 
 // gradX: inputs dY, W; dX = dY·W.
 func (k *dense[T]) gradX(in []G.Value) (G.Value, error) {
-	dy, w := raw[T](in[0]), raw[T](in[1])
-	dx := raw[T](k.dx)
-	parParts(k.b, denseParts, func(_, lo, hi int) {
-		gemm(false, false, hi-lo, k.in, k.out, 1, dy[lo*k.out:], k.out, w, k.in, 0, dx[lo*k.in:], k.in)
-	})
+	k.phase, k.dyv, k.wv, k.res = phaseGradX, raw[T](in[0]), raw[T](in[1]), raw[T](k.dx)
+	parPartsRange(k.b, denseParts, k, &k.par)
 	return k.dx, nil
+}
+
+// runRange does batch rows (forward, gradX) or input columns (gradW) [lo, hi).
+func (k *dense[T]) runRange(_, lo, hi int) {
+	switch k.phase {
+	case phaseForward:
+		for i := lo; i < hi; i++ {
+			copy(k.res[i*k.out:(i+1)*k.out], k.bv)
+		}
+		gemm(false, true, hi-lo, k.out, k.in, 1, k.xv[lo*k.in:], k.in, k.wv, k.in, 1, k.res[lo*k.out:], k.out)
+	case phaseGradW:
+		gemm(true, false, k.out, hi-lo, k.b, 1, k.dyv, k.out, k.xv[lo:], k.in, 0, k.res[lo:], k.in)
+	case phaseGradX:
+		gemm(false, false, hi-lo, k.in, k.out, 1, k.dyv[lo*k.out:], k.out, k.wv, k.in, 0, k.res[lo*k.in:], k.in)
+	}
 }
 
 // softmaxCE is the mean softmax cross-entropy of logits [B, K, 1, 1] against
@@ -403,13 +417,13 @@ type softmaxCE[T Float] struct {
 	dz      *tensor.Dense
 }
 
-func buildSoftmaxCE[T Float](z *G.Node) (*G.Node, *softmaxCE[T], error) {
+func buildSoftmaxCE[T Float](a *Buffers, z *G.Node) (*G.Node, *softmaxCE[T], error) {
 	zs := z.Shape()
 	if zs.Dims() != 4 || zs[2] != 1 || zs[3] != 1 {
 		return nil, nil, fmt.Errorf("train: softmax cross-entropy: logits %v, want [B, K, 1, 1]", zs)
 	}
 	k := &softmaxCE[T]{b: zs[0], k: zs[1], labels: make([]int32, zs[0]), valid: zs[0],
-		p: make([]float64, zs[0]*zs[1]), out: newScalar[T](), dz: newDense[T](zs...)}
+		p: make([]float64, zs[0]*zs[1]), out: newScalar[T](), dz: newTensor[T](a, zs...)}
 	fwd := newOp("softmax_ce", tensor.ScalarShape(), []int{4}, k.forward)
 	fwd.wrt = []bool{true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {

@@ -33,18 +33,15 @@ type pool2d[T Float] struct {
 	sarg    [][]int32 // per part: H·W argmax scratch (3×3 s1 p1 max)
 }
 
-func buildPool[T Float](x *G.Node, kh, kw, stride, pad int, isMax bool) (*G.Node, error) {
+func buildPool[T Float](a *Buffers, x *G.Node, kh, kw, stride, pad int, isMax bool) (*G.Node, error) {
 	xs := x.Shape()
 	if xs.Dims() != 4 || kh < 1 || kw < 1 || stride < 1 || pad < 0 || 2*pad >= kh || 2*pad >= kw {
 		return nil, fmt.Errorf("train: pool: input %v, window %d×%d, stride %d, pad %d", xs, kh, kw, stride, pad)
 	}
-	k := &pool2d[T]{b: xs[0], c: xs[1], max: isMax, wd: newWindow(xs[2], xs[3], kh, kw, stride, pad, pad)}
-	k.y = newDense[T](k.b, k.c, k.wd.Ho, k.wd.Wo)
-	k.dx = newDense[T](xs...)
+	k := newPool2d[T](a, xs[0], xs[1], xs[2], xs[3], kh, kw, stride, pad, isMax)
 	name := "avgpool"
 	if isMax {
 		name = "maxpool"
-		k.arg = make([]int32, k.y.Shape().TotalSize())
 	}
 	fwd := newOp(name, k.y.Shape(), []int{4}, k.forward)
 	fwd.wrt = []bool{true}
@@ -55,6 +52,16 @@ func buildPool[T Float](x *G.Node, kh, kw, stride, pad int, isMax bool) (*G.Node
 		return G.Nodes{dx}, err
 	}
 	return G.ApplyOp(fwd, x)
+}
+
+func newPool2d[T Float](a *Buffers, b, c, h, w, kh, kw, stride, pad int, isMax bool) *pool2d[T] {
+	k := &pool2d[T]{b: b, c: c, max: isMax, wd: newWindow(h, w, kh, kw, stride, pad, pad)}
+	k.y = newTensor[T](a, b, c, k.wd.Ho, k.wd.Wo)
+	k.dx = newTensor[T](a, b, c, h, w)
+	if isMax {
+		k.arg = newInt32s(a, k.y.Shape().TotalSize())
+	}
+	return k
 }
 
 // rows returns the input row range of output row o, clipped to the image.
@@ -106,30 +113,46 @@ func (wd window) box3() bool {
 	return wd.KH == 3 && wd.KW == 3 && wd.S == 1 && wd.PH == 1 && wd.PW == 1 && wd.H >= 2 && wd.W >= 2
 }
 
-// half2 reports a 2×2 stride-2 unpadded window.
+// half2 reports a 2×2 stride-2 unpadded window on a plane of at least 2×2.
 func (wd window) half2() bool {
-	return wd.KH == 2 && wd.KW == 2 && wd.S == 2 && wd.PH == 0 && wd.PW == 0
+	return wd.KH == 2 && wd.KW == 2 && wd.S == 2 && wd.PH == 0 && wd.PW == 0 && wd.H >= 2 && wd.W >= 2
 }
 
 func (k *pool2d[T]) runRange(part, lo, hi int) {
+	if k.bwd {
+		poolBackward(k, part, lo, hi)
+	} else {
+		poolForward(k, part, lo, hi)
+	}
+}
+
+// backwardGo is the backward pass over planes [lo, hi) in Go; poolBackward
+// runs float32 in C in the cgo builds, with the same bits.
+func (k *pool2d[T]) backwardGo(part, lo, hi int) {
 	wd := k.wd
 	hw, howo := wd.H*wd.W, wd.Ho*wd.Wo
 	for pl := lo; pl < hi; pl++ {
-		if k.bwd {
-			dxp, gp := k.dxv[pl*hw:(pl+1)*hw], k.dy[pl*howo:(pl+1)*howo]
-			switch {
-			case k.max:
-				clear(dxp)
-				for o, j := range k.arg[pl*howo : (pl+1)*howo] {
-					dxp[j] += gp[o]
-				}
-			case wd.box3():
-				avgBox3Backward(wd, gp, dxp, k.scr[part])
-			default:
-				k.avgBackward(gp, dxp)
+		dxp, gp := k.dxv[pl*hw:(pl+1)*hw], k.dy[pl*howo:(pl+1)*howo]
+		switch {
+		case k.max:
+			clear(dxp)
+			for o, j := range k.arg[pl*howo : (pl+1)*howo] {
+				dxp[j] += gp[o]
 			}
-			continue
+		case wd.box3():
+			avgBox3Backward(wd, gp, dxp, k.scr[part])
+		default:
+			k.avgBackward(gp, dxp)
 		}
+	}
+}
+
+// forwardGo is the forward pass over planes [lo, hi) in Go; poolForward runs
+// float32 in C in the cgo builds, with the same bits.
+func (k *pool2d[T]) forwardGo(part, lo, hi int) {
+	wd := k.wd
+	hw, howo := wd.H*wd.W, wd.Ho*wd.Wo
+	for pl := lo; pl < hi; pl++ {
 		xp, yp := k.x[pl*hw:(pl+1)*hw], k.yv[pl*howo:(pl+1)*howo]
 		switch {
 		case k.max && wd.box3():
@@ -365,14 +388,14 @@ type globalAvgPool[T Float] struct {
 	in, out  []T
 }
 
-func buildGlobalAvgPool[T Float](x *G.Node) (*G.Node, error) {
+func buildGlobalAvgPool[T Float](a *Buffers, x *G.Node) (*G.Node, error) {
 	xs := x.Shape()
 	if xs.Dims() != 4 {
 		return nil, fmt.Errorf("train: gap: input %v", xs)
 	}
 	k := &globalAvgPool[T]{b: xs[0], c: xs[1], hw: xs[2] * xs[3]}
-	k.y = newDense[T](k.b, k.c, 1, 1)
-	k.dx = newDense[T](xs...)
+	k.y = newTensor[T](a, k.b, k.c, 1, 1)
+	k.dx = newTensor[T](a, xs...)
 	fwd := newOp("gap", k.y.Shape(), []int{4}, k.forward)
 	fwd.wrt = []bool{true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {

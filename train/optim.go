@@ -50,7 +50,7 @@ func (o *optimizer) update(n *Net, lr float64) {
 		}
 		// The gradient's dense tensor, read directly: gradOf's any would box
 		// a slice header every step.
-		g, ok := n.grads[i].Value().(*tensor.Dense)
+		g, ok := n.prog.value(n.grads[i]).(*tensor.Dense)
 		if !ok {
 			continue
 		}

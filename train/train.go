@@ -167,7 +167,8 @@ func checkData(g *arch.Graph, d *dataset.Splits, test bool) error {
 
 // trainer owns one architecture's weights, optimizer and compiled nets.
 type trainer struct {
-	kern kernels // nil: the pure-Go ones
+	kern kernels  // nil: the pure-Go ones
+	buf  *Buffers // shared by the trainer's nets, which run one at a time
 	g    *arch.Graph
 	cfg  Config
 	w    *Weights
@@ -182,7 +183,7 @@ type netKey struct {
 
 func newTrainer(g *arch.Graph, cfg Config, seed uint64) *trainer {
 	return &trainer{g: g, cfg: cfg, w: NewWeights(tensor.Float32, mix(seed, saltInit)), opt: newOptimizer(cfg),
-		nets: map[netKey]*Net{}}
+		nets: map[netKey]*Net{}, buf: NewBuffers()}
 }
 
 // Seeds of a run's random streams derive from the trial seed and a salt.
@@ -197,7 +198,7 @@ func (t *trainer) net(batch int, train bool) (*Net, error) {
 	if n, ok := t.nets[k]; ok {
 		return n, nil
 	}
-	n, err := buildWith(t.g, t.w, BuildOptions{Batch: batch, Train: train}, t.kern)
+	n, err := buildWith(t.g, t.w, BuildOptions{Batch: batch, Train: train, Buffers: t.buf}, t.kern)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,10 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "nasd %s (revision %s, %s, %s/%s, gemm %s)\n", version, revision, runtime.Version(), runtime.GOOS, runtime.GOARCH, train.GemmBackend)
+	loops := "Go"
+	if train.CKernels {
+		loops = "C"
+	}
+	fmt.Fprintf(stdout, "nasd %s (revision %s, %s, %s/%s, gemm %s, kernels %s)\n", version, revision, runtime.Version(), runtime.GOOS, runtime.GOARCH, train.GemmBackend, loops)
 	return exitOK
 }

@@ -1,0 +1,143 @@
+package train
+
+import (
+	"fmt"
+	"runtime/debug"
+
+	G "gorgonia.org/gorgonia"
+)
+
+// program runs a built graph. Gorgonia builds the graph and its gradient
+// (G.Grad); program executes it, because the TapeMachine allocates an
+// argument slice per instruction and per step (~10 KB per step on a child
+// network). program sorts the nodes once, gives each step a preallocated
+// argument slice and output, and so runs a training step without allocating.
+//
+// Every op in the graph is one of this package's (*op), a constant, an input,
+// or the element-wise "+" with which G.Grad sums the gradient contributions of
+// a node read by several consumers; program runs that one itself. Any other
+// stock op is run through its own Do and may allocate (a test pins the
+// allocation of a child's training step to zero).
+type program[T Float] struct {
+	steps  []execStep
+	vals   []G.Value // per graph node, in execution order
+	inputs []int     // nodes whose value is bound outside the graph
+	nodes  G.Nodes   // execution order
+	index  map[*G.Node]int
+}
+
+type execStep struct {
+	out  int
+	args []int     // indices into vals
+	in   []G.Value // argument slice, reused every run
+	op   *op       // this package's op, or nil
+	add  []int     // stock element-wise "+" of two same-shape tensors: vals[add[0]] + vals[add[1]]
+	sum  G.Value   // its preallocated output
+	doer G.Op      // any other stock op
+	node *G.Node   // for error messages
+}
+
+func newProgram[T Float](g *G.ExprGraph, buf *Buffers) (*program[T], error) {
+	sorted, err := G.Sort(g)
+	if err != nil {
+		return nil, fmt.Errorf("train: sorting the graph: %w", err)
+	}
+	p := &program[T]{nodes: make(G.Nodes, len(sorted)), vals: make([]G.Value, len(sorted)), index: make(map[*G.Node]int, len(sorted))}
+	// G.Sort puts the root first; execution runs leaves first.
+	for i, nd := range sorted {
+		p.nodes[len(sorted)-1-i] = nd
+	}
+	for i, nd := range p.nodes {
+		p.index[nd] = i
+	}
+	for i, nd := range p.nodes {
+		children := g.From(nd.ID())
+		if nd.Op() == nil || children.Len() == 0 {
+			if v := nd.Value(); v == nil {
+				return nil, fmt.Errorf("train: graph input %v has no value", nd)
+			}
+			p.inputs = append(p.inputs, i)
+			continue
+		}
+		st := execStep{out: i, node: nd}
+		for children.Next() {
+			c := children.Node().(*G.Node)
+			j, ok := p.index[c]
+			if !ok || j >= i {
+				return nil, fmt.Errorf("train: graph node %v reads %v out of order", nd, c)
+			}
+			st.args = append(st.args, j)
+		}
+		st.in = make([]G.Value, len(st.args))
+		switch o := nd.Op().(type) {
+		case *op:
+			st.op = o
+		default:
+			if isSameShapeAdd(nd, p.nodes, st.args) {
+				st.add = st.args
+				st.sum = newTensor[T](buf, nd.Shape()...)
+			} else {
+				st.doer = o
+			}
+		}
+		p.steps = append(p.steps, st)
+	}
+	return p, nil
+}
+
+// isSameShapeAdd reports whether nd is Gorgonia's element-wise addition of
+// two tensors of nd's shape (how G.Grad sums gradient contributions).
+func isSameShapeAdd(nd *G.Node, nodes G.Nodes, args []int) bool {
+	o, ok := nd.Op().(interface{ String() string })
+	if !ok || len(args) != 2 || nd.IsScalar() {
+		return false
+	}
+	if s := o.String(); len(s) < 2 || s[:2] != "+ " {
+		return false
+	}
+	return nodes[args[0]].Shape().Eq(nd.Shape()) && nodes[args[1]].Shape().Eq(nd.Shape())
+}
+
+// run executes every step once. A panic in an op is returned as an error.
+func (p *program[T]) run() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("train: graph run panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	for _, i := range p.inputs {
+		p.vals[i] = p.nodes[i].Value()
+	}
+	for k := range p.steps {
+		st := &p.steps[k]
+		for j, a := range st.args {
+			st.in[j] = p.vals[a]
+		}
+		var v G.Value
+		switch {
+		case st.op != nil:
+			v, err = st.op.Do(st.in...)
+		case st.add != nil:
+			addTo(raw[T](st.in[0]), raw[T](st.in[1]), raw[T](st.sum))
+			v = st.sum
+		default:
+			v, err = st.doer.Do(st.in...)
+		}
+		if err != nil {
+			return fmt.Errorf("train: running %v: %w", st.node, err)
+		}
+		p.vals[st.out] = v
+	}
+	return nil
+}
+
+// value returns nd's value after the last run.
+func (p *program[T]) value(nd *G.Node) G.Value {
+	return p.vals[p.index[nd]]
+}
+
+// runner is a program of either element type.
+type runner interface {
+	run() error
+	value(nd *G.Node) G.Value
+}
