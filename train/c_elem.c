@@ -21,7 +21,9 @@ void nasd_relu_grad_f32(const float *restrict y, const float *restrict dy, float
 	for (long i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
 }
 
+// y = a + b; y may be a (no restrict: GCC checks the overlap and still
+// vectorises).
 NASD_CLONES
-void nasd_add_f32(const float *restrict a, const float *restrict b, float *restrict y, long n) {
+void nasd_add_f32(const float *a, const float *b, float *y, long n) {
 	for (long i = 0; i < n; i++) y[i] = a[i] + b[i];
 }

@@ -43,8 +43,11 @@
 // The graph runs on the package's own executor (exec.go), not Gorgonia's
 // TapeMachine: it computes the same bits (a test compares them) without the
 // TapeMachine's per-instruction allocations, so a training step allocates
-// nothing. NetCache keeps built nets by architecture, so a weight-sharing
-// search switches children with a map lookup.
+// nothing. Nets that never run at the same time (a trainer's training and
+// evaluation nets, the children of a NetCache) share their buffers through a
+// Buffers, so memory is that of the largest; NetCache keeps built nets by
+// architecture, so a weight-sharing search switches children with a map
+// lookup (docs/performance.md measures both).
 //
 // # Determinism and failure
 //

@@ -8,7 +8,7 @@ func reluForwardGo[T Float](x, y []T) {
 	}
 }
 
-// addToGo writes y = a + b.
+// addToGo writes y = a + b; y may be a.
 func addToGo[T Float](a, b, y []T) {
 	a, b = a[:len(y)], b[:len(y)]
 	for i, v := range a {

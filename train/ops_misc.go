@@ -126,16 +126,9 @@ func (k *add[T]) forward(in []G.Value) (G.Value, error) {
 
 func (k *add[T]) runRange(_, lo, hi int) {
 	y := k.yv[lo:hi]
-	x0, x1 := k.xs[0][lo:hi], k.xs[1][lo:hi]
-	x1 = x1[:len(x0)]
-	y = y[:len(x0)]
-	for i, v := range x0 {
-		y[i] = v + x1[i]
-	}
+	addTo(k.xs[0][lo:hi], k.xs[1][lo:hi], y)
 	for _, x := range k.xs[2:] {
-		for i, v := range x[lo:hi] {
-			y[i] += v
-		}
+		addTo(y, x[lo:hi], y)
 	}
 }
 
