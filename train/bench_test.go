@@ -78,7 +78,11 @@ func measure(b *testing.B, batch int, step func()) {
 }
 
 func randomBatch(n, size, classes int) ([]float32, []int32) {
-	r := rand.New(rand.NewPCG(uint64(n), 3))
+	return randomData(rand.New(rand.NewPCG(uint64(n), 3)), n, size, classes)
+}
+
+// randomData returns n random examples of size values and labels below classes.
+func randomData(r *rand.Rand, n, size, classes int) ([]float32, []int32) {
 	x, y := make([]float32, n*size), make([]int32, n)
 	for i := range x {
 		x[i] = float32(r.NormFloat64())

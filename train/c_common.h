@@ -1,17 +1,24 @@
-// Shared by the C kernels (c_kernels.c, c_depthwise.c).
+// Shared by the C kernels (train/c_*.c).
 #ifndef NASD_C_COMMON_H
 #define NASD_C_COMMON_H
 
-// On x86-64 Linux with GCC each kernel is built twice, for AVX2 and for the
-// baseline ISA, and the loader picks the one the CPU supports, so the binary
-// runs on any x86-64. Kernels neither contract a*b+c into an FMA nor reorder
-// a sum, so every clone gives the same bits.
-// cgo does not accept -ffp-contract=off as a flag; the pragma says it
-// instead (no clone may fuse a*b+c, even one built for a CPU with FMA).
-#if defined(__GNUC__) && !defined(__clang__)
+#include <limits.h> // defines __GLIBC__ on glibc, whose IFUNCs target_clones needs
+
+// No kernel may contract a*b+c into an FMA (its bits would differ from the
+// other clone's and from the Go loops'). cgo does not accept
+// -ffp-contract=off as a flag, so the pragmas say it, even for a build whose
+// CFLAGS target a CPU with FMA.
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
 #endif
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+
+// On x86-64 glibc with GCC each kernel is built twice, for AVX2 and for the
+// baseline ISA, and the loader picks the one the CPU supports, so the binary
+// runs on any x86-64. Kernels neither fuse nor reorder a sum differently
+// between clones, so every clone gives the same bits.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
 #define NASD_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define NASD_CLONES
@@ -24,6 +31,7 @@ static inline void span(long n, long outN, long s, long p, long k, long *lo, lon
 	if (p - k > 0) l = (p - k + s - 1) / s;
 	if (t < 0) h = 0;
 	else if (t / s + 1 < h) h = t / s + 1;
+	if (l > outN) l = outN; // a kernel wider than the image: empty, within [0, outN]
 	if (h < l) h = l;
 	*lo = l;
 	*hi = h;

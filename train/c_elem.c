@@ -2,6 +2,7 @@
 
 // Element-wise kernels: ReLU forward and backward, the sum of two tensors.
 // Exact operations, so every clone and the Go loops give the same bits.
+#include <stdint.h>
 #include "c_common.h"
 #include "c_elem.h"
 
@@ -15,10 +16,15 @@ void nasd_relu_f32(const float *restrict x, float *restrict y, long n) {
 	}
 }
 
-// dx = dy where y > 0, else 0.
+// dx = dy where y > 0, else 0, by the Go loop's bit trick (reluGrad), so that
+// even a NaN y gives the same bits: the sign bit of -bits(y) is set exactly
+// when y > 0 (or y is a positive NaN).
 NASD_CLONES
 void nasd_relu_grad_f32(const float *restrict y, const float *restrict dy, float *restrict dx, long n) {
-	for (long i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+	typedef uint32_t __attribute__((may_alias)) bits; // float storage read as bits
+	const bits *restrict yb = (const bits *)y, *restrict gb = (const bits *)dy;
+	bits *restrict db = (bits *)dx;
+	for (long i = 0; i < n; i++) db[i] = gb[i] & (uint32_t)((int32_t)(0u - yb[i]) >> 31);
 }
 
 // y = a + b; y may be a (no restrict: GCC checks the overlap and still

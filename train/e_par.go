@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 )
@@ -58,7 +59,8 @@ func runJob(j parJob) {
 		if r := recover(); r != nil {
 			j.done.mu.Lock()
 			if j.done.err == nil {
-				j.done.err = r
+				// The kernel's stack, which the re-panic on the caller loses.
+				j.done.err = fmt.Sprintf("%v\n%s", r, debug.Stack())
 			}
 			j.done.mu.Unlock()
 		}
@@ -99,9 +101,13 @@ func parts(n, cost int) int {
 
 // parRange runs r over [0, n) split into parts(n, cost) ranges; the calling
 // goroutine runs range 0. A panic in r is re-raised on the caller.
-func parRange(n, cost int, r ranger, d *parDone) {
-	p := parts(n, cost)
-	if p == 1 {
+func parRange(n, cost int, r ranger, d *parDone) { parRangeIn(n, parts(n, cost), r, d) }
+
+// parRangeIn runs r over [0, n) split into p ranges (p from parts): for an op
+// that sized per-part scratch for p, since GOMAXPROCS may change between two
+// calls of parts.
+func parRangeIn(n, p int, r ranger, d *parDone) {
+	if p <= 1 {
 		r.runRange(0, 0, n)
 		return
 	}

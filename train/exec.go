@@ -131,9 +131,14 @@ func (p *program[T]) run() (err error) {
 	return nil
 }
 
-// value returns nd's value after the last run.
+// value returns nd's value after the last run (nil for a node not in the
+// graph).
 func (p *program[T]) value(nd *G.Node) G.Value {
-	return p.vals[p.index[nd]]
+	i, ok := p.index[nd]
+	if !ok {
+		return nil
+	}
+	return p.vals[i]
 }
 
 // runner is a program of either element type.

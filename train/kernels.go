@@ -36,6 +36,9 @@ func span(n, outN, s, p, k int) (lo, hi int) {
 	} else if t/s+1 < hi {
 		hi = t/s + 1
 	}
+	// A kernel wider than the image leaves no output for its first taps:
+	// the range is empty, and both ends stay within [0, outN].
+	lo = min(lo, outN)
 	if hi < lo {
 		hi = lo
 	}
@@ -63,8 +66,9 @@ func im2colGo[T Float](x []T, c int, wd window, col []T) {
 					clear(dst[:xlo])
 					clear(dst[xhi:])
 					if wd.S == 1 {
-						off := kx - wd.PW
-						copy(dst[xlo:xhi], src[xlo+off:xhi+off])
+						if off := kx - wd.PW; xlo < xhi {
+							copy(dst[xlo:xhi], src[xlo+off:xhi+off])
+						}
 						continue
 					}
 					for ox := xlo; ox < xhi; ox++ {
@@ -93,6 +97,9 @@ func col2imGo[T Float](col []T, c int, wd window, dx []T) {
 					src := row[oy*wd.Wo : (oy+1)*wd.Wo]
 					dst := xc[(oy*wd.S-wd.PH+ky)*wd.W:]
 					if wd.S == 1 {
+						if xlo == xhi {
+							continue
+						}
 						off := kx - wd.PW
 						d := dst[xlo+off : xhi+off]
 						for i, v := range src[xlo:xhi] {

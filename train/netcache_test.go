@@ -271,8 +271,9 @@ func poison(b *Buffers) {
 // buffer is filled with NaN (another net's stale data) before each run: no op
 // reads a buffer before writing it in the same run. Covers every op the
 // spaces use (the enas child: convs, separable convs, pools, BN, skip adds;
-// the reference CNN: conv bias, dense; a nas network: concat with padding) in
-// training and evaluation mode.
+// the reference CNN: conv bias, dense; a nas network: concat with padding;
+// variantsGraph: the remaining kernel paths) in training and evaluation mode,
+// evaluation with short (padded) batches too.
 func TestSharedBuffers(t *testing.T) {
 	nasSpace, err := arch.New("nas", arch.Options{Layers: 4})
 	if err != nil {
@@ -286,7 +287,7 @@ func TestSharedBuffers(t *testing.T) {
 	for _, net := range []struct {
 		name string
 		g    *arch.Graph
-	}{{"enas-child", enasChild(t)}, {"reference-cnn", ReferenceCNN()}, {"nas", nasGraph}} {
+	}{{"enas-child", enasChild(t)}, {"reference-cnn", ReferenceCNN()}, {"nas", nasGraph}, {"variants", variantsGraph()}} {
 		for _, train := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/train=%v", net.name, train), func(t *testing.T) {
 				const batch = 3
@@ -305,10 +306,15 @@ func TestSharedBuffers(t *testing.T) {
 					t.Fatal(err)
 				}
 				for round := range 3 {
-					x, y := randomBatch(batch+round, net.g.Input.Elems(), net.g.Classes)
-					x, y = x[round*net.g.Input.Elems():], y[round:]
+					m := batch
+					if !train {
+						m -= round % 2
+					}
+					r := rand.New(rand.NewPCG(uint64(round), 9))
+					x, y := randomData(r, m, net.g.Input.Elems(), net.g.Classes)
+					xo, yo := randomData(r, batch, others[0].Input.Elems(), others[0].Classes)
 					poison(buf)
-					if _, _, err := other.Run(x, y); err != nil {
+					if _, _, err := other.Run(xo, yo); err != nil {
 						t.Fatal(err)
 					}
 					poison(buf)
@@ -320,7 +326,7 @@ func TestSharedBuffers(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if math.Float64bits(lossS) != math.Float64bits(lossO) || corrS != corrO {
+					if math.Float64bits(lossS) != math.Float64bits(lossO) || corrS != corrO || math.IsNaN(lossO) {
 						t.Fatalf("round %d: shared buffers: loss %v, correct %d; own buffers: %v, %d", round, lossS, corrS, lossO, corrO)
 					}
 					for i := range own.grads {
@@ -335,4 +341,29 @@ func TestSharedBuffers(t *testing.T) {
 			})
 		}
 	}
+}
+
+// variantsGraph has the op variants TestSharedBuffers' networks lack: 1×1
+// convs with bias (stride 1 and 2), a stride-2 depthwise conv, 3×3/2 and 5×5/1
+// pools, a 4-input add, a 3-input concat.
+func variantsGraph() *arch.Graph {
+	b := newGraph(3, 17, 15, 4)
+	b.add(arch.Op{Kind: arch.KindConv, KH: 3, KW: 3, Stride: 1, Out: 6, Bias: true})    // 1
+	b.add(arch.Op{Kind: arch.KindConv, KH: 1, KW: 1, Stride: 1, Out: 6, Bias: true})    // 2: 1x1 with bias
+	b.add(dwOp(3, 2))                                                                   // 3: depthwise s2 -> 9x8
+	b.add(poolOp(arch.KindMaxPool, 3, 2, 1), 2)                                         // 4: 9x8
+	b.add(poolOp(arch.KindAvgPool, 3, 2, 1), 2)                                         // 5: 9x8
+	b.add(poolOp(arch.KindAvgPool, 5, 1, 2), 2)                                         // 6: 17x15 (any path)
+	b.add(poolOp(arch.KindMaxPool, 5, 1, 2), 2)                                         // 7: 17x15 (any path)
+	b.add(arch.Op{Kind: arch.KindConv, KH: 1, KW: 1, Stride: 2, Out: 6, Bias: true}, 6) // 8: 1x1 s2 bias 9x8
+	b.add(dwOp(5, 1), 7)                                                                // 9: 17x15
+	b.add(arch.Op{Kind: arch.KindAdd}, 3, 4, 5, 8)                                      // 10: 9x8
+	b.add(arch.Op{Kind: arch.KindConcat}, 10, 9, 3)                                     // 11: 18x17x15
+	b.add(bnOp)                                                                         // 12
+	b.add(reluOp)                                                                       // 13
+	b.add(arch.Op{Kind: arch.KindFlatten})                                              // 14
+	b.add(denseOp(7))                                                                   // 15
+	b.add(reluOp)
+	b.add(denseOp(4))
+	return b.g
 }

@@ -17,22 +17,23 @@ import (
 type Float interface{ float32 | float64 }
 
 // op is a Gorgonia operation whose behaviour is given by closures. It
-// implements G.Op and G.SDOp (DiffWRT + SymDiff), which is all that G.Grad and
-// the TapeMachine need (reference/gorgonia-fastops/NOTES.md).
+// implements G.Op and G.SDOp (DiffWRT + SymDiff), which is all that G.Grad
+// needs (reference/gorgonia-fastops/NOTES.md); the package's executor
+// (exec.go) runs it.
 //
 // Rules every op in this package follows:
-//   - CallsExtern() is false and there is no UsePreallocDo, so the VM always
-//     calls Do, and Do returns a tensor the op owns and reuses every step: no
-//     allocation per step.
-//   - Do rewrites every element of its output on every call: after the last
-//     use of a value in a step, Gorgonia may hand the register, and so the
-//     buffer, to a stock op that writes into it.
+//   - Do returns a tensor the op owns and reuses every step: no allocation
+//     per step.
+//   - Do rewrites every element of its output, and every buffer it reads, on
+//     every call before reading it: nets sharing a Buffers hand the same
+//     memory to each other's ops (TestSharedBuffers checks it).
 //   - Hidden state shared with backward ops (argmax, normalised activations,
-//     softmax) is private, never a returned buffer, and the backward op takes
-//     the forward output (or something computed from it) as an input, so the
-//     tape runs it after the forward op.
-//   - Do recovers panics into errors: the TapeMachine runs ops on a goroutine
-//     of its own, where a panic would kill the process.
+//     softmax) is written by the forward op in the same run, and the backward
+//     op takes the forward output (or something computed from it) as an
+//     input, so the executor's topological order runs it after the forward
+//     op.
+//   - Do recovers panics into errors: a failing kernel fails its trial, not
+//     the process.
 //   - Every instance hashes differently, so Gorgonia never merges two ops.
 type op struct {
 	name  string

@@ -260,13 +260,13 @@ func bnNormGo[T Float](x, y, xh []T, b, st, n int, a, bb, is, nm T) {
 			xhs := xh[i*st : i*st+n]
 			xhs = xhs[:len(xs)]
 			for j, v := range xs {
-				xhs[j] = v*is + nm
-				ys[j] = v*a + bb
+				xhs[j] = T(v*is) + nm // T(): never fused into an FMA, as in C
+				ys[j] = T(v*a) + bb
 			}
 			continue
 		}
 		for j, v := range xs {
-			ys[j] = v*a + bb
+			ys[j] = T(v*a) + bb
 		}
 	}
 }
@@ -288,7 +288,7 @@ func bnDXGo[T Float](dy, xh, dx []T, b, st, n int, a, b0, b1 T) {
 		g, h, d := dy[i*st:i*st+n], xh[i*st:i*st+n], dx[i*st:i*st+n]
 		h, d = h[:len(g)], d[:len(g)]
 		for j, v := range g {
-			d[j] = a*v + b0 + b1*h[j]
+			d[j] = T(a*v) + b0 + T(b1*h[j])
 		}
 	}
 }

@@ -297,13 +297,14 @@ func (k *depthwise[T]) gradX(in []G.Value) (G.Value, error) {
 	return k.dx, nil
 }
 
-// run makes scratch for as many parts as parRange will use, before they
-// start (allocated once per thread count), and runs the current phase.
+// run makes scratch for as many parts as it runs, before they start
+// (allocated once per thread count), and runs the current phase.
 func (k *depthwise[T]) run(n, cost int) {
-	for p := parts(n, cost); len(k.scr) < p; {
+	p := parts(n, cost)
+	for len(k.scr) < p {
 		k.scr = append(k.scr, make([]T, depthwiseScratch[T](k.wd)))
 	}
-	parRange(n, cost, k, &k.par)
+	parRangeIn(n, p, k, &k.par)
 }
 
 // runRange does planes (forward, gradX) or channels (gradW) [lo, hi).
@@ -335,7 +336,7 @@ func depthwiseForwardGo[T Float](x, w, y []T, c int, wd window, lo, hi int) {
 					src := xp[(oy*wd.S-wd.PH+ky)*wd.W:]
 					dst := yp[oy*wd.Wo : (oy+1)*wd.Wo]
 					for ox := xlo; ox < xhi; ox++ {
-						dst[ox] += wv * src[ox*wd.S-wd.PW+kx]
+						dst[ox] += T(wv * src[ox*wd.S-wd.PW+kx]) // T(): never an FMA, as in C
 					}
 				}
 			}
@@ -388,7 +389,7 @@ func depthwiseGradXGo[T Float](dy, w, dx []T, c int, wd window, lo, hi int) {
 					dst := dxp[(oy*wd.S-wd.PH+ky)*wd.W:]
 					g := gp[oy*wd.Wo : (oy+1)*wd.Wo]
 					for ox := xlo; ox < xhi; ox++ {
-						dst[ox*wd.S-wd.PW+kx] += wv * g[ox]
+						dst[ox*wd.S-wd.PW+kx] += T(wv * g[ox])
 					}
 				}
 			}

@@ -77,28 +77,27 @@ func (wd window) cols(o int) (lo, hi int) {
 
 func (k *pool2d[T]) forward(in []G.Value) (G.Value, error) {
 	k.x, k.yv, k.bwd = raw[T](in[0]), raw[T](k.y), false
-	k.scratch()
-	parRange(k.b*k.c, k.wd.Ho*k.wd.Wo*k.wd.KH*k.wd.KW, k, &k.par)
+	parRangeIn(k.b*k.c, k.scratch(), k, &k.par)
 	return k.y, nil
 }
 
 // backward: inputs Y (for ordering), dY.
 func (k *pool2d[T]) backward(in []G.Value) (G.Value, error) {
 	k.dy, k.dxv, k.bwd = raw[T](in[1]), raw[T](k.dx), true
-	k.scratch()
-	parRange(k.b*k.c, k.wd.Ho*k.wd.Wo*k.wd.KH*k.wd.KW, k, &k.par)
+	parRangeIn(k.b*k.c, k.scratch(), k, &k.par)
 	return k.dx, nil
 }
 
-// scratch makes the per-part scratch of the 3×3 stride-1 paths for as many
-// parts as parRange will use (once per thread count: no steady-state
-// allocation), before the parts start.
-func (k *pool2d[T]) scratch() {
+// scratch returns the number of parts to run and makes the per-part scratch
+// of the 3×3 stride-1 paths for as many (once per thread count: no
+// steady-state allocation), before the parts start.
+func (k *pool2d[T]) scratch() int {
 	wd := k.wd
+	p := parts(k.b*k.c, wd.Ho*wd.Wo*wd.KH*wd.KW)
 	if !wd.box3() {
-		return
+		return p
 	}
-	for p := parts(k.b*k.c, wd.Ho*wd.Wo*wd.KH*wd.KW); len(k.scr) < p; {
+	for len(k.scr) < p {
 		k.scr = append(k.scr, make([]T, 2*wd.H*wd.W))
 		if k.max {
 			k.sarg = append(k.sarg, make([]int32, wd.H*wd.W))
@@ -106,6 +105,7 @@ func (k *pool2d[T]) scratch() {
 			k.sarg = append(k.sarg, nil)
 		}
 	}
+	return p
 }
 
 // box3 reports a 3×3 stride-1 pad-1 window on a plane of at least 2×2.

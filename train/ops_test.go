@@ -214,13 +214,13 @@ func runForward[T Float](t *testing.T, c fwdCase, in [][]float64) []float64 {
 }
 
 func TestForwardReference(t *testing.T) {
-	conv := func(kh, kw, s int, bias bool) fwdCase {
-		shapes := [][]int{{2, 3, 7, 6}, {4, 3, kh, kw}}
+	convOn := func(x []int, kh, kw, s int, bias bool) fwdCase {
+		shapes := [][]int{x, {4, x[1], kh, kw}}
 		if bias {
 			shapes = append(shapes, []int{4})
 		}
 		return fwdCase{
-			name:   fmt.Sprintf("conv %d×%d s%d bias %v", kh, kw, s, bias),
+			name:   fmt.Sprintf("conv %d×%d s%d bias %v on %v", kh, kw, s, bias, x),
 			shapes: shapes,
 			ref: func(in [][]float64) []float64 {
 				var b []float64
@@ -238,6 +238,7 @@ func TestForwardReference(t *testing.T) {
 			},
 		}
 	}
+	conv := func(kh, kw, s int, bias bool) fwdCase { return convOn([]int{2, 3, 7, 6}, kh, kw, s, bias) }
 	dw := func(kh, kw, s int) fwdCase {
 		shapes := [][]int{{2, 3, 7, 6}, {3, 1, kh, kw}}
 		return fwdCase{
@@ -288,6 +289,10 @@ func TestForwardReference(t *testing.T) {
 	catShapes := [][]int{{2, 2, 5, 5}, {2, 3, 3, 4}, {2, 1, 5, 3}}
 	cases := []fwdCase{
 		conv(3, 3, 1, true), conv(3, 5, 2, false), conv(1, 1, 1, true), conv(5, 1, 2, true), conv(7, 7, 1, false),
+		// Kernels larger than the image (the nas space samples them): the
+		// first taps have no output at all.
+		convOn([]int{2, 3, 1, 1}, 5, 5, 1, true), convOn([]int{2, 2, 2, 2}, 7, 7, 2, false),
+		convOn([]int{2, 2, 1, 1}, 7, 7, 2, true), convOn([]int{1, 2, 2, 3}, 7, 5, 1, false),
 		dw(3, 3, 1), dw(5, 5, 2), dw(3, 1, 1),
 		pool(true, 3, 1, 1), pool(true, 2, 2, 0), pool(false, 3, 1, 1), pool(false, 2, 2, 0), pool(false, 5, 2, 2),
 		bn(true), bn(false),

@@ -64,7 +64,9 @@ func (o *optimizer) update(n *Net, lr float64) {
 
 // applyOpt updates w in place, one tight loop per rule. Weight decay is L2:
 // decay·w is added to the gradient. Every element is independent, so the
-// result does not depend on anything but the element's own state.
+// result does not depend on anything but the element's own state. Every
+// product is rounded (float64(…)) before it is added, so no build fuses it
+// into an FMA, whatever GOAMD64 or the inlining.
 func applyOpt[T Float](o *optimizer, w, g []T, st *optState, lr float64) {
 	c1, c2 := st.begin()
 	n := len(w)
@@ -75,9 +77,9 @@ func applyOpt[T Float](o *optimizer, w, g []T, st *optState, lr float64) {
 		v := st.v[:n]
 		for i, wi := range w {
 			wf := float64(wi)
-			gi := float64(g[i]) + decay*wf
-			mi := adamBeta1*m[i] + (1-adamBeta1)*gi
-			vi := adamBeta2*v[i] + (1-adamBeta2)*gi*gi
+			gi := float64(g[i]) + float64(decay*wf)
+			mi := float64(adamBeta1*m[i]) + float64((1-adamBeta1)*gi)
+			vi := float64(adamBeta2*v[i]) + float64((1-adamBeta2)*gi*gi)
 			m[i], v[i] = mi, vi
 			w[i] = T(wf - lr*(mi/c1)/(math.Sqrt(vi/c2)+adamEps))
 		}
@@ -85,18 +87,18 @@ func applyOpt[T Float](o *optimizer, w, g []T, st *optState, lr float64) {
 		// PyTorch's SGD: v = μv + g; step = g + μv (Nesterov) or v.
 		for i, wi := range w {
 			wf := float64(wi)
-			gi := float64(g[i]) + decay*wf
-			vi := mu*m[i] + gi
+			gi := float64(g[i]) + float64(decay*wf)
+			vi := float64(mu*m[i]) + gi
 			m[i] = vi
-			w[i] = T(wf - lr*(gi+mu*vi))
+			w[i] = T(wf - float64(lr*(gi+float64(mu*vi))))
 		}
 	default:
 		for i, wi := range w {
 			wf := float64(wi)
-			gi := float64(g[i]) + decay*wf
-			vi := mu*m[i] + gi
+			gi := float64(g[i]) + float64(decay*wf)
+			vi := float64(mu*m[i]) + gi
 			m[i] = vi
-			w[i] = T(wf - lr*vi)
+			w[i] = T(wf - float64(lr*vi))
 		}
 	}
 }
@@ -109,17 +111,17 @@ func (st *optState) begin() (c1, c2 float64) {
 
 // delta is the rule applyOpt applies, for one element i of st (tests).
 func (o *optimizer) delta(w, g float64, st *optState, i int, lr, c1, c2 float64) float64 {
-	g += o.decay * w
+	g += float64(o.decay * w)
 	if o.kind == "adam" {
-		m := adamBeta1*st.m[i] + (1-adamBeta1)*g
-		v := adamBeta2*st.v[i] + (1-adamBeta2)*g*g
+		m := float64(adamBeta1*st.m[i]) + float64((1-adamBeta1)*g)
+		v := float64(adamBeta2*st.v[i]) + float64((1-adamBeta2)*g*g)
 		st.m[i], st.v[i] = m, v
 		return w - lr*(m/c1)/(math.Sqrt(v/c2)+adamEps)
 	}
-	v := o.momentum*st.m[i] + g
+	v := float64(o.momentum*st.m[i]) + g
 	st.m[i] = v
 	if o.nesterov {
-		return w - lr*(g+o.momentum*v)
+		return w - float64(lr*(g+float64(o.momentum*v)))
 	}
-	return w - lr*v
+	return w - float64(lr*v)
 }
