@@ -92,6 +92,9 @@ func TestBuildSpaces(t *testing.T) {
 		{"nas", arch.Options{Layers: 5, Input: arch.Shape{C: 1, H: 9, W: 7}, Classes: 3,
 			FilterSizes: []int{1, 3, 5}, FilterCounts: []int{2, 3}, Strides: []int{1, 2}}},
 		{"enas-macro", arch.Options{Layers: 6, Input: arch.Shape{C: 2, H: 8, W: 8}, Classes: 3, Channels: 3}},
+		// The default nas space on a small image: stride-2 layers shrink it to
+		// 1×1 under 5×5 and 7×7 kernels (kernels larger than the image).
+		{"nas", arch.Options{Layers: 6, Input: arch.Shape{C: 1, H: 11, W: 9}, Classes: 3, FilterCounts: []int{2, 4}}},
 	}
 	const samples = 200
 	for _, sp := range spaces {
