@@ -69,21 +69,7 @@ func newENAS(opt Options, p *problems) builtin {
 	def := enasDefaults()
 	unused(p, "enas-macro", opt, "filter_sizes", "filter_counts", "strides")
 	opt.FilterSizes, opt.FilterCounts, opt.Strides = nil, nil, nil
-	if opt.Layers == 0 {
-		opt.Layers = def.Layers
-	}
-	if opt.Input == (Shape{}) {
-		opt.Input = def.Input
-	}
-	if opt.Classes == 0 {
-		opt.Classes = def.Classes
-	}
-	if opt.Channels == 0 {
-		opt.Channels = def.Channels
-	}
-	if opt.Ops == nil {
-		opt.Ops = def.Ops
-	}
+	opt = opt.withDefaults(def)
 	if opt.ReduceAfter == nil {
 		opt.ReduceAfter = enasReduceAfter(opt.Layers)
 	}

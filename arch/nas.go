@@ -30,24 +30,7 @@ func newNAS(opt Options, p *problems) builtin {
 	def := nasDefaults()
 	unused(p, "nas", opt, "channels", "ops", "reduce_after")
 	opt.Channels, opt.Ops, opt.ReduceAfter = 0, nil, nil
-	if opt.Layers == 0 {
-		opt.Layers = def.Layers
-	}
-	if opt.Input == (Shape{}) {
-		opt.Input = def.Input
-	}
-	if opt.Classes == 0 {
-		opt.Classes = def.Classes
-	}
-	if opt.FilterSizes == nil {
-		opt.FilterSizes = def.FilterSizes
-	}
-	if opt.FilterCounts == nil {
-		opt.FilterCounts = def.FilterCounts
-	}
-	if opt.Strides == nil {
-		opt.Strides = def.Strides
-	}
+	opt = opt.withDefaults(def)
 	checkLayers(p, opt.Layers)
 	checkInput(p, opt.Input)
 	checkPositive(p, "classes", opt.Classes)

@@ -39,6 +39,36 @@ type Options struct {
 }
 
 // clone copies the slices so a caller cannot mutate a space through them.
+// withDefaults returns o with each unset option (zero or nil) taken from def;
+// not ReduceAfter, whose default depends on the number of layers.
+func (o Options) withDefaults(def Options) Options {
+	if o.Layers == 0 {
+		o.Layers = def.Layers
+	}
+	if o.Input == (Shape{}) {
+		o.Input = def.Input
+	}
+	if o.Classes == 0 {
+		o.Classes = def.Classes
+	}
+	if o.FilterSizes == nil {
+		o.FilterSizes = def.FilterSizes
+	}
+	if o.FilterCounts == nil {
+		o.FilterCounts = def.FilterCounts
+	}
+	if o.Strides == nil {
+		o.Strides = def.Strides
+	}
+	if o.Channels == 0 {
+		o.Channels = def.Channels
+	}
+	if o.Ops == nil {
+		o.Ops = def.Ops
+	}
+	return o
+}
+
 func (o Options) clone() Options {
 	o.FilterSizes = slices.Clone(o.FilterSizes)
 	o.FilterCounts = slices.Clone(o.FilterCounts)

@@ -229,20 +229,13 @@ func (l *loop) summary(interrupted bool) Summary {
 
 // summaryFile is summary.json.
 type summaryFile struct {
-	Schema      int       `json:"schema"`
-	Run         string    `json:"run"`
-	Mode        string    `json:"mode"`
-	Strategy    string    `json:"strategy"`
-	Seed        uint64    `json:"seed"`
-	Trials      int       `json:"trials"`
-	OK          int       `json:"ok"`
-	Failed      int       `json:"failed"`
-	Stopped     int       `json:"stopped,omitempty"`
-	Rejected    int       `json:"rejected,omitempty"`
-	EpochsSaved int       `json:"epochs_saved,omitempty"`
+	Schema   int    `json:"schema"`
+	Run      string `json:"run"`
+	Mode     string `json:"mode"`
+	Strategy string `json:"strategy"`
+	Seed     uint64 `json:"seed"`
+	tally
 	InFlight    int       `json:"in_flight"`
-	Best        *Result   `json:"best,omitempty"`
-	BestTrial   *Trial    `json:"best_trial,omitempty"`
 	Interrupted bool      `json:"interrupted"`
 	Reason      string    `json:"reason"`
 	ElapsedS    float64   `json:"elapsed_s"`
@@ -263,9 +256,7 @@ func (l *loop) writeResults(reason string, interrupted bool) error {
 		}
 	}
 	sum := summaryFile{Schema: SchemaVersion, Run: l.cfg.RunID, Mode: l.cfg.Mode, Strategy: l.s.Name(), Seed: l.cfg.Seed,
-		Trials: l.st.Trials, OK: l.st.OK, Failed: l.st.Failed, Stopped: l.st.Stopped, Rejected: l.st.Rejected,
-		EpochsSaved: l.st.EpochsSaved, InFlight: len(l.order), Best: l.st.Best, BestTrial: l.st.BestTrial,
-		Interrupted: interrupted, Reason: reason, ElapsedS: l.elapsed().Seconds(), Checkpoints: l.st.Checkpoints, Written: time.Now()}
+		tally: l.st.tally, InFlight: len(l.order), Interrupted: interrupted, Reason: reason, ElapsedS: l.elapsed().Seconds(), Checkpoints: l.st.Checkpoints, Written: time.Now()}
 	if err := l.run.WriteJSON("summary.json", sum); err != nil {
 		errs = append(errs, err)
 	}

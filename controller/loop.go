@@ -92,17 +92,10 @@ type flight struct {
 // loopState is the loop's part of a checkpoint. Its size is bounded by the
 // number of workers, never by the number of trials run.
 type loopState struct {
-	Version     int           `json:"version"`
-	Mode        string        `json:"mode"`
-	Rounds      int           `json:"rounds"` // sync rounds completed
-	Trials      int           `json:"trials"`
-	OK          int           `json:"ok"`
-	Failed      int           `json:"failed"`
-	Stopped     int           `json:"stopped,omitempty"`
-	Rejected    int           `json:"rejected,omitempty"`
-	EpochsSaved int           `json:"epochs_saved,omitempty"`
-	Best        *Result       `json:"best,omitempty"`
-	BestTrial   *Trial        `json:"best_trial,omitempty"`
+	Version int    `json:"version"`
+	Mode    string `json:"mode"`
+	Rounds  int    `json:"rounds"` // sync rounds completed
+	tally
 	InFlight    []*flight     `json:"in_flight"`
 	Elapsed     time.Duration `json:"elapsed"`     // search time up to this checkpoint, all segments
 	Checkpoints int           `json:"checkpoints"` // written so far, this one included
@@ -112,6 +105,19 @@ type loopState struct {
 	// The stopper's name and snapshot (JSON); absent without one.
 	StopperName  string          `json:"stopper_name,omitempty"`
 	StopperState json.RawMessage `json:"stopper_state,omitempty"`
+}
+
+// tally is what the loop counts of a run's trials, kept in the checkpoint
+// and written to summary.json (the same JSON fields in both).
+type tally struct {
+	Trials      int     `json:"trials"`
+	OK          int     `json:"ok"`
+	Failed      int     `json:"failed"`
+	Stopped     int     `json:"stopped,omitempty"`
+	Rejected    int     `json:"rejected,omitempty"`
+	EpochsSaved int     `json:"epochs_saved,omitempty"`
+	Best        *Result `json:"best,omitempty"`
+	BestTrial   *Trial  `json:"best_trial,omitempty"`
 }
 
 const loopStateVersion = 1

@@ -6,7 +6,6 @@ import (
 	"math"
 	"sort"
 	"strings"
-	"sync"
 
 	"nasd/cluster"
 )
@@ -54,10 +53,7 @@ type StopperFactory func(env StopperEnv) (Stopper, error)
 // StopperNone is the name of no early stopping, the default.
 const StopperNone = "none"
 
-var stoppers = struct {
-	sync.RWMutex
-	m map[string]StopperFactory
-}{m: map[string]StopperFactory{}}
+var stoppers = newRegistry[StopperFactory]("stopper")
 
 func init() {
 	RegisterStopper(StopperMedian, newMedian)
@@ -70,12 +66,7 @@ func RegisterStopper(name string, f StopperFactory) {
 	if name == "" || name == StopperNone || f == nil {
 		panic("controller: RegisterStopper: empty or reserved name, or nil factory")
 	}
-	stoppers.Lock()
-	defer stoppers.Unlock()
-	if _, dup := stoppers.m[name]; dup {
-		panic("controller: RegisterStopper: stopper " + name + " registered twice")
-	}
-	stoppers.m[name] = f
+	stoppers.add("RegisterStopper", name, f)
 }
 
 // NewStopper makes the named stopper. "" and "none" give nil: no early
@@ -88,9 +79,7 @@ func NewStopper(name string, env StopperEnv) (Stopper, error) {
 		}
 		return nil, nil
 	}
-	stoppers.RLock()
-	f, ok := stoppers.m[name]
-	stoppers.RUnlock()
+	f, ok := stoppers.get(name)
 	if !ok {
 		return nil, fmt.Errorf("controller: stopper %q: unknown (known: %s)", name, strings.Join(StopperNames(), ", "))
 	}
@@ -98,16 +87,7 @@ func NewStopper(name string, env StopperEnv) (Stopper, error) {
 }
 
 // StopperNames lists the stoppers, "none" included, sorted.
-func StopperNames() []string {
-	stoppers.RLock()
-	defer stoppers.RUnlock()
-	names := []string{StopperNone}
-	for n := range stoppers.m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func StopperNames() []string { return stoppers.names(StopperNone) }
 
 func optionKeys(m map[string]any) string {
 	keys := make([]string, 0, len(m))

@@ -3,7 +3,6 @@ package train_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 
 	"gorgonia.org/tensor"
 
@@ -11,26 +10,6 @@ import (
 	"nasd/train"
 	"nasd/train/dataset"
 )
-
-// toySet returns n 1×6×6 images of two classes: a bright left or right half,
-// plus noise.
-func toySet(n int, seed uint64) *dataset.Set {
-	r := rand.New(rand.NewPCG(seed, 0))
-	s := &dataset.Set{C: 1, H: 6, W: 6, Classes: 2, ClassNames: []string{"left", "right"},
-		Images: make([]float32, n*36), Labels: make([]int32, n)}
-	for i := range n {
-		k := r.IntN(2)
-		s.Labels[i] = int32(k)
-		for p := range 36 {
-			v := 0.3 * r.NormFloat64()
-			if (p%6 < 3) == (k == 0) {
-				v++
-			}
-			s.Images[i*36+p] = float32(v)
-		}
-	}
-	return s
-}
 
 // A network lowered to primitives — here written by hand; normally from
 // arch.Space.Lower — trained for three epochs and scored.
@@ -44,7 +23,7 @@ func Example() {
 		{Op: arch.Op{Kind: arch.KindFlatten}, Inputs: []int{4}},
 		{Op: arch.Op{Kind: arch.KindDense, Out: 2}, Inputs: []int{5}},
 	}}
-	data := &dataset.Splits{Train: toySet(200, 1), Val: toySet(50, 2)}
+	data := &dataset.Splits{Train: dataset.Halves(200, 1), Val: dataset.Halves(50, 2)}
 
 	cfg := train.DefaultConfig()
 	cfg.Epochs, cfg.BatchSize, cfg.LR = 3, 16, 0.05

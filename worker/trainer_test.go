@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"math/rand/v2"
 	"testing"
 
 	"nasd/arch"
@@ -12,32 +11,13 @@ import (
 	"nasd/worker"
 )
 
-// toySet returns n 1×6×6 images of two classes: a bright left or right half.
-func toySet(n int, seed uint64) *dataset.Set {
-	r := rand.New(rand.NewPCG(seed, 0))
-	s := &dataset.Set{C: 1, H: 6, W: 6, Classes: 2, ClassNames: []string{"left", "right"},
-		Images: make([]float32, n*36), Labels: make([]int32, n)}
-	for i := range n {
-		k := r.IntN(2)
-		s.Labels[i] = int32(k)
-		for p := range 36 {
-			v := 0.3 * r.NormFloat64()
-			if (p%6 < 3) == (k == 0) {
-				v++
-			}
-			s.Images[i*36+p] = float32(v)
-		}
-	}
-	return s
-}
-
 func TestNewTrainer(t *testing.T) {
 	space, err := arch.New("nas", arch.Options{Layers: 1, Input: arch.Shape{C: 1, H: 6, W: 6}, Classes: 2,
 		FilterSizes: []int{3}, FilterCounts: []int{4}, Strides: []int{1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := &dataset.Splits{Train: toySet(64, 1), Val: toySet(32, 2)}
+	data := &dataset.Splits{Train: dataset.Halves(64, 1), Val: dataset.Halves(32, 2)}
 	cfg := train.DefaultConfig()
 	cfg.Epochs, cfg.BatchSize, cfg.LR = 1, 16, 0.05
 	tr := worker.NewTrainer(space, data, cfg)
