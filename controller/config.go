@@ -21,7 +21,7 @@ const DefaultCheckpointEvery = 30 * time.Second
 
 // SchemaVersion is the version of the event schema the loop writes (see
 // docs/events.md); run_start carries it.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // DefaultPenaltyWeight is Config.PenaltyWeight's default: MnasNet's soft
 // constraint, α = β = −0.07 (Tan et al. 2019, §3).
@@ -31,11 +31,25 @@ const DefaultPenaltyWeight = -0.07
 type Config struct {
 	Mode string // ModeSync or ModeAsync
 
-	// Budgets; zero means none. When one is reached the loop stops
-	// proposing, finishes what is running and ends the run normally.
+	// Budgets of the search; zero means none. When one is reached the loop
+	// stops proposing, finishes what is running and ends the run (exit 0).
 	MaxTrials int           // finished trials (replayed ones included)
 	MaxTime   time.Duration // search time, summed over the run's segments (time after a segment's last checkpoint is not counted)
-	StopAt    time.Time     // wall-clock time to stop proposing at
+
+	// StopAt is when the job ends (the scheduler's end time): not a budget
+	// of the search but of this segment. No trial starts after
+	// StopAt − StopMargin; trials still running at StopAt − ExitReserve()
+	// are interrupted (they run again after resume); then the loop
+	// checkpoints and returns Interrupted (exit 3). Zero: no end.
+	StopAt     time.Time
+	StopMargin time.Duration
+
+	// Override lets a resumed run continue with another mode, or another
+	// worker count in sync mode (warnings then); otherwise resuming so is
+	// an error. Overrides describes the changes the caller allowed, for
+	// run_start.
+	Override  bool
+	Overrides []string
 
 	Seed  uint64 // the run's seed, for run_start (the strategy already has it)
 	RunID string // names the run in checkpoints
@@ -85,6 +99,13 @@ type Config struct {
 	PenaltyWeight float64
 }
 
+// MaxExitReserve bounds ExitReserve.
+const MaxExitReserve = 30 * time.Second
+
+// ExitReserve is the time before StopAt at which running trials are
+// interrupted, to checkpoint and exit: min(StopMargin/2, MaxExitReserve).
+func (c Config) ExitReserve() time.Duration { return min(c.StopMargin/2, MaxExitReserve) }
+
 // newStopper makes the configured stopper; nil when there is none.
 func (c Config) newStopper() (Stopper, error) {
 	return NewStopper(c.Stopper, StopperEnv{Epochs: c.Epochs, Options: c.StopperOptions})
@@ -114,6 +135,9 @@ func (c Config) validate(size int) error {
 	}
 	if c.MaxTime < 0 {
 		errs = append(errs, fmt.Errorf("controller: MaxTime = %v: must be ≥ 0 (0: no limit)", c.MaxTime))
+	}
+	if c.StopMargin < 0 {
+		errs = append(errs, fmt.Errorf("controller: StopMargin = %v: must be ≥ 0", c.StopMargin))
 	}
 	if c.CheckpointEvery < 0 {
 		errs = append(errs, fmt.Errorf("controller: CheckpointEvery = %v: must be ≥ 0 (0: %v)", c.CheckpointEvery, DefaultCheckpointEvery))
@@ -169,7 +193,9 @@ type Summary struct {
 	Rejected           int     // over Config.Budget, never trained
 	EpochsSaved        int     // Σ over stopped trials of (epoch budget − epochs run); 0 when Epochs is unknown
 	Best               *Result // the ok result with the highest reward (the earliest on ties); nil if none
-	// Interrupted: ctx ended the run; it checkpointed with the trials in
-	// flight and can be resumed (the caller exits 3).
+	// Interrupted: ctx or the job's end (StopAt) ended the segment; it
+	// checkpointed with the trials in flight and can be resumed (the
+	// caller exits 3). Reason says which.
 	Interrupted bool
+	Reason      string // run_end's reason
 }

@@ -19,14 +19,15 @@ import (
 
 // The events the loop writes; docs/events.md describes their fields.
 const (
-	EventRunStart       = "run_start"
-	EventTrialDispatch  = "trial_dispatched"
-	EventTrialProgress  = "trial_progress"
-	EventTrialResult    = "trial_result"
-	EventStrategyUpdate = "strategy_update"
-	EventCheckpoint     = "checkpoint"
-	EventWarning        = "warning"
-	EventRunEnd         = "run_end"
+	EventRunStart        = "run_start"
+	EventStrategyPropose = "strategy_propose"
+	EventTrialDispatch   = "trial_dispatched"
+	EventTrialProgress   = "trial_progress"
+	EventTrialResult     = "trial_result"
+	EventStrategyUpdate  = "strategy_update"
+	EventCheckpoint      = "checkpoint"
+	EventWarning         = "warning"
+	EventRunEnd          = "run_end"
 )
 
 func (l *loop) logStart(resume bool, info resumeInfo) {
@@ -47,7 +48,10 @@ func (l *loop) logStart(resume bool, info resumeInfo) {
 		e.Float64("max_time_s", l.cfg.MaxTime.Seconds())
 	}
 	if !l.cfg.StopAt.IsZero() {
-		e.Str("stop_at", l.cfg.StopAt.Format(time.RFC3339Nano))
+		e.Str("stop_at", l.cfg.StopAt.Format(time.RFC3339Nano)).Float64("stop_margin_s", l.cfg.StopMargin.Seconds())
+	}
+	if len(l.cfg.Overrides) > 0 {
+		e.Strs("overrides", l.cfg.Overrides)
 	}
 	if l.cfg.Mode == ModeAsync {
 		e.Float64("checkpoint_every_s", l.cfg.CheckpointEvery.Seconds())
@@ -74,7 +78,7 @@ func (l *loop) logStart(resume bool, info resumeInfo) {
 		if info.fromCheckpoint {
 			e.Uint64("checkpoint_seq", info.ckptSeq).Int("checkpoint_number", l.st.Checkpoints)
 		}
-		e.Int("trials_before", l.st.Trials).Int("in_flight", len(l.order)).Int("replayable", len(l.replay))
+		e.Int("replayed", info.replayed).Int("trials_before", l.st.Trials).Int("in_flight", len(l.order))
 	}
 	e.Msg("")
 	for _, w := range info.warnings {
@@ -90,6 +94,18 @@ func compact(b []byte) []byte {
 		return b // validated before; cannot happen
 	}
 	return buf.Bytes()
+}
+
+// logPropose logs one Propose(n) call and the trials it returned: resuming
+// repeats the call and checks that the strategy returns the same trials.
+func (l *loop) logPropose(n int, trials []Trial) {
+	ids := make([]string, len(trials))
+	hashes := make([]string, len(trials))
+	for i, tr := range trials {
+		ids[i], hashes[i] = tr.ID, tr.Arch.Hash()
+	}
+	l.log.Event(EventStrategyPropose).Int("n", n).Strs("ids", ids).Strs("arch_hashes", hashes).Msg("")
+	l.dirty = true
 }
 
 func (l *loop) logDispatched(f *flight) {
@@ -217,9 +233,9 @@ func (l *loop) logEnd(reason string, interrupted bool, err error) {
 	l.dirty = true
 }
 
-func (l *loop) summary(interrupted bool) Summary {
+func (l *loop) summary(reason string, interrupted bool) Summary {
 	s := Summary{Trials: l.st.Trials, OK: l.st.OK, Failed: l.st.Failed, Stopped: l.st.Stopped, Rejected: l.st.Rejected,
-		EpochsSaved: l.st.EpochsSaved, Interrupted: interrupted}
+		EpochsSaved: l.st.EpochsSaved, Interrupted: interrupted, Reason: reason}
 	if l.st.Best != nil {
 		b := *l.st.Best
 		s.Best = &b
@@ -296,28 +312,32 @@ func (l *loop) finish(ctx context.Context, reason string) (Summary, error) {
 		// interrupted, so that the caller aborts the job; a resume
 		// finds the budget used up and only stops the workers.
 		l.logEnd(reason, true, nil)
-		return l.summary(true), l.flush()
+		return l.summary(reason, true), l.flush()
 	}
 	if err != nil {
 		return l.fail(err)
 	}
 	l.logEnd(reason, false, nil)
-	return l.summary(false), l.flush()
+	return l.summary(reason, false), l.flush()
 }
 
-// interrupted ends a run whose ctx ended: checkpoint with the trials in
-// flight, result files, run_end with interrupted true.
-func (l *loop) interrupted(ctx context.Context) (Summary, error) {
+// interrupted ends a segment that ctx or the job's end (why) stopped:
+// checkpoint with the trials in flight, result files, run_end with
+// interrupted true.
+func (l *loop) interrupted(ctx context.Context, why error) (Summary, error) {
 	if err := l.checkpoint(); err != nil {
 		return l.fail(err)
 	}
 	reason := "interrupted"
-	if cause := context.Cause(ctx); cause != nil {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(why, errDeadline), errors.Is(cause, errDeadline):
+		reason = reasonDeadline
+	case cause != nil:
 		reason = "interrupted: " + cause.Error()
 	}
 	err := l.writeResults(reason, true)
 	l.logEnd(reason, true, err)
-	return l.summary(true), errors.Join(err, l.flush())
+	return l.summary(reason, true), errors.Join(err, l.flush())
 }
 
 // fail ends a run on an error: it checkpoints (unless the strategy failed,
@@ -334,5 +354,5 @@ func (l *loop) fail(err error) (Summary, error) {
 	if ferr := l.flush(); ferr != nil {
 		err = errors.Join(err, ferr)
 	}
-	return l.summary(false), err
+	return l.summary("error", false), err
 }

@@ -34,9 +34,15 @@ type search struct {
 	seed    uint64
 	maxTime time.Duration
 	stopAt  time.Time
+	margin  time.Duration // StopMargin
 	timeout time.Duration // per trial
 	dir     string        // run directory; "" for a new one under t.TempDir()
 	resume  bool
+
+	strategy  string         // "" : random
+	stratOpts map[string]any // the strategy's options
+	override  bool
+	mutate    string // a trial ID whose proposal gets another architecture
 
 	delay      func(id string) time.Duration           // simulated training time of a trial
 	panicOn    string                                  // trial ID whose training panics
@@ -71,6 +77,26 @@ func (r recorder) Observe(res controller.Result) error {
 		r.rewards[res.TrialID] = res.Reward
 	}
 	return r.Strategy.Observe(res)
+}
+
+// mutator is a strategy that proposes another architecture for one trial
+// ID, as a strategy that does not repeat itself after a restore would.
+type mutator struct {
+	controller.Strategy
+	id string
+}
+
+func (m mutator) Propose(n int) ([]controller.Trial, error) {
+	trials, err := m.Strategy.Propose(n)
+	for i := range trials {
+		if trials[i].ID == m.id {
+			a := trials[i].Arch
+			a.Decisions = append([]int(nil), a.Decisions...)
+			a.Decisions[0] ^= 1
+			trials[i].Arch = a
+		}
+	}
+	return trials, err
 }
 
 type outcome struct {
@@ -177,14 +203,20 @@ func (s search) run(t testing.TB) outcome {
 	if err != nil {
 		t.Fatal(err)
 	}
-	strat, err := controller.New("random", controller.Env{Space: space, Seed: s.seed})
+	if s.strategy == "" {
+		s.strategy = "random"
+	}
+	strat, err := controller.New(s.strategy, controller.Env{Space: space, Seed: s.seed, Options: s.stratOpts})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.observed != nil || s.rewards != nil {
 		strat = recorder{strat, s.observed, s.rewards}
 	}
-	cfg := controller.Config{Mode: s.mode, MaxTrials: s.trials, MaxTime: s.maxTime, StopAt: s.stopAt, Seed: s.seed,
+	if s.mutate != "" {
+		strat = mutator{strat, s.mutate}
+	}
+	cfg := controller.Config{Mode: s.mode, MaxTrials: s.trials, MaxTime: s.maxTime, StopAt: s.stopAt, StopMargin: s.margin, Override: s.override, Seed: s.seed,
 		RunID: runID, CheckpointEvery: s.checkEvery, ConfigJSON: json.RawMessage(`{"test": true}`), Hosts: []string{"localhost"},
 		Stopper: s.stopper, StopperOptions: s.stopperOpts, Epochs: s.epochs, Budget: s.budget, Space: space,
 		PenaltyTargetFLOPs: s.penaltyTarget, PenaltyWeight: s.penaltyWeight}
@@ -221,6 +253,7 @@ func (s search) run(t testing.TB) outcome {
 // event is one decoded event with the fields the tests look at.
 type event struct {
 	Seq         uint64          `json:"seq"`
+	Time        time.Time       `json:"time"`
 	Event       string          `json:"event"`
 	Trial       string          `json:"trial"`
 	Rank        int             `json:"rank"`
@@ -260,6 +293,8 @@ type event struct {
 	RawReward    *float64 `json:"raw_reward"`
 	Penalty      *float64 `json:"penalty"`
 	Stopper      string   `json:"stopper"`
+	IDs          []string `json:"ids"`         // strategy_propose
+	Hashes       []string `json:"arch_hashes"` // strategy_propose
 	OK           int      `json:"ok"`
 	Failed       int      `json:"failed"`
 }

@@ -30,11 +30,22 @@ import (
 // nil error; the workers are left as they are (the caller aborts the job).
 //
 // resume=true continues a run: the newest good checkpoint restores the
-// strategy and the loop's state, results logged after it are observed again
-// instead of being re-run (matched by trial ID and architecture hash), and
-// the trials in flight without a logged result are dispatched again. A run
-// killed before its first checkpoint starts the strategy afresh and replays
-// every logged result. See docs/events.md for the events.
+// strategy and the loop's state, then the strategy (and stopper) is driven
+// again through the calls the event log records after it, in their order
+// (every Propose, Observe and epoch report), so that it is exactly where it
+// was when the last surviving event was written; re-proposed trials must
+// have the logged IDs and architectures (else an error names the trial).
+// Logged results are observed, never run again; the trials proposed without
+// a logged result run again. A run killed before its first checkpoint
+// starts the strategy afresh and replays the whole log. The loop then
+// checkpoints before it dispatches anything. See docs/events.md.
+//
+// Config.StopAt is the job's end, not the search's budget: no trial starts
+// after StopAt − StopMargin; trials still running at StopAt − reserve
+// (min(StopMargin/2, 30 s)) are interrupted; either way Run checkpoints and
+// returns Summary{Interrupted: true} with reason "deadline" (the caller
+// exits 3 and the next job resumes). MaxTrials and MaxTime end the search
+// itself: Run stops proposing, waits for the trials running and returns.
 //
 // With a stopper (Config.Stopper, async only), each dispatched trial
 // reports its epochs; Run answers each report with the stopper's decision
@@ -68,13 +79,16 @@ type loop struct {
 	before  time.Duration // search time of earlier segments, from the checkpoint
 
 	loggedUpdates int       // the learner update last logged in strategy_update
-	deadline      time.Time // of the time budgets; zero if none
+	deadline      time.Time // of MaxTime; zero if none
+	drainAt       time.Time // StopAt − StopMargin: no trial starts after it; zero if no StopAt
 	segDone       int       // trials finished in this segment, for the ETA
 
 	st       loopState          // what a checkpoint keeps
 	inflight map[string]*flight // by trial ID
 	order    []*flight          // in flight, in dispatch order
-	replay   map[string]logged  // logged results not yet observed, by trial ID
+
+	replaying    bool // load is re-driving the strategy from the log: log nothing
+	stopperFresh bool // the stopper started afresh on resume: its decisions may differ from the log's
 
 	flushes   int
 	lastFlush time.Time
@@ -94,14 +108,12 @@ type flight struct {
 type loopState struct {
 	Version int    `json:"version"`
 	Mode    string `json:"mode"`
+	Workers int    `json:"workers"`
 	Rounds  int    `json:"rounds"` // sync rounds completed
 	tally
 	InFlight    []*flight     `json:"in_flight"`
 	Elapsed     time.Duration `json:"elapsed"`     // search time up to this checkpoint, all segments
 	Checkpoints int           `json:"checkpoints"` // written so far, this one included
-	// ReplayFrom: trial_result events with a larger seq may hold results
-	// the snapshot has not observed (besides those of in-flight trials).
-	ReplayFrom uint64 `json:"replay_from"`
 	// The stopper's name and snapshot (JSON); absent without one.
 	StopperName  string          `json:"stopper_name,omitempty"`
 	StopperState json.RawMessage `json:"stopper_state,omitempty"`
@@ -120,20 +132,22 @@ type tally struct {
 	BestTrial   *Trial  `json:"best_trial,omitempty"`
 }
 
-const loopStateVersion = 1
+// loopStateVersion 2: resuming replays the strategy's calls from the log
+// (version 1 matched logged results to re-proposed trials).
+const loopStateVersion = 2
 
 // checkpointVersion is journal.Checkpoint.Version as the loop writes it.
 const checkpointVersion = 1
 
-// logged is a result read back from the event log on resume.
-type logged struct {
-	seq  uint64
-	hash string
-	res  Result
-}
-
 // errInterrupted marks the end of ctx in the middle of the loop.
 var errInterrupted = errors.New("interrupted")
+
+// errDeadline is the cause of the loop's context at StopAt − reserve, and
+// what the loop returns when it drained before StopAt.
+var errDeadline = errors.New("deadline")
+
+// reasonDeadline is run_end's reason when the job's end stopped the segment.
+const reasonDeadline = "deadline"
 
 // strategyError marks an error of the strategy: no checkpoint is written
 // after it, since its state may be inconsistent.
@@ -160,8 +174,8 @@ func runLoop(ctx context.Context, cfg Config, s Strategy, t cluster.Transport, r
 		return Summary{}, err
 	}
 	l := &loop{cfg: cfg, s: s, t: t, run: run, log: log, progress: progress, hooks: h, stopper: stopper,
-		workers: t.Size() - 1, start: time.Now(), inflight: map[string]*flight{}, replay: map[string]logged{},
-		st: loopState{Version: loopStateVersion, Mode: cfg.Mode}}
+		workers: t.Size() - 1, start: time.Now(), inflight: map[string]*flight{},
+		st: loopState{Version: loopStateVersion, Mode: cfg.Mode, Workers: t.Size() - 1}}
 	l.lastFlush, l.lastCkpt = l.start, l.start
 
 	info := resumeInfo{warnings: run.Warnings}
@@ -177,6 +191,22 @@ func runLoop(ctx context.Context, cfg Config, s Strategy, t cluster.Transport, r
 	}
 	l.setDeadline()
 	l.logStart(resume, info)
+	if resume {
+		// The replayed state is the run's from now on: a crash before the
+		// next checkpoint must not replay the same log again into a state
+		// that has moved on.
+		if err := l.checkpoint(); err != nil {
+			return l.fail(err)
+		}
+	}
+	if err := l.checkDrain(); err != nil {
+		return l.fail(err)
+	}
+	if !cfg.StopAt.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadlineCause(ctx, cfg.StopAt.Add(-cfg.ExitReserve()), errDeadline)
+		defer cancel()
+	}
 
 	var reason string
 	if cfg.Mode == ModeSync {
@@ -185,36 +215,50 @@ func runLoop(ctx context.Context, cfg Config, s Strategy, t cluster.Transport, r
 		reason, err = l.runAsync(ctx)
 	}
 	switch {
-	case errors.Is(err, errInterrupted):
-		return l.interrupted(ctx)
+	case errors.Is(err, errInterrupted), errors.Is(err, errDeadline):
+		return l.interrupted(ctx, err)
 	case err != nil:
 		return l.fail(err)
 	}
 	return l.finish(ctx, reason)
 }
 
-// setDeadline computes when the time budgets end.
+// setDeadline computes when the time budget ends and when dispatching stops
+// before the job's end.
 func (l *loop) setDeadline() {
 	if l.cfg.MaxTime > 0 {
 		l.deadline = l.start.Add(l.cfg.MaxTime - l.before)
 	}
-	if !l.cfg.StopAt.IsZero() && (l.deadline.IsZero() || l.cfg.StopAt.Before(l.deadline)) {
-		l.deadline = l.cfg.StopAt
+	if !l.cfg.StopAt.IsZero() {
+		l.drainAt = l.cfg.StopAt.Add(-l.cfg.StopMargin)
 	}
 }
 
-// budgetReached returns why the loop must stop proposing, or "".
+// checkDrain refuses a segment that could start no trial: the job ends
+// within the stop margin of now, and the search is not finished. Exiting 3
+// would only resubmit a job as short.
+func (l *loop) checkDrain() error {
+	if l.drainAt.IsZero() || time.Now().Before(l.drainAt) || l.budgetReached() != "" {
+		return nil
+	}
+	return fmt.Errorf("controller: the job ends at %s, less than the stop margin (%v) from now: no trial can start "+
+		"(give the job more time, or a smaller stop margin)", l.cfg.StopAt.Format(time.RFC3339), l.cfg.StopMargin)
+}
+
+// budgetReached returns why the search is over, or "".
 func (l *loop) budgetReached() string {
 	if l.cfg.MaxTrials > 0 && l.st.Trials >= l.cfg.MaxTrials {
 		return "budget: trials"
 	}
 	if !l.deadline.IsZero() && !time.Now().Before(l.deadline) {
-		if !l.cfg.StopAt.IsZero() && l.deadline.Equal(l.cfg.StopAt) {
-			return "budget: stop_at"
-		}
 		return "budget: time"
 	}
 	return ""
+}
+
+// draining says that no trial may start any more in this job.
+func (l *loop) draining() bool {
+	return !l.drainAt.IsZero() && !time.Now().Before(l.drainAt)
 }
 
 // room is how many more trials may be started under MaxTrials, at most n.
@@ -243,6 +287,9 @@ func (l *loop) propose(n int) ([]Trial, error) {
 		}
 		seen[tr.ID] = true
 	}
+	if !l.replaying {
+		l.logPropose(n, trials)
+	}
 	return trials, nil
 }
 
@@ -252,24 +299,6 @@ func (l *loop) add(tr Trial) *flight {
 	l.inflight[tr.ID] = f
 	l.order = append(l.order, f)
 	return f
-}
-
-// takeReplay returns the logged result of f's trial, if there is one for the
-// same architecture, and forgets it. A result logged for another
-// architecture under the same ID (a strategy that did not propose the same
-// trial again) is dropped with a warning, and the trial runs.
-func (l *loop) takeReplay(f *flight) (Result, bool) {
-	lg, ok := l.replay[f.Trial.ID]
-	if !ok {
-		return Result{}, false
-	}
-	delete(l.replay, f.Trial.ID)
-	if lg.hash != f.Hash {
-		l.warn(f.Trial.ID, fmt.Sprintf("logged result (seq %d) is for architecture %.12s, the strategy now proposes %.12s: running the trial again",
-			lg.seq, lg.hash, f.Hash))
-		return Result{}, false
-	}
-	return lg.res, true
 }
 
 // observe feeds one result to the strategy and the counters; f leaves the
@@ -440,6 +469,9 @@ func (l *loop) runSync(ctx context.Context) (string, error) {
 		if why := l.budgetReached(); why != "" {
 			return why, nil
 		}
+		if l.draining() {
+			return "", errDeadline
+		}
 		trials, err := l.propose(l.room(l.workers))
 		if err != nil {
 			return "", err
@@ -454,26 +486,38 @@ func (l *loop) runSync(ctx context.Context) (string, error) {
 }
 
 // round completes one sync round: the trials in flight (a round resumed
-// from a checkpoint) plus trials. Results logged before are taken from the
-// log; the others run, Size()-1 at a time, each on the worker of its
-// position. All are observed in order once every result is in, then the
-// loop checkpoints.
+// from a checkpoint) plus trials. The trials run Size()-1 at a time, each on
+// the worker of its position; trials over the budget are rejected without
+// running. Results are logged and observed in trial order, each as soon as
+// it and every result before it are in, so that the log's order is the
+// strategy's (resuming replays it); then the loop checkpoints.
 func (l *loop) round(ctx context.Context, trials []Trial) error {
 	for _, tr := range trials {
 		l.add(tr)
 	}
 	flights := append([]*flight(nil), l.order...)
 	results := make([]*Result, len(flights))
+	pens := make([]*penalty, len(flights))
 	var todo []int
 	for i, f := range flights {
-		if r, ok := l.takeReplay(f); ok {
+		if r, ok := l.reject(f); ok {
 			results[i] = &r
-		} else if r, ok := l.reject(f); ok {
-			results[i] = &r
-			l.logResult(f, &r, nil)
 		} else {
 			todo = append(todo, i)
 		}
+	}
+	next := 0 // the first flight not yet logged and observed
+	settle := func() error {
+		for ; next < len(flights) && results[next] != nil; next++ {
+			l.logResult(flights[next], results[next], pens[next])
+			if err := l.observe(flights[next], *results[next]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := settle(); err != nil {
+		return err
 	}
 	for len(todo) > 0 {
 		chunk := todo[:min(len(todo), l.workers)]
@@ -505,13 +549,12 @@ func (l *loop) round(ctx context.Context, trials []Trial) error {
 		if len(got) != l.t.Size() {
 			return fmt.Errorf("controller: Gather returned %d parts for %d ranks", len(got), l.t.Size())
 		}
-		pens := make([]*penalty, len(chunk))
 		for k, i := range chunk {
 			r, err := decodeResult(k+1, got[k+1], flights[i])
 			if err != nil {
 				return err
 			}
-			pens[k] = l.penalise(&r)
+			pens[i] = l.penalise(&r)
 			results[i] = &r
 		}
 		for r := len(chunk) + 1; r < len(got); r++ {
@@ -523,15 +566,10 @@ func (l *loop) round(ctx context.Context, trials []Trial) error {
 				return fmt.Errorf("controller: rank %d sent a %s message in a round where it was idle", r, m.Kind)
 			}
 		}
-		for k, i := range chunk {
-			l.logResult(flights[i], results[i], pens[k])
-		}
-		if err := l.flush(); err != nil {
+		if err := settle(); err != nil {
 			return err
 		}
-	}
-	for i, f := range flights {
-		if err := l.observe(f, *results[i]); err != nil {
+		if err := l.flush(); err != nil {
 			return err
 		}
 	}
@@ -552,40 +590,18 @@ func (l *loop) round(ctx context.Context, trials []Trial) error {
 const flushEvery = 10 * time.Millisecond
 
 // runAsync keeps every worker busy until a budget is reached or the strategy
-// is done, then collects the trials in flight.
+// is done, then collects the trials in flight. Near the job's end it stops
+// dispatching and returns errDeadline once nothing runs.
 func (l *loop) runAsync(ctx context.Context) (string, error) {
 	busy := make([]*flight, l.t.Size()) // by rank
 	var idle []int                      // ranks, lowest last
 	for r := l.t.Size() - 1; r >= 1; r-- {
 		idle = append(idle, r)
 	}
-	// Resumed: observe the in-flight trials whose results were logged, in
-	// log order, and queue the others to run again.
-	var queue []*flight
-	if len(l.order) > 0 {
-		var replayed []*flight
-		var res []logged
-		for _, f := range l.order {
-			f.Rank = 0
-			if lg, ok := l.replay[f.Trial.ID]; ok && lg.hash == f.Hash {
-				replayed, res = append(replayed, f), append(res, lg)
-				continue
-			}
-			queue = append(queue, f)
-		}
-		sortBySeq(replayed, res)
-		for _, f := range replayed {
-			r, _ := l.takeReplay(f)
-			if err := l.observe(f, r); err != nil {
-				return "", err
-			}
-			l.logUpdate(1)
-		}
-		if len(replayed) > 0 {
-			if err := l.checkpoint(); err != nil {
-				return "", err
-			}
-		}
+	// Resumed: the trials proposed and not observed run again, in order.
+	queue := append([]*flight(nil), l.order...)
+	for _, f := range queue {
+		f.Rank = 0
 	}
 	dispatch := func(f *flight) error {
 		r := idle[len(idle)-1]
@@ -618,12 +634,22 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 		return nil
 	}
 
+	// stopping: why no trial starts any more ("": they do). A budget ends
+	// the search; the job's end (reasonDeadline) only this segment.
 	stopping := ""
+	stopCheck := func() {
+		if stopping == "" {
+			stopping = l.budgetReached()
+		}
+		if stopping == "" && l.draining() {
+			stopping = reasonDeadline
+		}
+	}
 	running := func() int { return l.t.Size() - 1 - len(idle) }
-	var bctx context.Context = ctx // ends at the time budget
-	if !l.deadline.IsZero() {
+	var bctx context.Context = ctx // ends when dispatching must stop
+	if end := l.stopProposingAt(); !end.IsZero() {
 		var cancel context.CancelFunc
-		bctx, cancel = context.WithDeadline(ctx, l.deadline)
+		bctx, cancel = context.WithDeadline(ctx, end)
 		defer cancel()
 	}
 	firstResult := l.st.Trials == 0
@@ -631,9 +657,7 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 		if ctx.Err() != nil {
 			return "", errInterrupted
 		}
-		if stopping == "" {
-			stopping = l.budgetReached()
-		}
+		stopCheck()
 		exhausted := false
 		for stopping == "" && len(idle) > 0 {
 			if len(queue) > 0 {
@@ -656,21 +680,11 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 				break
 			}
 			for _, tr := range trials {
-				f := l.add(tr)
-				if r, ok := l.takeReplay(f); ok {
-					if err := l.observe(f, r); err != nil {
-						return "", err
-					}
-					l.logUpdate(1)
-					continue
-				}
-				if err := launch(f); err != nil {
+				if err := launch(l.add(tr)); err != nil {
 					return "", err
 				}
 			}
-			if stopping = l.budgetReached(); stopping != "" {
-				break
-			}
+			stopCheck()
 		}
 		if reportDue {
 			l.report()
@@ -678,11 +692,13 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 		}
 		if running() == 0 {
 			switch {
+			case stopping == reasonDeadline:
+				return "", errDeadline
 			case stopping != "":
 				return stopping, nil
 			case exhausted:
 				return "strategy done", nil
-			case l.budgetReached() != "": // replayed results used up the budget
+			case l.budgetReached() != "": // rejected trials used up the budget
 				continue
 			}
 			return "", fmt.Errorf("controller: internal error: no trial running, none proposed, no budget reached")
@@ -704,7 +720,7 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 			case ctx.Err() != nil:
 				return "", errInterrupted
 			case stopping == "" && bctx.Err() != nil:
-				stopping = l.budgetReached()
+				stopCheck()
 				if stopping == "" {
 					stopping = "budget: time"
 				}
@@ -760,6 +776,16 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 	}
 }
 
+// stopProposingAt is the earlier of the time budget's end and the start of
+// draining before the job's end; zero if neither is set.
+func (l *loop) stopProposingAt() time.Time {
+	end := l.deadline
+	if !l.drainAt.IsZero() && (end.IsZero() || l.drainAt.Before(end)) {
+		end = l.drainAt
+	}
+	return end
+}
+
 // decide answers a progress report of f's trial from rank with the
 // stopper's decision, and logs both.
 func (l *loop) decide(ctx context.Context, rank int, f *flight, p *cluster.Progress) error {
@@ -779,17 +805,6 @@ func (l *loop) decide(ctx context.Context, rank int, f *flight, p *cluster.Progr
 		return ctxErr(ctx, fmt.Sprintf("Send of a decision to rank %d", rank), err)
 	}
 	return nil
-}
-
-// sortBySeq orders fs by the log seq of their results (insertion sort: the
-// slices are at most the number of workers long).
-func sortBySeq(fs []*flight, ls []logged) {
-	for i := 1; i < len(fs); i++ {
-		for j := i; j > 0 && ls[j].seq < ls[j-1].seq; j-- {
-			fs[j], fs[j-1] = fs[j-1], fs[j]
-			ls[j], ls[j-1] = ls[j-1], ls[j]
-		}
-	}
 }
 
 // checkpoint flushes the log, saves the strategy's and the loop's state and
@@ -814,10 +829,6 @@ func (l *loop) checkpoint() error {
 		l.st.StopperName, l.st.StopperState = l.stopper.Name(), ss
 	}
 	seq := l.log.Seq()
-	l.st.ReplayFrom = seq
-	for _, lg := range l.replay {
-		l.st.ReplayFrom = min(l.st.ReplayFrom, lg.seq-1)
-	}
 	l.st.InFlight = l.order
 	if l.st.InFlight == nil {
 		l.st.InFlight = []*flight{}

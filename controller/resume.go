@@ -15,6 +15,7 @@ import (
 type resumeInfo struct {
 	fromCheckpoint bool
 	ckptSeq        uint64
+	replayed       int // results observed again from the log
 	warnings       []string
 }
 
@@ -24,70 +25,73 @@ type resultEvent struct {
 	ArchHash string `json:"arch_hash"`
 }
 
-// load restores the loop from the run's newest good checkpoint and collects
-// the results logged that the checkpoint has not observed:
-//
-//   - with a checkpoint, those of the trials it records in flight (whatever
-//     their seq: a sync round resumed twice holds results logged before the
-//     checkpoint) and every result logged after its ReplayFrom seq;
-//   - without one (killed before the first), every logged result; the
-//     strategy starts afresh and proposes the same trials again.
-//
-// A collected result is observed when its trial is in flight or proposed
-// again with the same architecture, instead of running the trial again.
+// proposeEvent is a strategy_propose event: one Propose call.
+type proposeEvent struct {
+	N      int      `json:"n"`
+	Trials []string `json:"ids"`
+	Hashes []string `json:"arch_hashes"`
+}
+
+// progressEvent is the part of a trial_progress event that resuming needs.
+type progressEvent struct {
+	Trial  string   `json:"trial"`
+	Epoch  int      `json:"epoch"`
+	ValAcc *float64 `json:"val_acc"`
+	Stop   bool     `json:"stop"`
+}
+
+// load restores the loop from the run's newest good checkpoint (or a fresh
+// strategy, when the run was killed before its first) and re-drives the
+// strategy and the stopper through the calls the event log records after
+// it, in the order they were made: each strategy_propose is a Propose call,
+// whose trials must come back with the logged IDs and architectures; each
+// trial_result an Observe; each trial_progress a stopper Report, whose
+// decision must be the logged one; each later run_start of a resumed segment
+// the Forget of the trials then in flight. A deterministic strategy is then
+// in exactly the state it had when the last surviving event was written.
+// The trials proposed and not observed stay in flight and run again; no
+// logged result is run again. A mismatch is an error naming the trial.
 func (l *loop) load() (resumeInfo, error) {
 	var info resumeInfo
 	c, warnings, err := l.run.LoadCheckpoint()
 	info.warnings = warnings
-	inFlight := map[string]bool{}
 	var from uint64
 	switch {
 	case err == nil:
 		if err := l.restore(c, &info); err != nil {
 			return info, err
 		}
-		for _, f := range l.order {
-			inFlight[f.Trial.ID] = true
-		}
-		from = min(c.Seq, l.st.ReplayFrom)
+		from = c.Seq
 		info.fromCheckpoint, info.ckptSeq = true, c.Seq
 	case errors.Is(err, os.ErrNotExist):
-		info.warnings = append(info.warnings, "no checkpoint: the strategy starts afresh and every logged result is replayed")
+		info.warnings = append(info.warnings, "no checkpoint: the strategy starts afresh and is driven through every call the log records")
 	default:
 		return info, fmt.Errorf("controller: resume: %w", err)
 	}
 
 	var last uint64
+	l.replaying = true
 	truncated, err := journal.ReadEvents(l.run.Dir, func(e journal.Event) error {
 		last = max(last, e.Seq)
-		if e.Kind != EventTrialResult {
-			return nil
-		}
 		if e.Seq <= from {
-			if len(inFlight) == 0 {
-				return nil
-			}
-			var id struct {
-				Trial string `json:"trial"`
-			}
-			if json.Unmarshal(e.Raw, &id) != nil || !inFlight[id.Trial] {
-				return nil
-			}
-		}
-		var ev resultEvent
-		if err := json.Unmarshal(e.Raw, &ev); err != nil || ev.TrialID == "" || ev.Status == "" {
-			info.warnings = append(info.warnings, fmt.Sprintf("trial_result event seq %d does not decode (%v): its trial runs again", e.Seq, err))
 			return nil
 		}
-		if len(ev.ValAcc) == 0 {
-			ev.ValAcc = nil
+		if err := l.replayEvent(e, &info); err != nil {
+			return fmt.Errorf("event seq %d (%s): %w", e.Seq, e.Kind, err)
 		}
-		l.replay[ev.TrialID] = logged{seq: e.Seq, hash: ev.ArchHash, res: ev.Result}
 		return nil
 	})
+	l.replaying = false
 	if err != nil {
-		return info, fmt.Errorf("controller: resume: reading the event log: %w", err)
+		return info, fmt.Errorf("controller: resume: replaying the event log: %w", err)
 	}
+	// The trials in flight restart from scratch: their partial reports
+	// must not count twice.
+	l.forgetInFlight()
+	if lr, ok := l.s.(Learner); ok {
+		l.loggedUpdates = lr.LastUpdate().Updates // logged when they happened
+	}
+	l.segDone = 0
 	seen := map[string]bool{}
 	for _, w := range append(append([]string(nil), l.run.Warnings...), truncated...) {
 		// The segment this run writes is open and still empty: not a cut.
@@ -100,6 +104,89 @@ func (l *loop) load() (resumeInfo, error) {
 		info.warnings = append(info.warnings, fmt.Sprintf("the event log ends at seq %d, before the checkpoint's seq %d", last, c.Seq))
 	}
 	return info, nil
+}
+
+// replayEvent re-makes the strategy or stopper call that event e records.
+func (l *loop) replayEvent(e journal.Event, info *resumeInfo) error {
+	switch e.Kind {
+	case EventStrategyPropose:
+		var ev proposeEvent
+		if err := json.Unmarshal(e.Raw, &ev); err != nil || ev.N < 1 || len(ev.Hashes) != len(ev.Trials) {
+			return fmt.Errorf("does not decode to a Propose call (%v)", err)
+		}
+		trials, err := l.propose(ev.N)
+		if err != nil {
+			return err
+		}
+		if len(trials) != len(ev.Trials) {
+			return fmt.Errorf("strategy %s: Propose(%d) returned %d trials, the log has %d (%s): the restored strategy does not repeat the run",
+				l.s.Name(), ev.N, len(trials), len(ev.Trials), strings.Join(ev.Trials, ", "))
+		}
+		for i, tr := range trials {
+			f := l.add(tr)
+			if tr.ID != ev.Trials[i] || f.Hash != ev.Hashes[i] {
+				return fmt.Errorf("strategy %s re-proposed trial %s (architecture %.12s) where the log has trial %s (architecture %.12s): the restored strategy does not repeat the run",
+					l.s.Name(), tr.ID, f.Hash, ev.Trials[i], ev.Hashes[i])
+			}
+		}
+	case EventTrialResult:
+		var ev resultEvent
+		if err := json.Unmarshal(e.Raw, &ev); err != nil || ev.TrialID == "" || ev.Status == "" {
+			return fmt.Errorf("does not decode to a result (%v)", err)
+		}
+		f := l.inflight[ev.TrialID]
+		if f == nil {
+			return fmt.Errorf("the result of trial %s, which is not in flight at this point of the log", ev.TrialID)
+		}
+		if ev.ArchHash != f.Hash {
+			return fmt.Errorf("trial %s: the result is for architecture %.12s, the trial's is %.12s", ev.TrialID, ev.ArchHash, f.Hash)
+		}
+		if len(ev.ValAcc) == 0 {
+			ev.ValAcc = nil
+		}
+		if err := l.observe(f, ev.Result); err != nil {
+			return err
+		}
+		info.replayed++
+		if l.cfg.Mode == ModeSync && len(l.order) == 0 {
+			l.st.Rounds++ // the log holds the whole round
+		}
+	case EventTrialProgress:
+		if l.stopper == nil {
+			return nil // the run had a stopper and has none now (warned)
+		}
+		var ev progressEvent
+		if err := json.Unmarshal(e.Raw, &ev); err != nil || ev.Trial == "" || ev.ValAcc == nil {
+			return fmt.Errorf("does not decode to an epoch report (%v)", err)
+		}
+		if l.inflight[ev.Trial] == nil {
+			return fmt.Errorf("a report of trial %s, which is not in flight at this point of the log", ev.Trial)
+		}
+		if stop := l.stopper.Report(ev.Trial, ev.Epoch, *ev.ValAcc); stop != ev.Stop && !l.stopperFresh {
+			return fmt.Errorf("stopper %s: trial %s epoch %d: decided stop=%v, the log has stop=%v: the restored stopper does not repeat the run",
+				l.stopper.Name(), ev.Trial, ev.Epoch, stop, ev.Stop)
+		}
+	case EventRunStart:
+		// A later segment forgot the trials in flight when it resumed.
+		var ev struct {
+			Resumed bool `json:"resumed"`
+		}
+		if json.Unmarshal(e.Raw, &ev) == nil && ev.Resumed {
+			l.forgetInFlight()
+		}
+	}
+	return nil
+}
+
+// forgetInFlight makes the stopper forget the trials in flight, which run
+// again from scratch.
+func (l *loop) forgetInFlight() {
+	if l.stopper == nil {
+		return
+	}
+	for _, f := range l.order {
+		l.stopper.Forget(f.Trial.ID)
+	}
 }
 
 // restore loads the strategy and the loop's state from c.
@@ -115,16 +202,17 @@ func (l *loop) restore(c journal.Checkpoint, info *resumeInfo) error {
 		return fmt.Errorf("controller: resume: the checkpoint's loop state: %w", err)
 	}
 	if st.Version != loopStateVersion {
-		return fmt.Errorf("controller: resume: loop state version %d, this build reads %d", st.Version, loopStateVersion)
+		return fmt.Errorf("controller: resume: loop state version %d, this build reads %d (a run checkpointed by an older nasd, "+
+			"which resumed by matching results instead of replaying the strategy: finish it with that version)", st.Version, loopStateVersion)
+	}
+	if err := l.checkSameRun(st, info); err != nil {
+		return err
 	}
 	if err := l.s.Restore(c.State); err != nil {
 		return fmt.Errorf("controller: resume: strategy %s: %w", l.s.Name(), err)
 	}
 	if c.Run != l.cfg.RunID {
 		info.warnings = append(info.warnings, fmt.Sprintf("the checkpoint is of run %q, resumed as %q", c.Run, l.cfg.RunID))
-	}
-	if st.Mode != l.cfg.Mode {
-		info.warnings = append(info.warnings, fmt.Sprintf("the checkpoint is of a %s run, resumed in %s mode", st.Mode, l.cfg.Mode))
 	}
 	for _, f := range st.InFlight {
 		if f == nil || f.Trial.ID == "" || l.inflight[f.Trial.ID] != nil {
@@ -137,16 +225,38 @@ func (l *loop) restore(c journal.Checkpoint, info *resumeInfo) error {
 	if err := l.restoreStopper(&st, info); err != nil {
 		return err
 	}
-	st.InFlight, st.Mode = nil, l.cfg.Mode
+	st.InFlight, st.Mode, st.Workers = nil, l.cfg.Mode, l.workers
 	l.st = st
 	l.before = st.Elapsed
 	return nil
 }
 
-// restoreStopper loads the stopper's state from the checkpoint's loop state
-// and makes it forget the trials in flight, which run again from scratch.
+// checkSameRun refuses to continue a run in a way that changes it (another
+// mode; another worker count in sync mode, where a round is one trial per
+// worker) unless Config.Override allows it; then it warns.
+func (l *loop) checkSameRun(st loopState, info *resumeInfo) error {
+	var changes []string
+	if st.Mode != l.cfg.Mode {
+		changes = append(changes, fmt.Sprintf("the checkpoint is of a %s run, resumed in %s mode", st.Mode, l.cfg.Mode))
+	}
+	if st.Mode == ModeSync && l.cfg.Mode == ModeSync && st.Workers > 0 && st.Workers != l.workers {
+		changes = append(changes, fmt.Sprintf("the run has %d workers in sync mode (a round is one trial per worker), this job has %d "+
+			"(launch %d ranks to continue it as it was)", st.Workers, l.workers, st.Workers+1))
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	if l.cfg.Override {
+		info.warnings = append(info.warnings, changes...)
+		return nil
+	}
+	return fmt.Errorf("controller: resume: %s; allow the change with Override (nasd search -override)", strings.Join(changes, "; "))
+}
+
+// restoreStopper loads the stopper's state from the checkpoint's loop state.
 // A checkpoint without the state of this run's stopper (written without a
-// stopper, or with another) starts the stopper afresh, with a warning.
+// stopper, or with another) starts the stopper afresh, with a warning. The
+// trials in flight are forgotten after the log's replay (load).
 func (l *loop) restoreStopper(st *loopState, info *resumeInfo) error {
 	name := StopperNone
 	if l.stopper != nil {
@@ -161,16 +271,13 @@ func (l *loop) restoreStopper(st *loopState, info *resumeInfo) error {
 		if had != StopperNone {
 			info.warnings = append(info.warnings, fmt.Sprintf("the checkpoint holds the state of stopper %q; this run has none, so nothing is stopped early from now on", had))
 		}
-		return nil
 	case had != name:
+		l.stopperFresh = true
 		info.warnings = append(info.warnings, fmt.Sprintf("the checkpoint has no state of stopper %q (it was written with stopper %q): the stopper starts afresh", name, had))
 	default:
 		if err := l.stopper.Restore(st.StopperState); err != nil {
 			return fmt.Errorf("controller: resume: %w", err)
 		}
-	}
-	for _, f := range st.InFlight {
-		l.stopper.Forget(f.Trial.ID)
 	}
 	return nil
 }

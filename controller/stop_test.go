@@ -102,8 +102,8 @@ func TestEarlyStopping(t *testing.T) {
 			t.Logf("%s %v: %d of %d trials stopped; %d epochs trained instead of %d (%.0f%% saved)", tc.stopper, tc.opts,
 				out.sum.Stopped, n, trained, n*epochs, 100*float64(n*epochs-trained)/float64(n*epochs))
 			evs := readEvents(t, out.dir)
-			if s := evs[0]; s.Stopper != tc.stopper || s.Schema != 2 {
-				t.Errorf("run_start %+v: want stopper %s, schema 2", s, tc.stopper)
+			if s := evs[0]; s.Stopper != tc.stopper || s.Schema != controller.SchemaVersion {
+				t.Errorf("run_start %+v: want stopper %s, schema %d", s, tc.stopper, controller.SchemaVersion)
 			}
 		})
 	}

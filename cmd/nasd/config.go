@@ -53,7 +53,8 @@ func (l limitsConfig) budget() arch.Budget {
 type budgetConfig struct {
 	Trials          int      `toml:"trials" json:"trials"`                     // finished trials; 0 = no limit
 	Time            duration `toml:"time" json:"time"`                         // wall time of the search; 0 = no limit
-	StopAt          string   `toml:"stop_at" json:"stop_at,omitempty"`         // RFC3339; SLURM_JOB_END_TIME when unset
+	StopAt          string   `toml:"stop_at" json:"stop_at,omitempty"`         // the job's end, RFC3339; SLURM_JOB_END_TIME when unset
+	StopMargin      duration `toml:"stop_margin" json:"stop_margin"`           // no trial starts this long before stop_at; 0: default
 	TrialTimeout    duration `toml:"trial_timeout" json:"trial_timeout"`       // per trial; 0 = none
 	CheckpointEvery duration `toml:"checkpoint_every" json:"checkpoint_every"` // async mode
 }
@@ -222,6 +223,9 @@ func (c *searchConfig) validate(file string, src []byte) error {
 	if b.TrialTimeout.Duration < 0 {
 		bad("budget", "trial_timeout", b.TrialTimeout, "must be ≥ 0 (0 = none)")
 	}
+	if b.StopMargin.Duration < 0 {
+		bad("budget", "stop_margin", b.StopMargin, "must be ≥ 0 (0 = trial_timeout + 30s, else 5m)")
+	}
 	if b.CheckpointEvery.Duration <= 0 {
 		bad("budget", "checkpoint_every", b.CheckpointEvery, "must be > 0")
 	}
@@ -230,8 +234,8 @@ func (c *searchConfig) validate(file string, src []byte) error {
 			bad("budget", "stop_at", fmt.Sprintf("%q", b.StopAt), "must be an RFC3339 time such as 2026-12-01T08:00:00Z")
 		}
 	}
-	if b.Trials == 0 && b.Time.Duration == 0 && b.StopAt == "" {
-		add("budget", errors.New("trials, time and stop_at are all unset: set at least one budget"))
+	if b.Trials == 0 && b.Time.Duration == 0 {
+		add("budget", errors.New("trials and time are both unset: set at least one (stop_at is the job's end, not the search's: a chain of jobs would never finish)"))
 	}
 	if !contains(dataset.Names(), c.Data.Name) {
 		bad("data", "name", fmt.Sprintf("%q", c.Data.Name), "must be one of "+strings.Join(dataset.Names(), ", "))
@@ -301,6 +305,29 @@ func (c *searchConfig) stopAt() time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// DefaultStopMargin is the stop margin without a trial timeout.
+const DefaultStopMargin = 5 * time.Minute
+
+// stopMargin is how long before the job's end no trial starts: the
+// configured margin, else a trial timeout and 30 s to spare (a trial started
+// then can still finish), else DefaultStopMargin.
+func (c *searchConfig) stopMargin() time.Duration {
+	switch {
+	case c.Budget.StopMargin.Duration > 0:
+		return c.Budget.StopMargin.Duration
+	case c.Budget.TrialTimeout.Duration > 0:
+		return c.Budget.TrialTimeout.Duration + 30*time.Second
+	}
+	return DefaultStopMargin
+}
+
+// withoutJobEnd is c as config.json keeps it: stop_at is the job's, and
+// a resumed job has its own.
+func (c searchConfig) withoutJobEnd() searchConfig {
+	c.Budget.StopAt = ""
+	return c
 }
 
 func (c *searchConfig) marshal() ([]byte, error) { return json.Marshal(c) }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,16 +32,18 @@ import (
 // exitCheckpointed: the search checkpointed before a deadline or signal; resubmit with -resume.
 const exitCheckpointed = 3
 
-const searchSynopsis = "(-config search.toml | -resume RUNDIR) [-workers N] [-trials N] [-time D] [-stop-at T] [-seed N] [-mode sync|async]"
+const searchSynopsis = "(-config search.toml | -resume RUNDIR [-override]) [-workers N] [-trials N] [-time D] [-stop-at T] [-stop-margin D] [-seed N] [-mode sync|async]"
 
 // searchFlags are the flags that override the config file.
 type searchFlags struct {
 	config, resume, runDir, mode, trainer, stopAt string
 	seed                                          uint64
 	workers, trials                               int
-	time                                          time.Duration
+	time, stopMargin                              time.Duration
+	override                                      bool
 	set                                           map[string]bool
-	original                                      []byte // the config file as written
+	original                                      []byte   // the config file as written
+	overrides                                     []string // changes -override allowed on resume, "flag: old → new"
 }
 
 func (sf *searchFlags) register(fs *flag.FlagSet) {
@@ -49,7 +52,9 @@ func (sf *searchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&sf.runDir, "run-dir", "", "run directory (overrides run_dir)")
 	fs.StringVar(&sf.mode, "mode", "", "sync (rounds, collectives) or async (dispatch as workers free up)")
 	fs.StringVar(&sf.trainer, "trainer", "", "real (train networks) or surrogate (synthetic objective)")
-	fs.StringVar(&sf.stopAt, "stop-at", "", "checkpoint and stop at this RFC3339 time (default: SLURM_JOB_END_TIME)")
+	fs.StringVar(&sf.stopAt, "stop-at", "", "the job's end, an RFC3339 time: start no trial after it minus -stop-margin, checkpoint and exit 3 before it (default: SLURM_JOB_END_TIME)")
+	fs.DurationVar(&sf.stopMargin, "stop-margin", 0, "stop starting trials this long before -stop-at (overrides [budget] stop_margin; default trial_timeout + 30s, else 5m)")
+	fs.BoolVar(&sf.override, "override", false, "with -resume: let -mode, -workers, -trials, -time, -seed or -trainer change the run (logged in run_start)")
 	fs.Uint64Var(&sf.seed, "seed", 0, "run seed (overrides seed)")
 	fs.IntVar(&sf.workers, "workers", 0, "in-process workers when not launched by MPI (overrides workers)")
 	fs.IntVar(&sf.trials, "trials", 0, "stop after this many finished trials (overrides [budget] trials)")
@@ -69,6 +74,9 @@ func (sf *searchFlags) apply(cfg *searchConfig) {
 	}
 	if sf.set["stop-at"] {
 		cfg.Budget.StopAt = sf.stopAt
+	}
+	if sf.set["stop-margin"] {
+		cfg.Budget.StopMargin = duration{sf.stopMargin}
 	}
 	if sf.set["seed"] {
 		cfg.Seed = sf.seed
@@ -96,6 +104,14 @@ func runSearch(args []string, stdout, stderr io.Writer) int {
 	if (sf.config == "") == (sf.resume == "") {
 		fmt.Fprintln(stderr, "nasd search: give exactly one of -config FILE or -resume RUNDIR")
 		fs.Usage()
+		return exitUsage
+	}
+	if sf.resume != "" && sf.set["run-dir"] {
+		fmt.Fprintf(stderr, "nasd search: -run-dir with -resume: the run directory is %s itself (copy it first to continue a copy)\n", sf.resume)
+		return exitUsage
+	}
+	if sf.override && sf.resume == "" {
+		fmt.Fprintln(stderr, "nasd search: -override is for -resume: a new run takes its settings from -config and the flags")
 		return exitUsage
 	}
 
@@ -132,6 +148,16 @@ func resolveConfig(sf *searchFlags) (searchConfig, []byte, error) {
 			return cfg, nil, fmt.Errorf("resume: %s: %w", path, err)
 		}
 		cfg.RunDir = sf.resume
+		// The job's end belongs to the job that ran, not to the run.
+		cfg.Budget.StopAt = ""
+		stored := cfg
+		sf.apply(&cfg)
+		changes := runChanges(stored, cfg)
+		if len(changes) > 0 && !sf.override {
+			return cfg, nil, fmt.Errorf("resume: %s would change the run %s (%s); a resumed run continues as it was: "+
+				"leave the flag out, or pass -override to change it anyway", strings.Join(changes, ", "), sf.resume, path)
+		}
+		sf.overrides = changes
 	} else {
 		var err error
 		if cfg, src, err = loadSearchConfig(path); err != nil {
@@ -139,11 +165,35 @@ func resolveConfig(sf *searchFlags) (searchConfig, []byte, error) {
 		}
 		original = src
 	}
-	sf.apply(&cfg)
+	if sf.resume == "" {
+		sf.apply(&cfg)
+	}
 	if err := cfg.finish(path, src); err != nil {
 		return cfg, nil, err
 	}
 	return cfg, original, nil
+}
+
+// runChanges lists what the resumed configuration now changes from the
+// stored one, as "-flag old → new": the settings that make the run another
+// run. The job's end and margin may change; so may the in-process worker
+// count in async mode, where it is only parallelism.
+func runChanges(stored, now searchConfig) []string {
+	var out []string
+	diff := func(flag string, old, new any) {
+		if old != new {
+			out = append(out, fmt.Sprintf("-%s %v (was %v)", flag, new, old))
+		}
+	}
+	diff("mode", stored.Mode, now.Mode)
+	if stored.Mode == "sync" || now.Mode == "sync" {
+		diff("workers", stored.Workers, now.Workers)
+	}
+	diff("trials", stored.Budget.Trials, now.Budget.Trials)
+	diff("time", stored.Budget.Time.Duration, now.Budget.Time.Duration)
+	diff("seed", stored.Seed, now.Seed)
+	diff("trainer", stored.Trainer.Kind, now.Trainer.Kind)
+	return out
 }
 
 // searchInProcess runs the controller and cfg.Workers goroutine workers.
@@ -190,8 +240,14 @@ func controllerMain(tr cluster.Transport, sf *searchFlags, stdout, stderr io.Wri
 	sf.original = original
 	if err != nil {
 		fmt.Fprintf(stderr, "nasd: %v\n", err)
-		tr.Bcast(context.Background(), 0, nil)
-		tr.Close()
+		// An empty setup tells the workers to exit; if they cannot hear
+		// it, abort the job rather than leave them waiting.
+		if _, berr := tr.Bcast(context.Background(), 0, nil); berr != nil {
+			fmt.Fprintf(stderr, "nasd: telling the workers to exit: %v\n", berr)
+			abort(tr, exitError, stderr)
+		} else if cerr := tr.Close(); cerr != nil {
+			fmt.Fprintf(stderr, "nasd: %v\n", cerr)
+		}
 		return exitError
 	}
 	return lead(tr, cfg, sf, false, stdout, stderr)
@@ -211,21 +267,36 @@ func lead(tr cluster.Transport, cfg searchConfig, sf *searchFlags, inProcess boo
 		fail(stderr, err)
 	}
 	if code == exitOK {
-		tr.Close()
+		if err := tr.Close(); err != nil {
+			// Everything is saved; the job may not end cleanly.
+			fmt.Fprintf(stderr, "nasd: %v\n", err)
+			code = exitError
+		}
 	} else {
-		tr.Abort(code)
+		abort(tr, code, stderr)
 	}
 	return code
+}
+
+// abort ends the whole job with code; if even that fails, it says so (the
+// process then exits on its own, and mpirun ends the others).
+func abort(tr cluster.Transport, code int, stderr io.Writer) {
+	if err := tr.Abort(code); err != nil {
+		fmt.Fprintf(stderr, "nasd: aborting the job: %v\n", err)
+	}
 }
 
 // workerMain is rank ≥ 1 of an MPI job.
 func workerMain(tr cluster.Transport, stderr io.Writer) int {
 	if err := serveTrials(context.Background(), tr, stderr); err != nil {
 		fmt.Fprintf(stderr, "nasd: rank %d: %v\n", tr.Rank(), err)
-		tr.Abort(exitError)
+		abort(tr, exitError, stderr)
 		return exitError
 	}
-	tr.Close()
+	if err := tr.Close(); err != nil {
+		fmt.Fprintf(stderr, "nasd: rank %d: %v\n", tr.Rank(), err)
+		return exitError
+	}
 	return exitOK
 }
 
@@ -295,9 +366,16 @@ func runController(tr cluster.Transport, cfg searchConfig, sf *searchFlags, inPr
 		if err := journal.WriteFileAtomic(filepath.Join(cfg.RunDir, "config.toml"), sf.original, 0o644); err != nil {
 			return fail(stderr, err)
 		}
-		if err := run.WriteJSON("config.json", cfg); err != nil {
+	}
+	if !resume || len(sf.overrides) > 0 {
+		// After -override the run goes on with the new settings, and so
+		// does every later resume.
+		if err := run.WriteJSON("config.json", cfg.withoutJobEnd()); err != nil {
 			return fail(stderr, err)
 		}
+	}
+	for _, o := range sf.overrides {
+		fmt.Fprintf(stdout, "Resumed with -override: %s\n", o)
 	}
 	space, err := arch.New(cfg.Space.Name, cfg.Space.Options)
 	if err != nil {
@@ -315,7 +393,7 @@ func runController(tr cluster.Transport, cfg searchConfig, sf *searchFlags, inPr
 	defer log.Close()
 	cfgJSON, _ := cfg.marshal()
 	ccfg := controller.Config{Mode: cfg.Mode, MaxTrials: cfg.Budget.Trials, MaxTime: cfg.Budget.Time.Duration,
-		StopAt: cfg.stopAt(), Seed: cfg.Seed, RunID: runID, CheckpointEvery: cfg.Budget.CheckpointEvery.Duration,
+		StopAt: cfg.stopAt(), StopMargin: cfg.stopMargin(), Override: sf.override, Overrides: sf.overrides, Seed: cfg.Seed, RunID: runID, CheckpointEvery: cfg.Budget.CheckpointEvery.Duration,
 		ConfigJSON: cfgJSON, Stopper: cfg.Stopping.Name, StopperOptions: cfg.Stopping.Options, Epochs: cfg.epochs(),
 		Budget: cfg.Limits.budget(), Space: space, PenaltyTargetFLOPs: cfg.Limits.PenaltyTargetFLOPs,
 		PenaltyWeight: cfg.Limits.PenaltyWeight}
@@ -338,6 +416,9 @@ func runController(tr cluster.Transport, cfg searchConfig, sf *searchFlags, inPr
 	stats.finish(cfg.RunDir)
 	stats.print(stdout, tr.Size()-1, inProcess)
 	if sum.Interrupted {
+		if sum.Reason == "deadline" {
+			fmt.Fprintf(stdout, "The job ends at %s: checkpointed %v before it.\n", ccfg.StopAt.Format(time.RFC3339), time.Until(ccfg.StopAt).Round(time.Second))
+		}
 		fmt.Fprintf(stdout, "Checkpointed; continue with: nasd search -resume %s\n", cfg.RunDir)
 		return exitCheckpointed
 	}
