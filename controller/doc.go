@@ -15,11 +15,23 @@
 // Config.CheckpointEvery.
 //
 // The event log is the run's write-ahead record and a checkpoint a snapshot
-// at a position in it (docs/events.md lists the events). Resuming loads the
-// newest good checkpoint, replays the results logged after it instead of
-// running their trials again, and dispatches the trials that were in flight
-// without a result. Checkpoints hold counters, the best result and the
-// trials in flight: their size does not grow with the trials run.
+// at a position in it (docs/events.md lists the events). The log records
+// every call the loop makes to the strategy and the stopper: each Propose
+// (strategy_propose), each Observe (trial_result) and each epoch report
+// (trial_progress). Resuming loads the newest good checkpoint and makes the
+// same calls again, in the same order, so a deterministic strategy ends up
+// exactly where it was; a re-proposed trial must have the logged ID and
+// architecture (else an error names it). Logged results are never run
+// again; the trials proposed without a result are dispatched again.
+// Checkpoints hold counters, the best result and the trials in flight:
+// their size does not grow with the trials run.
+//
+// Budgets and the job's end: MaxTrials and MaxTime end the search (the
+// loop finishes the running trials). StopAt is the job's end: no trial
+// starts after StopAt − StopMargin, trials still running at StopAt −
+// ExitReserve() are interrupted, and the loop checkpoints and returns
+// Interrupted with reason "deadline" (the caller exits 3, the next job
+// resumes).
 //
 // Early stopping (async only): Config.Stopper names a Stopper ("median",
 // "asha"; NewStopper, StopperNames, RegisterStopper), a pure state machine

@@ -262,3 +262,38 @@ duration = "0s"
 		t.Errorf("no trial stopped early:\n%s", out)
 	}
 }
+
+// TestMPIDeadlineChain runs an async aging-evolution search under mpirun -n 4
+// as a chain of jobs that each end at -stop-at: each job but the last exits 3
+// having started no trial in its last -stop-margin, and the chain ends with
+// exit 0, every trial once and one architecture per trial ID.
+func TestMPIDeadlineChain(t *testing.T) {
+	mpiBinary(t)
+	const trials = 60
+	cfg := writeConfig(t, fmt.Sprintf(surrogateTOML, "async", trials, "250ms")+
+		"[strategy]\nname = \"aging-evolution\"\n[strategy.options]\npopulation = 8\nsample = 3\n")
+	dir := filepath.Join(t.TempDir(), "run")
+	args := []string{"search", "-config", cfg, "-run-dir", dir}
+	var codes []int
+	for job := 1; ; job++ {
+		if job > 12 {
+			t.Fatalf("the chain does not end: exit codes %v", codes)
+		}
+		stopAt := time.Now().Add(4 * time.Second)
+		code, out, errOut := mpirunWait(t, 4, append(args, "-stop-at", stopAt.Format(time.RFC3339Nano), "-stop-margin", "1s")...)
+		codes = append(codes, code)
+		if code == exitOK {
+			break
+		}
+		if code != exitCheckpointed {
+			t.Fatalf("job %d: exit %d\n%s\n%s", job, code, out, errOut)
+		}
+		checkNoDispatchAfter(t, dir, stopAt.Add(-time.Second))
+		args = []string{"search", "-resume", dir}
+	}
+	if len(codes) < 2 {
+		t.Errorf("exit codes %v: the deadline never cut the search", codes)
+	}
+	readLogged(t, dir).check(t, trials)
+	t.Logf("exit codes of the chain under mpirun -n 4: %v", codes)
+}
