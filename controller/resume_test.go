@@ -185,8 +185,8 @@ func TestResumeRefusesAnotherProposal(t *testing.T) {
 // TestResumeRefusesChanges: another mode, or another worker count in sync
 // mode, is an error unless overridden; overridden, the run goes on.
 func TestResumeRefusesChanges(t *testing.T) {
-	first := search{mode: controller.ModeSync, ranks: 3, trials: 8, onTrain: func(calls int, cancel func()) {
-		if calls == 3 {
+	first := search{mode: controller.ModeSync, ranks: 4, trials: 8, onTrain: func(calls int, cancel func()) {
+		if calls == 5 { // in the second round of 3
 			cancel()
 		}
 	}}.run(t)
@@ -198,8 +198,9 @@ func TestResumeRefusesChanges(t *testing.T) {
 		ranks int
 		want  string
 	}{
-		{controller.ModeAsync, 3, "resumed in async mode"},
-		{controller.ModeSync, 4, "this job has 3"},
+		{controller.ModeAsync, 4, "resumed in async mode"},
+		// 3 trials in flight on 2 workers: the round runs in two parts.
+		{controller.ModeSync, 3, "this job has 2"},
 	} {
 		dir := filepath.Join(t.TempDir(), "run")
 		copyDir(t, first.dir, dir)
