@@ -16,6 +16,11 @@
 // "timeout", a cancellation "canceled". The same trial always gives the same
 // result, whichever rank runs it.
 //
+// The objective is additively separable: each decision adds its weight or
+// not, whatever the others are, so a search can improve one decision at a
+// time. That makes it an easy test of learning; controller/strategytest's
+// NK landscape is one whose decisions interact.
+//
 // The package imports only arch and cluster, so both the worker (as a
 // worker.Trainer) and tests of the controller can use it.
 package surrogate
