@@ -22,6 +22,11 @@
 // trial ID or status, and NaN or ±Inf in a result (JSON cannot carry them and
 // the event log must not hold them: a diverged trial says so in its status).
 //
+// [Trial], [Result] and the Status constants are aliases of the types in
+// nasd/controller/strategy, the strategy API (which imports only arch): the
+// record a strategy proposes or observes is the record on the wire, and its
+// struct tags, defined there, are the wire schema.
+//
 // # Wire format (WireVersion 1)
 //
 // A 20-byte big-endian header, then the payload:

@@ -3,10 +3,15 @@
 // results) to the workers over a cluster.Transport and records everything in
 // the run's journal.
 //
-// Strategies register by name (Register, New, Names); each lives in its own
-// package under controller/ (random, ...), imported for its side effect.
-// They create trial IDs and draw trial seeds from TrialSeed(run seed, ID), so
-// a trial's result depends only on the trial.
+// The strategy API (the Strategy interface, Trial and Result, the registry,
+// TrialSeed) lives in package controller/strategy, which the strategies
+// import instead of this package, so that a strategy depends on nothing but
+// that API and arch; this package re-exports it under the same names
+// (Strategy, Trial, Result, Env, Register, New, Names, TrialSeed, ...).
+// Strategies register by name; each lives in its own package under
+// controller/ (random, rl, evolution), imported for its side effect. They
+// create trial IDs and draw trial seeds from TrialSeed(run seed, ID), so a
+// trial's result depends only on the trial.
 //
 // Run has two modes. "sync" runs rounds of Size()-1 trials (Scatter, Gather)
 // and observes each round in trial order, so the same seed and rank count

@@ -51,13 +51,6 @@ func ExampleRun() {
 	// 12 trials, 12 ok; best t000004 with reward 0.2653
 }
 
-// TrialSeed is fixed forever: runs depend on it.
-func ExampleTrialSeed() {
-	fmt.Println(controller.TrialSeed(1, "t000001"))
-	// Output:
-	// 15970411904913852585
-}
-
 // ASHA as an early stopper (Li et al. 2020): with η = 3 and 10-epoch trials
 // the rungs are at epochs 1, 3 and 9; at each, a trial goes on only if it is
 // in the top third of the values recorded there so far: with n values, it

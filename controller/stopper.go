@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"nasd/cluster"
+	"nasd/controller/internal/registry"
 )
 
 // Stopper decides, epoch by epoch, whether a running trial should stop
@@ -53,7 +54,7 @@ type StopperFactory func(env StopperEnv) (Stopper, error)
 // StopperNone is the name of no early stopping, the default.
 const StopperNone = "none"
 
-var stoppers = newRegistry[StopperFactory]("stopper")
+var stoppers = registry.New[StopperFactory]("controller", "stopper")
 
 func init() {
 	RegisterStopper(StopperMedian, newMedian)
@@ -66,7 +67,7 @@ func RegisterStopper(name string, f StopperFactory) {
 	if name == "" || name == StopperNone || f == nil {
 		panic("controller: RegisterStopper: empty or reserved name, or nil factory")
 	}
-	stoppers.add("RegisterStopper", name, f)
+	stoppers.Add("RegisterStopper", name, f)
 }
 
 // NewStopper makes the named stopper. "" and "none" give nil: no early
@@ -79,7 +80,7 @@ func NewStopper(name string, env StopperEnv) (Stopper, error) {
 		}
 		return nil, nil
 	}
-	f, ok := stoppers.get(name)
+	f, ok := stoppers.Get(name)
 	if !ok {
 		return nil, fmt.Errorf("controller: stopper %q: unknown (known: %s)", name, strings.Join(StopperNames(), ", "))
 	}
@@ -87,7 +88,7 @@ func NewStopper(name string, env StopperEnv) (Stopper, error) {
 }
 
 // StopperNames lists the stoppers, "none" included, sorted.
-func StopperNames() []string { return stoppers.names(StopperNone) }
+func StopperNames() []string { return stoppers.Names(StopperNone) }
 
 func optionKeys(m map[string]any) string {
 	keys := make([]string, 0, len(m))

@@ -1,58 +1,37 @@
 package controller
 
-import (
-	"nasd/arch"
-	"nasd/cluster"
-)
+import "nasd/controller/strategy"
 
-// Trial and Result are the records strategies propose and observe; they are
-// the wire records too, so nothing converts between the two.
+// The strategy API lives in package controller/strategy, which strategies
+// import instead of this package (so that they depend on nothing but it and
+// arch). These aliases and forwarders keep the loop and its callers written
+// against controller.Strategy, controller.New, ... unchanged.
 type (
-	Trial  = cluster.Trial
-	Result = cluster.Result
+	// Strategy is strategy.Strategy: a search method as a pure state machine.
+	Strategy = strategy.Strategy
+	// Trial is strategy.Trial (and cluster.Trial): one architecture to train.
+	Trial = strategy.Trial
+	// Result is strategy.Result (and cluster.Result): a trial's outcome.
+	Result = strategy.Result
+	// Env is strategy.Env: what a strategy factory gets.
+	Env = strategy.Env
+	// Factory is strategy.Factory: makes a strategy from an Env.
+	Factory = strategy.Factory
+	// UpdateStats is strategy.UpdateStats: a learning strategy's last update.
+	UpdateStats = strategy.UpdateStats
+	// Learner is strategy.Learner: a strategy that learns in discrete updates.
+	Learner = strategy.Learner
 )
 
-// Strategy is a search method as a pure state machine: no MPI, files, wall
-// clock or global randomness inside. The loop asks it for trials, feeds it
-// results in a deterministic order, and checkpoints it.
-type Strategy interface {
-	Name() string
-	// Propose returns up to n new trials; fewer (even none) when it must wait
-	// for results, e.g. the end of a generation.
-	Propose(n int) ([]Trial, error)
-	// Observe takes the result of a trial that Propose returned.
-	Observe(r Result) error
-	// Snapshot encodes the whole state, random generator included; Restore
-	// on a fresh strategy of the same configuration continues exactly.
-	Snapshot() ([]byte, error)
-	Restore(b []byte) error
-}
+// Register is strategy.Register: it makes a strategy available to New.
+func Register(name string, f Factory) { strategy.Register(name, f) }
 
-// Env is what a strategy factory gets: the space to search, the run's seed
-// and the strategy's own options as decoded from the config file.
-type Env struct {
-	Space   arch.Space
-	Seed    uint64
-	Options map[string]any
-}
+// New is strategy.New: it makes the named strategy.
+func New(name string, env Env) (Strategy, error) { return strategy.New(name, env) }
 
-// Factory makes a strategy; it rejects unknown or invalid options, naming them.
-type Factory func(env Env) (Strategy, error)
+// Names is strategy.Names: the registered strategies, sorted.
+func Names() []string { return strategy.Names() }
 
-// UpdateStats describes a learning strategy's last update (rl: one
-// REINFORCE step over a batch of results).
-type UpdateStats struct {
-	Updates      int     `json:"updates"`       // updates completed so far, this one included
-	Batch        int     `json:"batch"`         // results in this update
-	MeanReward   float64 `json:"mean_reward"`   // mean reward of the batch
-	Baseline     float64 `json:"baseline"`      // the baseline the advantages were taken against
-	Loss         float64 `json:"loss"`          // loss at the weights before the step
-	Entropy      float64 `json:"entropy"`       // mean policy entropy over the batch
-	MaxStaleness int     `json:"max_staleness"` // most updates between a trial's proposal and its result (async)
-}
-
-// Learner is implemented by strategies that learn in discrete updates; the
-// loop logs each new update in strategy_update.
-type Learner interface {
-	LastUpdate() UpdateStats
-}
+// TrialSeed is strategy.TrialSeed: a trial's seed from the run's seed and
+// the trial's ID.
+func TrialSeed(runSeed uint64, trialID string) uint64 { return strategy.TrialSeed(runSeed, trialID) }

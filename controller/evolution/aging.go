@@ -3,7 +3,7 @@ package evolution
 import (
 	"fmt"
 
-	"nasd/controller"
+	"nasd/controller/strategy"
 )
 
 // NameAging is the name regularized (aging) evolution is registered under.
@@ -36,7 +36,7 @@ type Aging struct {
 // NewAging makes the "aging-evolution" strategy from env; see the package
 // documentation for its options. Every bad or unknown option is reported at
 // once.
-func NewAging(env controller.Env) (controller.Strategy, error) {
+func NewAging(env strategy.Env) (strategy.Strategy, error) {
 	p := &parser{name: NameAging, opts: env.Options}
 	cfg := agingConfig{common: p.common()}
 	cfg.Population = p.int("population", DefaultAgingPopulation, 2, maxPopulation)
@@ -70,7 +70,7 @@ func (s *Aging) Population() []Member {
 // later one a mutant of the best of `sample` members drawn uniformly (with
 // replacement, as in Algorithm 1) from the population as it is now. Before
 // any result has arrived there is no population, and the child is random.
-func (s *Aging) Propose(n int) ([]controller.Trial, error) {
+func (s *Aging) Propose(n int) ([]strategy.Trial, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("%s: Propose(%d): n must be ≥ 0", s.name, n)
 	}
@@ -83,7 +83,7 @@ func (s *Aging) parent() *member { return s.fittestOf(s.pop, s.cfg.Sample) }
 
 // Observe adds the child to the population as its youngest member; over
 // population, the oldest member (the first to join) leaves, however fit.
-func (s *Aging) Observe(r controller.Result) error {
+func (s *Aging) Observe(r strategy.Result) error {
 	m, err := s.take(s.pending, r)
 	if err != nil {
 		return err

@@ -11,8 +11,7 @@ import (
 	"strings"
 
 	"nasd/arch"
-	"nasd/controller"
-	"nasd/controller/random"
+	"nasd/controller/strategy"
 )
 
 // Bounds of the search for a child. A child that fails arch.Validate is bred
@@ -31,7 +30,7 @@ const (
 
 // Member is one evaluated architecture of a population.
 type Member struct {
-	ID        string  // trial ID, random.ID(Born)
+	ID        string  // trial ID, strategy.TrialID(Born)
 	Born      int     // the trial's number: 1 for the first trial proposed
 	Decisions []int   // one choice index per decision of the space
 	Fitness   float64 // the result's reward, or failure_reward
@@ -56,7 +55,7 @@ const (
 )
 
 func (m *member) export() Member {
-	return Member{ID: random.ID(m.N), Born: m.N, Decisions: slices.Clone(m.D), Fitness: m.F}
+	return Member{ID: strategy.TrialID(m.N), Born: m.N, Decisions: slices.Clone(m.D), Fitness: m.F}
 }
 
 // core is what both strategies share: the space and its decision table, the
@@ -77,7 +76,7 @@ type core struct {
 	best    *member // best result so far
 }
 
-func newCore(name string, env controller.Env, stream uint64, opt common) (core, error) {
+func newCore(name string, env strategy.Env, stream uint64, opt common) (core, error) {
 	if env.Space == nil {
 		return core{}, errors.New(name + ": no search space")
 	}
@@ -140,15 +139,15 @@ func layerOf(name string) (int, bool) {
 }
 
 // trial makes the trial of member m, numbering it.
-func (c *core) trial(m *member) controller.Trial {
+func (c *core) trial(m *member) strategy.Trial {
 	a, err := c.space.Arch(m.D)
 	if err != nil { // the operators keep every index in range
 		panic(c.name + ": internal error: bred an architecture outside the space: " + err.Error())
 	}
 	m.N = c.next
 	c.next++
-	id := random.ID(m.N)
-	return controller.Trial{ID: id, Arch: a, Seed: controller.TrialSeed(c.seed, id)}
+	id := strategy.TrialID(m.N)
+	return strategy.Trial{ID: id, Arch: a, Seed: strategy.TrialSeed(c.seed, id)}
 }
 
 // valid checks d with arch.Validate against the budget.
@@ -271,7 +270,7 @@ func (c *core) crossover(a, b []int) []int {
 
 // fitness is the reward of an "ok" or "stopped" result; a failed trial, or a
 // reward that is not finite, counts failure_reward.
-func (c *core) fitness(r controller.Result) float64 {
+func (c *core) fitness(r strategy.Result) float64 {
 	if (r.Status == "ok" || r.Status == "stopped") && !math.IsNaN(r.Reward) && !math.IsInf(r.Reward, 0) {
 		return r.Reward
 	}
@@ -373,7 +372,7 @@ func (r *ring) setBytes(b []byte) error {
 }
 
 // idOf is the trial ID of a proposed member.
-func idOf(m *member) string { return random.ID(m.N) }
+func idOf(m *member) string { return strategy.TrialID(m.N) }
 
 // fittestOf returns the fittest of k members of pop drawn uniformly with
 // replacement; a tie goes to the one drawn first. It is both the GA's
@@ -390,7 +389,7 @@ func (c *core) fittestOf(pop []*member, k int) *member {
 
 // take removes the trial of r from pending, gives its member r's fitness and
 // returns it; a trial not in flight is an error.
-func (c *core) take(pending map[string]*member, r controller.Result) (*member, error) {
+func (c *core) take(pending map[string]*member, r strategy.Result) (*member, error) {
 	m, ok := pending[r.TrialID]
 	if !ok {
 		return nil, fmt.Errorf("%s: Observe: trial %q was not proposed or was already observed", c.name, r.TrialID)
@@ -404,8 +403,8 @@ func (c *core) take(pending map[string]*member, r controller.Result) (*member, e
 // proposeOnDemand returns n trials bred at once: random while fewer than
 // population trials exist or nothing has been observed, then breed's child.
 // It is aging evolution's Propose and the steady-state GA's.
-func (c *core) proposeOnDemand(n, population int, pop []*member, inFlight map[string]*member, breed func() []int) ([]controller.Trial, error) {
-	out := make([]controller.Trial, 0, min(n, 1024))
+func (c *core) proposeOnDemand(n, population int, pop []*member, inFlight map[string]*member, breed func() []int) ([]strategy.Trial, error) {
+	out := make([]strategy.Trial, 0, min(n, 1024))
 	for range n {
 		var d []int
 		var err error

@@ -6,9 +6,9 @@
 //
 // Both treat an architecture's genome as its decision sequence and are pure
 // state machines: all randomness comes from one PCG seeded with the run seed
-// (its state is in the snapshot), trial IDs are random.ID(1), random.ID(2),
-// ... in proposal order, and each trial's seed is controller.TrialSeed(run
-// seed, ID).
+// (its state is in the snapshot), trial IDs are strategy.TrialID(1),
+// strategy.TrialID(2), ... in proposal order, and each trial's seed is
+// strategy.TrialSeed(run seed, ID).
 //
 // # ga
 //

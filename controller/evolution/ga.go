@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"nasd/controller"
+	"nasd/controller/strategy"
 )
 
 // NameGA is the name the genetic algorithm is registered under.
@@ -48,13 +48,13 @@ type GA struct {
 }
 
 func init() {
-	controller.Register(NameGA, NewGA)
-	controller.Register(NameAging, NewAging)
+	strategy.Register(NameGA, NewGA)
+	strategy.Register(NameAging, NewAging)
 }
 
 // NewGA makes the "ga" strategy from env; see the package documentation for
 // its options. Every bad or unknown option is reported at once.
-func NewGA(env controller.Env) (controller.Strategy, error) {
+func NewGA(env strategy.Env) (strategy.Strategy, error) {
 	p := &parser{name: NameGA, opts: env.Options}
 	cfg := gaConfig{common: p.common()}
 	cfg.Population = p.int("population", DefaultGAPopulation, 2, maxPopulation)
@@ -117,12 +117,12 @@ func (s *GA) Population() []Member {
 // generation waits for results; the next generation is bred once every
 // member has a result. Steady state: n children bred from the population
 // now (random ones for the first population trials).
-func (s *GA) Propose(n int) ([]controller.Trial, error) {
+func (s *GA) Propose(n int) ([]strategy.Trial, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("%s: Propose(%d): n must be ≥ 0", s.name, n)
 	}
 	if n == 0 {
-		return []controller.Trial{}, nil
+		return []strategy.Trial{}, nil
 	}
 	if s.cfg.SteadyState {
 		return s.proposeSteady(n)
@@ -130,7 +130,7 @@ func (s *GA) Propose(n int) ([]controller.Trial, error) {
 	if err := s.advance(); err != nil {
 		return nil, err
 	}
-	out := make([]controller.Trial, 0, min(n, len(s.gen)))
+	out := make([]strategy.Trial, 0, min(n, len(s.gen)))
 	for _, m := range s.gen {
 		if len(out) == n {
 			break
@@ -185,7 +185,7 @@ func (s *GA) advance() error {
 	return nil
 }
 
-func (s *GA) proposeSteady(n int) ([]controller.Trial, error) {
+func (s *GA) proposeSteady(n int) ([]strategy.Trial, error) {
 	return s.proposeOnDemand(n, s.cfg.Population, s.pop, s.pending, func() []int { return s.offspring(s.pop) })
 }
 
@@ -208,7 +208,7 @@ func (s *GA) tournament(pop []*member) *member { return s.fittestOf(pop, s.cfg.T
 // Steady state: the child joins the population and, over population, the
 // worst member leaves (a tie: the oldest of them; the child itself if it is
 // the worst).
-func (s *GA) Observe(r controller.Result) error {
+func (s *GA) Observe(r strategy.Result) error {
 	m, err := s.take(s.pending, r)
 	if err != nil {
 		return err

@@ -10,13 +10,13 @@ import (
 	"strings"
 
 	"nasd/arch"
-	"nasd/controller"
+	"nasd/controller/strategy"
 )
 
 // Name is the name the strategy is registered under.
 const Name = "random"
 
-func init() { controller.Register(Name, New) }
+func init() { strategy.Register(Name, New) }
 
 // stream is the PCG's second seed word: a fixed constant, so the run seed
 // alone picks the sequence.
@@ -43,7 +43,7 @@ type bestResult struct {
 
 // New makes the strategy. It takes no options; any key in env.Options is an
 // error naming it.
-func New(env controller.Env) (controller.Strategy, error) {
+func New(env strategy.Env) (strategy.Strategy, error) {
 	if env.Space == nil {
 		return nil, errors.New("random: no search space")
 	}
@@ -62,19 +62,20 @@ func New(env controller.Env) (controller.Strategy, error) {
 // Name returns "random".
 func (s *Strategy) Name() string { return Name }
 
-// ID returns the ID of the n-th proposed trial (1-based): t000001, t000002, ...
-func ID(n int) string { return fmt.Sprintf("t%06d", n) }
+// ID returns the ID of the n-th proposed trial (1-based): t000001, t000002,
+// ... It is strategy.TrialID, kept here for the tests that name it so.
+func ID(n int) string { return strategy.TrialID(n) }
 
 // Propose returns n new trials, IDs in proposal order.
-func (s *Strategy) Propose(n int) ([]controller.Trial, error) {
+func (s *Strategy) Propose(n int) ([]strategy.Trial, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("random: Propose(%d): n must be ≥ 0", n)
 	}
-	out := make([]controller.Trial, n)
+	out := make([]strategy.Trial, n)
 	for i := range out {
 		id := ID(s.next)
 		s.next++
-		out[i] = controller.Trial{ID: id, Arch: s.space.Sample(s.rng), Seed: controller.TrialSeed(s.seed, id)}
+		out[i] = strategy.Trial{ID: id, Arch: s.space.Sample(s.rng), Seed: strategy.TrialSeed(s.seed, id)}
 		s.pending[id] = true
 	}
 	return out, nil
@@ -82,7 +83,7 @@ func (s *Strategy) Propose(n int) ([]controller.Trial, error) {
 
 // Observe records a result; the best ok result is kept only for Snapshot's
 // readers (random search does not learn).
-func (s *Strategy) Observe(r controller.Result) error {
+func (s *Strategy) Observe(r strategy.Result) error {
 	if !s.pending[r.TrialID] {
 		return fmt.Errorf("random: Observe: trial %q was not proposed or was already observed", r.TrialID)
 	}

@@ -101,8 +101,8 @@
 //
 // # State
 //
-// Trial IDs are random.ID(1), random.ID(2), ... and seeds
-// controller.TrialSeed(run seed, ID). Snapshot holds the weights, Adam's
+// Trial IDs are strategy.TrialID(1), strategy.TrialID(2), ... and seeds
+// strategy.TrialSeed(run seed, ID). Snapshot holds the weights, Adam's
 // moments and step, the baseline, the generator, the next ID, the update
 // count, the trials in flight and the results of the current batch with
 // their sampled actions, so a restored strategy makes the same updates and

@@ -7,8 +7,7 @@ import (
 	"math/rand/v2"
 
 	"nasd/arch"
-	"nasd/controller"
-	"nasd/controller/random"
+	"nasd/controller/strategy"
 )
 
 // Names the strategies are registered under.
@@ -18,8 +17,8 @@ const (
 )
 
 func init() {
-	controller.Register(Name, func(env controller.Env) (controller.Strategy, error) { return New(env) })
-	controller.Register(RandomPolicyName, func(env controller.Env) (controller.Strategy, error) { return NewRandomPolicy(env) })
+	strategy.Register(Name, func(env strategy.Env) (strategy.Strategy, error) { return New(env) })
+	strategy.Register(RandomPolicyName, func(env strategy.Env) (strategy.Strategy, error) { return NewRandomPolicy(env) })
 }
 
 // The PCGs' second seed words: fixed constants, so the run seed alone picks
@@ -37,7 +36,7 @@ const (
 )
 
 // UpdateInfo describes the last completed batch, for the loop to log.
-type UpdateInfo = controller.UpdateStats
+type UpdateInfo = strategy.UpdateStats
 
 // Strategy is the NAS controller of Zoph & Le 2017, or with learn false the
 // same sampler never updated ("random-policy"). It is a pure state machine:
@@ -87,16 +86,16 @@ type obsRec struct {
 
 // New makes the "rl" strategy: Zoph & Le's LSTM controller trained with
 // REINFORCE.
-func New(env controller.Env) (*Strategy, error) { return newStrategy(Name, true, env) }
+func New(env strategy.Env) (*Strategy, error) { return newStrategy(Name, true, env) }
 
 // NewRandomPolicy makes "random-policy": the controller at its random
 // initialisation, sampled the same way and never updated (Zoph & Le 2017's
 // control). It takes the same options.
-func NewRandomPolicy(env controller.Env) (*Strategy, error) {
+func NewRandomPolicy(env strategy.Env) (*Strategy, error) {
 	return newStrategy(RandomPolicyName, false, env)
 }
 
-func newStrategy(name string, learn bool, env controller.Env) (*Strategy, error) {
+func newStrategy(name string, learn bool, env strategy.Env) (*Strategy, error) {
 	if env.Space == nil {
 		return nil, errors.New(name + ": no search space")
 	}
@@ -135,26 +134,26 @@ func (s *Strategy) Batch() int { return s.batch }
 func (s *Strategy) LastUpdate() UpdateInfo { return s.last }
 
 // Propose samples n architectures from the controller, IDs in proposal
-// order (random.ID). The first call with n > 0 fixes the batch size when the
-// batch option is 0.
-func (s *Strategy) Propose(n int) ([]controller.Trial, error) {
+// order (strategy.TrialID). The first call with n > 0 fixes the batch size
+// when the batch option is 0.
+func (s *Strategy) Propose(n int) ([]strategy.Trial, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("%s: Propose(%d): n must be ≥ 0", s.name, n)
 	}
 	if s.batch == 0 && n > 0 {
 		s.batch = n
 	}
-	out := make([]controller.Trial, n)
+	out := make([]strategy.Trial, n)
 	for i := range out {
 		actions, logp, ent := s.m.sample(s.w, s.rng)
 		a, err := s.space.Arch(actions)
 		if err != nil {
 			panic(fmt.Sprintf("%s: sampled an invalid architecture: %v", s.name, err))
 		}
-		id := random.ID(s.next)
+		id := strategy.TrialID(s.next)
 		s.pending[id] = &trialRec{N: s.next, Actions: actions, At: s.updates, LogP: logp, Entropy: ent}
 		s.next++
-		out[i] = controller.Trial{ID: id, Arch: a, Seed: controller.TrialSeed(s.seed, id)}
+		out[i] = strategy.Trial{ID: id, Arch: a, Seed: strategy.TrialSeed(s.seed, id)}
 	}
 	return out, nil
 }
@@ -162,7 +161,7 @@ func (s *Strategy) Propose(n int) ([]controller.Trial, error) {
 // reward is the reward REINFORCE uses for r: the worker's for "ok" and
 // "stopped" (early-stopped; computed over the epochs run), failure_reward
 // for any other status or a non-finite reward.
-func (s *Strategy) reward(r controller.Result) float64 {
+func (s *Strategy) reward(r strategy.Result) float64 {
 	if (r.Status == "ok" || r.Status == "stopped") && !math.IsNaN(r.Reward) && !math.IsInf(r.Reward, 0) {
 		return r.Reward
 	}
@@ -171,7 +170,7 @@ func (s *Strategy) reward(r controller.Result) float64 {
 
 // Observe records the result of a proposed trial; the batch-th result since
 // the last update triggers the next update.
-func (s *Strategy) Observe(r controller.Result) error {
+func (s *Strategy) Observe(r strategy.Result) error {
 	rec, ok := s.pending[r.TrialID]
 	if !ok {
 		return fmt.Errorf("%s: Observe: trial %q was not proposed or was already observed", s.name, r.TrialID)

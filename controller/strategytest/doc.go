@@ -8,9 +8,9 @@
 //		strategytest.Run(t, "ga", map[string]any{"population": int64(10)})
 //	}
 //
-// Run makes the strategy by name through controller.New (so the package under
+// Run makes the strategy by name through strategy.New (so the package under
 // test must be imported, which it is in its own tests) and checks, each in a
-// subtest, the contract of controller.Strategy as the loop relies on it:
+// subtest, the contract of strategy.Strategy as the loop relies on it:
 // valid, uniquely named, correctly seeded proposals; determinism; Propose's
 // count; results of every status, in any order; Snapshot and Restore;
 // duplicate architectures; and bounded snapshots. Run's documentation lists
@@ -29,9 +29,9 @@
 // (docs/strategies.md has the table). NASD_LONG=1 runs bigger versions of
 // both; -short shortens the suite, not the learning test.
 //
-// Deviation from DESIGN.md's table: besides controller and arch the package
-// imports surrogate (which imports only arch and cluster), so that the
-// harness plays against the same separable objective as the controller's
-// own tests; NK, the objective with interactions, lives here because only
-// tests use it.
+// Deviation from DESIGN.md's table: besides controller/strategy and arch
+// the package imports surrogate (which imports only arch and cluster), so
+// that the harness plays against the same separable objective as the
+// controller's own tests; NK, the objective with interactions, lives here
+// because only tests use it.
 package strategytest

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"nasd/arch"
-	"nasd/controller"
+	"nasd/controller/strategy"
 	"nasd/surrogate"
 )
 
@@ -84,11 +84,11 @@ func guard(t tester, what string, f func()) {
 var statusCycle = []string{"ok", "ok", "ok", "failed", "timeout", "diverged", "stopped", "canceled", "error", "rejected"}
 
 // results turns a trial into its result.
-type results func(controller.Trial) controller.Result
+type results func(strategy.Trial) strategy.Result
 
 // okResults trains every trial on obj: status "ok".
 func okResults(obj *surrogate.Objective) results {
-	return func(tr controller.Trial) controller.Result { return obj.Train(context.Background(), tr) }
+	return func(tr strategy.Trial) strategy.Result { return obj.Train(context.Background(), tr) }
 }
 
 // mixedResults gives each trial a status from statusCycle, picked by its
@@ -97,7 +97,7 @@ func okResults(obj *surrogate.Objective) results {
 // best epoch) for timeout, stopped and canceled; a sanitised curve and
 // reward 0 for diverged.
 func mixedResults(obj *surrogate.Objective) results {
-	return func(tr controller.Trial) controller.Result {
+	return func(tr strategy.Trial) strategy.Result {
 		r := obj.Train(context.Background(), tr)
 		r.Status = statusCycle[tr.Seed%uint64(len(statusCycle))]
 		cut := func(k int) {
@@ -131,8 +131,8 @@ func mixedResults(obj *surrogate.Objective) results {
 }
 
 // failedResults fails every trial.
-func failedResults(tr controller.Trial) controller.Result {
-	return controller.Result{TrialID: tr.ID, Status: "failed", Reason: "strategytest: every trial fails"}
+func failedResults(tr strategy.Trial) strategy.Result {
+	return strategy.Result{TrialID: tr.ID, Status: "failed", Reason: "strategytest: every trial fails"}
 }
 
 // driver plays the rank-0 loop against a strategy: it proposes, checks every
@@ -140,7 +140,7 @@ func failedResults(tr controller.Trial) controller.Result {
 type driver struct {
 	t       tester
 	label   string // names the run in messages
-	s       controller.Strategy
+	s       strategy.Strategy
 	space   arch.Space
 	runSeed uint64
 	result  results
@@ -150,29 +150,29 @@ type driver struct {
 	zeroCall bool       // call Propose(0) before each fill (it must be a no-op)
 	hold     string     // an async straggler: observed only when alone in flight
 
-	flight   []controller.Trial          // in flight, in proposal order
-	pristine map[string]controller.Trial // deep copies of the trials in flight
-	ids      map[string]int              // every ID proposed → its position in trials
-	trials   []controller.Trial          // every proposal, in order
-	statuses map[string]int              // observed results by status
+	flight   []strategy.Trial          // in flight, in proposal order
+	pristine map[string]strategy.Trial // deep copies of the trials in flight
+	ids      map[string]int            // every ID proposed → its position in trials
+	trials   []strategy.Trial          // every proposal, in order
+	statuses map[string]int            // observed results by status
 }
 
-func newDriver(t tester, label string, s controller.Strategy, space arch.Space, runSeed uint64, res results) *driver {
+func newDriver(t tester, label string, s strategy.Strategy, space arch.Space, runSeed uint64, res results) *driver {
 	pcg := rand.NewPCG(runSeed, 0x6f72646572) // "order"
 	return &driver{t: t, label: label, s: s, space: space, runSeed: runSeed, result: res,
 		pcg: pcg, rng: rand.New(pcg),
-		pristine: map[string]controller.Trial{}, ids: map[string]int{}, statuses: map[string]int{}}
+		pristine: map[string]strategy.Trial{}, ids: map[string]int{}, statuses: map[string]int{}}
 }
 
 // fork returns a copy of d that drives s: same trials in flight, same
 // history, same generator state.
-func (d *driver) fork(label string, s controller.Strategy) *driver {
+func (d *driver) fork(label string, s strategy.Strategy) *driver {
 	pcg := *d.pcg
 	f := *d
 	f.label, f.s, f.pcg, f.rng = label, s, &pcg, rand.New(&pcg)
 	f.flight = slices.Clone(d.flight)
 	f.trials = slices.Clone(d.trials)
-	f.pristine = make(map[string]controller.Trial, len(d.pristine))
+	f.pristine = make(map[string]strategy.Trial, len(d.pristine))
 	for k, v := range d.pristine {
 		f.pristine[k] = v
 	}
@@ -184,7 +184,7 @@ func (d *driver) fork(label string, s controller.Strategy) *driver {
 	return &f
 }
 
-func cloneTrial(tr controller.Trial) controller.Trial {
+func cloneTrial(tr strategy.Trial) strategy.Trial {
 	tr.Arch.Decisions = slices.Clone(tr.Arch.Decisions)
 	o := &tr.Arch.Options
 	o.FilterSizes, o.FilterCounts, o.Strides = slices.Clone(o.FilterSizes), slices.Clone(o.FilterCounts), slices.Clone(o.Strides)
@@ -198,9 +198,9 @@ func (d *driver) observed() int { return len(d.trials) - len(d.flight) }
 // propose asks for up to n trials and checks them: at most n; at least one
 // when none is in flight (the loop ends a run as "strategy done" when it gets
 // none then); each valid (checkTrial). They join the trials in flight.
-func (d *driver) propose(n int) []controller.Trial {
+func (d *driver) propose(n int) []strategy.Trial {
 	d.t.Helper()
-	var got []controller.Trial
+	var got []strategy.Trial
 	var err error
 	guard(d.t, fmt.Sprintf("%s: Propose(%d) after %d trials", d.label, n, len(d.trials)), func() { got, err = d.s.Propose(n) })
 	switch {
@@ -225,18 +225,18 @@ func (d *driver) propose(n int) []controller.Trial {
 }
 
 // checkTrial checks a proposed trial: a new, non-empty ID; the seed
-// controller.TrialSeed(run seed, ID); no negative epochs; an architecture of
+// strategy.TrialSeed(run seed, ID); no negative epochs; an architecture of
 // the space that passes arch.Validate and is exactly what Space.Arch makes of
 // its decisions (same options, so the same hash).
-func (d *driver) checkTrial(tr controller.Trial) error {
+func (d *driver) checkTrial(tr strategy.Trial) error {
 	if tr.ID == "" {
 		return fmt.Errorf("empty ID")
 	}
 	if k, dup := d.ids[tr.ID]; dup {
 		return fmt.Errorf("ID already used by proposal #%d", k+1)
 	}
-	if want := controller.TrialSeed(d.runSeed, tr.ID); tr.Seed != want {
-		return fmt.Errorf("seed %d, want controller.TrialSeed(%d, %q) = %d", tr.Seed, d.runSeed, tr.ID, want)
+	if want := strategy.TrialSeed(d.runSeed, tr.ID); tr.Seed != want {
+		return fmt.Errorf("seed %d, want strategy.TrialSeed(%d, %q) = %d", tr.Seed, d.runSeed, tr.ID, want)
 	}
 	if tr.Epochs < 0 {
 		return fmt.Errorf("epochs %d: must be ≥ 0 (0 = the run's)", tr.Epochs)
@@ -348,7 +348,7 @@ func (d *driver) drain() {
 
 // sameTrials reports the first difference between two runs' proposals, or
 // "" if they are the same.
-func sameTrials(a, b []controller.Trial) string {
+func sameTrials(a, b []strategy.Trial) string {
 	for i := range min(len(a), len(b)) {
 		if !reflect.DeepEqual(a[i], b[i]) {
 			return fmt.Sprintf("proposal #%d: %s %v (seed %d) vs %s %v (seed %d)",

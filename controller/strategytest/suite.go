@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"nasd/arch"
-	"nasd/controller"
+	"nasd/controller/strategy"
 	"nasd/surrogate"
 )
 
@@ -27,7 +27,7 @@ import (
 //   - Valid: every proposal, in every subtest, is checked: at most n trials
 //     for Propose(n); at least one when none is in flight (else the loop
 //     ends the run); IDs non-empty and unique within the run; seed =
-//     controller.TrialSeed(run seed, ID); Epochs ≥ 0; the architecture is
+//     strategy.TrialSeed(run seed, ID); Epochs ≥ 0; the architecture is
 //     Space.Arch(decisions) of the space and passes arch.Validate; a
 //     proposed trial is not modified after Propose returned it.
 //   - ProposeCount: Propose(n) for n = 0, 1, 2, 3, 8 in turn; Propose(0)
@@ -113,7 +113,7 @@ func run(t tester, name string, opts map[string]any) {
 	space := standardSpace()
 	s := &suite{name: name, opts: opts, space: space,
 		obj: surrogate.New(space, surrogate.Options{Seed: 7, Noise: 0.02})}
-	if _, err := controller.New(name, controller.Env{Space: space, Seed: 1, Options: maps.Clone(opts)}); err != nil {
+	if _, err := strategy.New(name, strategy.Env{Space: space, Seed: 1, Options: maps.Clone(opts)}); err != nil {
 		t.Fatalf("strategytest: %v", err)
 	}
 	t.run("Name", s.testName)
@@ -131,15 +131,15 @@ func run(t tester, name string, opts map[string]any) {
 }
 
 // make returns a fresh strategy; each gets its own copy of the options.
-func (s *suite) make(t tester, space arch.Space, seed uint64, opts map[string]any) controller.Strategy {
+func (s *suite) make(t tester, space arch.Space, seed uint64, opts map[string]any) strategy.Strategy {
 	t.Helper()
-	var st controller.Strategy
+	var st strategy.Strategy
 	var err error
-	guard(t, "controller.New", func() {
-		st, err = controller.New(s.name, controller.Env{Space: space, Seed: seed, Options: maps.Clone(opts)})
+	guard(t, "strategy.New", func() {
+		st, err = strategy.New(s.name, strategy.Env{Space: space, Seed: seed, Options: maps.Clone(opts)})
 	})
 	if err != nil {
-		t.Fatalf("controller.New(%q, seed %d): %v", s.name, seed, err)
+		t.Fatalf("strategy.New(%q, seed %d): %v", s.name, seed, err)
 	}
 	return st
 }
@@ -166,8 +166,8 @@ func (s *suite) testOptions(t tester) {
 	}
 	bad[bogusOption] = int64(1)
 	var err error
-	guard(t, "controller.New with an unknown option", func() {
-		_, err = controller.New(s.name, controller.Env{Space: s.space, Seed: 1, Options: bad})
+	guard(t, "strategy.New with an unknown option", func() {
+		_, err = strategy.New(s.name, strategy.Env{Space: s.space, Seed: 1, Options: bad})
 	})
 	if err == nil || !strings.Contains(err.Error(), bogusOption) {
 		t.Errorf("unknown option %q: error %v, want one that names it", bogusOption, err)
@@ -232,7 +232,7 @@ func (s *suite) testProposeCount(t tester) {
 	}
 
 	// Propose(-1) must not panic or return trials; an error is fine.
-	var got []controller.Trial
+	var got []strategy.Trial
 	var err error
 	guard(t, "Propose(-1)", func() { got, err = zero.s.Propose(-1) })
 	if len(got) != 0 {
@@ -295,7 +295,7 @@ func (s *suite) testAnyOrder(t tester) {
 	a.step(width)
 	a.hold = a.flight[0].ID
 	a.steps(scale(rounds*width), width)
-	if slices.ContainsFunc(a.flight, func(tr controller.Trial) bool { return tr.ID == a.hold }) {
+	if slices.ContainsFunc(a.flight, func(tr strategy.Trial) bool { return tr.ID == a.hold }) {
 		t.Logf("straggler %s still in flight after %d results", a.hold, a.observed())
 	}
 	a.drain()
@@ -306,7 +306,7 @@ func (s *suite) testObserveErrors(t tester) {
 	d.propose(2) // at least one: none is in flight
 	first := d.flight[0]
 	d.observe(0)
-	try := func(what string, r controller.Result) {
+	try := func(what string, r strategy.Result) {
 		t.Helper()
 		var err error
 		guard(t, what, func() { err = d.s.Observe(r) })
@@ -316,14 +316,14 @@ func (s *suite) testObserveErrors(t tester) {
 			t.Logf("%s: %v", what, err)
 		}
 	}
-	try("Observe of a trial never proposed", controller.Result{TrialID: "strategytest-never-proposed", Status: "ok", Reward: 0.5})
-	try("Observe of a trial observed already", controller.Result{TrialID: first.ID, Status: "ok", Reward: 0.5})
+	try("Observe of a trial never proposed", strategy.Result{TrialID: "strategytest-never-proposed", Status: "ok", Reward: 0.5})
+	try("Observe of a trial observed already", strategy.Result{TrialID: first.ID, Status: "ok", Reward: 0.5})
 	d.drain()
 	d.steps(scale(4*width), width)
 }
 
 // snapshot and restore with the calls guarded.
-func snapshot(t tester, label string, st controller.Strategy) []byte {
+func snapshot(t tester, label string, st strategy.Strategy) []byte {
 	t.Helper()
 	var b []byte
 	var err error
@@ -334,7 +334,7 @@ func snapshot(t tester, label string, st controller.Strategy) []byte {
 	return b
 }
 
-func (s *suite) restored(t tester, label string, seed uint64, snap []byte) controller.Strategy {
+func (s *suite) restored(t tester, label string, seed uint64, snap []byte) strategy.Strategy {
 	t.Helper()
 	st := s.make(t, s.space, seed, s.opts)
 	var err error

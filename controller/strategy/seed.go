@@ -1,4 +1,6 @@
-package controller
+package strategy
+
+import "fmt"
 
 // TrialSeed derives a trial's seed from the run's seed and the trial's ID:
 //
@@ -33,3 +35,8 @@ func splitMix64(x uint64) uint64 {
 	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
 	return x ^ (x >> 31)
 }
+
+// TrialID returns the ID of the n-th trial a strategy proposes (1-based):
+// t000001, t000002, ... Every strategy of the project numbers its trials
+// this way, in proposal order.
+func TrialID(n int) string { return fmt.Sprintf("t%06d", n) }
