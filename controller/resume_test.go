@@ -222,10 +222,12 @@ func TestResumeRefusesChanges(t *testing.T) {
 // trial once.
 func TestDeadline(t *testing.T) {
 	const n = 24
-	const margin = 120 * time.Millisecond
+	// Generous times: run_end must come before stop_at on a loaded 2-core
+	// machine, with min(margin/2, 30 s) to checkpoint.
+	const margin = 600 * time.Millisecond
 	for _, mode := range []string{controller.ModeSync, controller.ModeAsync} {
 		t.Run(mode, func(t *testing.T) {
-			delay := func(string) time.Duration { return 40 * time.Millisecond }
+			delay := func(string) time.Duration { return 100 * time.Millisecond }
 			dir := filepath.Join(t.TempDir(), "run")
 			var segments int
 			for resume := false; ; resume = true {
@@ -233,7 +235,7 @@ func TestDeadline(t *testing.T) {
 				if segments > 30 {
 					t.Fatal("the chain does not end")
 				}
-				stopAt := time.Now().Add(300 * time.Millisecond)
+				stopAt := time.Now().Add(1200 * time.Millisecond)
 				out := search{mode: mode, ranks: 3, trials: n, dir: dir, resume: resume, stopAt: stopAt, margin: margin, delay: delay}.run(t)
 				if out.err != nil {
 					t.Fatal(out.err)
@@ -296,14 +298,14 @@ func checkSegmentTimes(t *testing.T, dir string, stopAt time.Time, margin time.D
 func TestDeadlineInterruptsRunningTrials(t *testing.T) {
 	for _, mode := range []string{controller.ModeSync, controller.ModeAsync} {
 		t.Run(mode, func(t *testing.T) {
-			long := func(string) time.Duration { return 400 * time.Millisecond }
-			stopAt := time.Now().Add(200 * time.Millisecond)
-			s := search{mode: mode, ranks: 3, trials: 2, stopAt: stopAt, margin: 100 * time.Millisecond, delay: long}
+			long := func(string) time.Duration { return 1500 * time.Millisecond }
+			stopAt := time.Now().Add(700 * time.Millisecond)
+			s := search{mode: mode, ranks: 3, trials: 2, stopAt: stopAt, margin: 400 * time.Millisecond, delay: long}
 			out := s.run(t)
 			if out.err != nil || !out.sum.Interrupted || out.sum.Reason != "deadline" || out.sum.Trials != 0 {
 				t.Fatalf("%+v %v: want interrupted by the deadline with no trial finished", out.sum, out.err)
 			}
-			checkSegmentTimes(t, out.dir, stopAt, 100*time.Millisecond)
+			checkSegmentTimes(t, out.dir, stopAt, 400*time.Millisecond)
 			ck := ofKind(readEvents(t, out.dir), controller.EventCheckpoint)
 			if len(ck) == 0 || ck[len(ck)-1].InFlight != 2 {
 				t.Fatalf("checkpoints %+v: want the last with 2 trials in flight", ck)
