@@ -115,8 +115,9 @@ type Arch struct {
 // largest network has 39 layers.
 const maxLayers = 128
 
-// maxDim bounds sizes, channels and filters so that FLOPs stay far from
-// int64 overflow.
+// maxDim bounds sizes, channels and filters. Costs can still pass int64 (a
+// 65536×65536 image through 65536 filters of 99×99): Graph.Infer checks its
+// arithmetic and reports such a network as an error.
 const maxDim = 1 << 16
 
 type spaceDef struct {
