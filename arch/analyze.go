@@ -2,6 +2,7 @@ package arch
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -36,7 +37,9 @@ type Analysis struct {
 	Output          Shape
 }
 
-// Analyze lowers a and infers every layer's shape and cost.
+// Analyze lowers a and infers every layer's shape and cost. A cost that
+// overflows int64 (or, for params, int) is an error that names the quantity
+// and the node's layer.
 func Analyze(s Space, a Arch) (*Analysis, error) {
 	g, err := s.Lower(a)
 	if err != nil {
@@ -50,6 +53,9 @@ func Analyze(s Space, a Arch) (*Analysis, error) {
 }
 
 // summarize groups node stats by layer, in order of each layer's first node.
+// When Infer succeeded every sum fits (it checks the totals); on the partial
+// stats of a failed Infer a sum that would pass int64 stays at its maximum,
+// so a budget check still sees it as large, never as wrapped.
 func summarize(s Space, a Arch, g *Graph, st []Stats) *Analysis {
 	an := &Analysis{}
 	pos := map[string]int{}
@@ -62,14 +68,18 @@ func summarize(s Space, a Arch, g *Graph, st []Stats) *Analysis {
 		}
 		l := &an.Layers[k]
 		l.Output = st[i].Shape // nodes are topological: a layer's last node is its output
-		l.Params += st[i].Params
-		l.FLOPs += st[i].FLOPs
-		l.ActivationBytes += 4 * int64(st[i].Shape.Elems())
+		l.Params = satInt(int64(l.Params), int64(st[i].Params))
+		l.FLOPs = sat64(l.FLOPs, st[i].FLOPs)
+		b, ok := mul64(4, int64(st[i].Shape.C), int64(st[i].Shape.H), int64(st[i].Shape.W))
+		if !ok {
+			b = math.MaxInt64
+		}
+		l.ActivationBytes = sat64(l.ActivationBytes, b)
 	}
 	for _, l := range an.Layers {
-		an.Params += l.Params
-		an.FLOPs += l.FLOPs
-		an.ActivationBytes += l.ActivationBytes
+		an.Params = satInt(int64(an.Params), int64(l.Params))
+		an.FLOPs = sat64(an.FLOPs, l.FLOPs)
+		an.ActivationBytes = sat64(an.ActivationBytes, l.ActivationBytes)
 	}
 	an.Output = st[len(st)-1].Shape
 
@@ -114,6 +124,8 @@ func contains(xs []string, x string) bool {
 // below 1 (each named), and each budget overrun with the layer that
 // contributes most. Costs of a network that fails shape inference are counted
 // over the nodes that could be inferred, so an overrun reported then is real.
+// A cost that overflows int64 is an error naming the quantity and the layer
+// (from Infer), so such an architecture is rejected whatever the budget.
 //
 // nas convolutions pad (K-1)/2, so their output is ⌈in/stride⌉ and never
 // collapses; spatial collapse comes from enas-macro's reductions.
@@ -149,21 +161,30 @@ func Validate(s Space, a Arch, b Budget) error {
 				best = k
 			}
 		}
-		return fmt.Sprintf("%s with %s", an.Layers[best].Name, group(v(an.Layers[best])))
+		return fmt.Sprintf("%s with %s", an.Layers[best].Name, count(v(an.Layers[best]), math.MaxInt64))
 	}
 	if b.MaxParams > 0 && an.Params > b.MaxParams {
-		p.add("params %s over budget %s (largest: %s)", group(int64(an.Params)), group(int64(b.MaxParams)),
+		p.add("params %s over budget %s (largest: %s)", count(int64(an.Params), math.MaxInt), group(int64(b.MaxParams)),
 			largest(func(l LayerStats) int64 { return int64(l.Params) }))
 	}
 	if b.MaxFLOPs > 0 && an.FLOPs > b.MaxFLOPs {
-		p.add("FLOPs %s over budget %s (largest: %s)", group(an.FLOPs), group(b.MaxFLOPs),
+		p.add("FLOPs %s over budget %s (largest: %s)", count(an.FLOPs, math.MaxInt64), group(b.MaxFLOPs),
 			largest(func(l LayerStats) int64 { return l.FLOPs }))
 	}
 	if b.MaxActivationBytes > 0 && an.ActivationBytes > b.MaxActivationBytes {
-		p.add("activation bytes %s over budget %s (largest: %s)", group(an.ActivationBytes), group(b.MaxActivationBytes),
+		p.add("activation bytes %s over budget %s (largest: %s)", count(an.ActivationBytes, math.MaxInt64), group(b.MaxActivationBytes),
 			largest(func(l LayerStats) int64 { return l.ActivationBytes }))
 	}
 	return p.err()
+}
+
+// count writes a cost for a message: grouped, or "more than max" when a sum
+// saturated at max (summarize).
+func count(n, max int64) string {
+	if n == max {
+		return "more than " + group(max)
+	}
+	return group(n)
 }
 
 // group writes n with thousands separators: 1,234,567.

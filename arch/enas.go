@@ -80,16 +80,16 @@ func newENAS(opt Options, p *problems) builtin {
 
 	var ops []enasOp
 	if len(opt.Ops) == 0 {
-		p.add("options.ops = []: must list at least one op")
+		p.option([]string{"ops"}, "options.ops = []: must list at least one op")
 	}
 	seen := map[string]bool{}
 	for i, name := range opt.Ops {
 		op, msg := parseENASOp(name)
 		switch {
 		case msg != "":
-			p.add("options.ops[%d] = %q: %s", i, name, msg)
+			p.option([]string{"ops"}, "options.ops[%d] = %q: %s", i, name, msg)
 		case seen[name]:
-			p.add("options.ops[%d] = %q: duplicate", i, name)
+			p.option([]string{"ops"}, "options.ops[%d] = %q: duplicate", i, name)
 		}
 		seen[name] = true
 		ops = append(ops, op)
@@ -97,9 +97,9 @@ func newENAS(opt Options, p *problems) builtin {
 
 	for i, r := range opt.ReduceAfter {
 		if r < 0 || r > opt.Layers-2 {
-			p.add("options.reduce_after[%d] = %d: must be in 0..%d (a reduction feeds the next layer)", i, r, opt.Layers-2)
+			p.option([]string{"reduce_after"}, "options.reduce_after[%d] = %d: must be in 0..%d (a reduction feeds the next layer)", i, r, opt.Layers-2)
 		} else if i > 0 && r <= opt.ReduceAfter[i-1] {
-			p.add("options.reduce_after[%d] = %d: must be greater than %d (strictly increasing)", i, r, opt.ReduceAfter[i-1])
+			p.option([]string{"reduce_after"}, "options.reduce_after[%d] = %d: must be greater than %d (strictly increasing)", i, r, opt.ReduceAfter[i-1])
 		}
 	}
 	if !p.ok() {

@@ -3,6 +3,7 @@ package arch
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // Kind names a primitive operation of a lowered network.
@@ -87,7 +88,10 @@ func convOut(in, k, s, p int) int {
 // Infer computes every node's output shape, parameters and FLOPs without
 // building the network. It reports every problem it finds, each naming its
 // node and layer; a node fed by a broken node is skipped rather than reported,
-// so one collapse is one message, not one per downstream node.
+// so one collapse is one message, not one per downstream node. Its arithmetic
+// is checked: a node's params, FLOPs or activation bytes that pass int64 (params:
+// int), or a total of them over the nodes, is an error naming the quantity, the
+// node and its layer; when Infer succeeds, callers may sum the stats freely.
 func (g *Graph) Infer() ([]Stats, error) {
 	var errs []error
 	failed := make([]bool, len(g.Nodes))
@@ -137,6 +141,29 @@ func (g *Graph) Infer() ([]Stats, error) {
 		}
 		s := &st[i]
 		op := n.Op
+		// Costs are products of sizes that the options allow up to 65536
+		// each: every one is checked, and one that passes int64 fails the
+		// node, naming the quantity, rather than wrapping to a small or
+		// negative count that would pass a budget.
+		fits := true
+		mul := func(what string, xs ...int64) int64 {
+			v, ok := mul64(xs...)
+			if !ok {
+				bad(i, "%s = %s overflows int64", what, factors(xs))
+				fits = false
+			}
+			return v
+		}
+		plus := func(what string, a, b int64) int64 {
+			v, ok := add64(a, b)
+			if !ok {
+				bad(i, "%s = %d + %d overflows int64", what, a, b)
+				fits = false
+			}
+			return v
+		}
+		c, h, w := int64(in.C), int64(in.H), int64(in.W)
+		var params int64
 		switch op.Kind {
 		case KindInput:
 			if i != 0 {
@@ -157,15 +184,17 @@ func (g *Graph) Infer() ([]Stats, error) {
 				continue
 			}
 			s.Shape = Shape{out, convOut(in.H, op.KH, op.Stride, (op.KH-1)/2), convOut(in.W, op.KW, op.Stride, (op.KW-1)/2)}
+			o := s.Shape
+			kh, kw := int64(op.KH), int64(op.KW)
 			if op.Kind == KindConv {
-				s.Params = op.KH * op.KW * in.C * out
-				if op.Bias {
-					s.Params += out
+				params = mul("params", kh, kw, c, int64(out))
+				if op.Bias && fits {
+					params = plus("params", params, int64(out))
 				}
-				s.FLOPs = 2 * int64(op.KH*op.KW*in.C) * int64(s.Shape.Elems())
+				s.FLOPs = mul("FLOPs", 2, kh, kw, c, int64(o.C), int64(o.H), int64(o.W))
 			} else {
-				s.Params = op.KH * op.KW * in.C
-				s.FLOPs = 2 * int64(op.KH*op.KW) * int64(s.Shape.Elems())
+				params = mul("params", kh, kw, c)
+				s.FLOPs = mul("FLOPs", 2, kh, kw, int64(o.C), int64(o.H), int64(o.W))
 			}
 		case KindMaxPool, KindAvgPool:
 			if op.KH < 1 || op.KW < 1 || op.Stride < 1 || op.Pad < 0 || 2*op.Pad >= op.KH || 2*op.Pad >= op.KW {
@@ -173,20 +202,24 @@ func (g *Graph) Infer() ([]Stats, error) {
 				continue
 			}
 			s.Shape = Shape{in.C, convOut(in.H, op.KH, op.Stride, op.Pad), convOut(in.W, op.KW, op.Stride, op.Pad)}
-			s.FLOPs = int64(op.KH*op.KW) * int64(s.Shape.Elems())
+			s.FLOPs = mul("FLOPs", int64(op.KH), int64(op.KW), int64(s.Shape.C), int64(s.Shape.H), int64(s.Shape.W))
 		case KindBatchNorm:
 			s.Shape = in
-			s.Params = 2 * in.C
-			s.FLOPs = 2 * int64(in.Elems())
+			params = mul("params", 2, c)
+			s.FLOPs = mul("FLOPs", 2, c, h, w)
 		case KindReLU:
 			s.Shape = in
-			s.FLOPs = int64(in.Elems())
+			s.FLOPs = mul("FLOPs", c, h, w)
 		case KindConcat:
+			var ch int64
 			for _, x := range ins {
-				s.Shape.C += x.C
+				if ch = plus("channels", ch, int64(x.C)); !fits {
+					break
+				}
 				s.Shape.H = max(s.Shape.H, x.H)
 				s.Shape.W = max(s.Shape.W, x.W)
 			}
+			s.Shape.C = int(ch)
 		case KindAdd:
 			s.Shape = in
 			for _, x := range ins[1:] {
@@ -194,12 +227,12 @@ func (g *Graph) Infer() ([]Stats, error) {
 					bad(i, "adds inputs of shapes %v and %v", in, x)
 				}
 			}
-			s.FLOPs = int64(len(ins)-1) * int64(in.Elems())
+			s.FLOPs = mul("FLOPs", int64(len(ins)-1), c, h, w)
 		case KindGlobalAvgPool:
 			s.Shape = Shape{in.C, 1, 1}
-			s.FLOPs = int64(in.Elems())
+			s.FLOPs = mul("FLOPs", c, h, w)
 		case KindFlatten:
-			s.Shape = Shape{in.Elems(), 1, 1}
+			s.Shape = Shape{in.Elems(), 1, 1} // in's activation bytes were checked, so its Elems fits
 		case KindDense:
 			if in.H != 1 || in.W != 1 {
 				bad(i, "input %v is not flat (add a flatten or gap node)", in)
@@ -210,14 +243,61 @@ func (g *Graph) Infer() ([]Stats, error) {
 				continue
 			}
 			s.Shape = Shape{op.Out, 1, 1}
-			s.Params = in.C*op.Out + op.Out
-			s.FLOPs = 2 * int64(in.C*op.Out)
+			params = mul("params", c, int64(op.Out))
+			if fits {
+				params = plus("params", params, int64(op.Out))
+			}
+			s.FLOPs = mul("FLOPs", 2, c, int64(op.Out))
 		default:
 			bad(i, "unknown op kind %q", op.Kind)
 			continue
 		}
+		// The activation, in float32 bytes: bounding it bounds Elems too.
+		mul("activation bytes", 4, int64(s.Shape.C), int64(s.Shape.H), int64(s.Shape.W))
+		if fits && params > math.MaxInt {
+			bad(i, "params = %d overflows int", params)
+			fits = false
+		}
+		if !fits {
+			s.Params, s.FLOPs = 0, 0
+			continue
+		}
+		s.Params = int(params)
 		if s.Shape.C < 1 || s.Shape.H < 1 || s.Shape.W < 1 {
 			bad(i, "output shape %v: spatial size shrank below 1", s.Shape)
+		}
+	}
+	// Callers sum the stats over nodes (the FLOPs that the reward penalty
+	// reads, the params of a result), so the totals must fit as well; the
+	// node where one passes int64 is reported.
+	var params, flops, act int64
+	overParams, overFLOPs, overAct := false, false, false
+	for i := range st {
+		s := st[i]
+		if v, ok := add64(params, int64(s.Params)); !ok || v > math.MaxInt {
+			if !overParams {
+				bad(i, "total params up to this node overflow int (%s before it, %s here)", group(params), group(int64(s.Params)))
+			}
+			overParams = true
+		} else {
+			params = v
+		}
+		if v, ok := add64(flops, s.FLOPs); !ok {
+			if !overFLOPs {
+				bad(i, "total FLOPs up to this node overflow int64 (%s before it, %s here)", group(flops), group(s.FLOPs))
+			}
+			overFLOPs = true
+		} else {
+			flops = v
+		}
+		b, _ := mul64(4, int64(s.Shape.C), int64(s.Shape.H), int64(s.Shape.W)) // checked per node above
+		if v, ok := add64(act, b); !ok {
+			if !overAct {
+				bad(i, "total activation bytes up to this node overflow int64 (%s before it, %s here)", group(act), group(b))
+			}
+			overAct = true
+		} else {
+			act = v
 		}
 	}
 	if len(errs) == 0 {

@@ -226,3 +226,94 @@ func TestInferRejects(t *testing.T) {
 		})
 	}
 }
+
+// hugeNAS is the nas space at its option limits: a 65536×65536 image, 99×99
+// filters, 65536 of them. Each layer alone costs 2·99·99·1·2^48 ≈ 5.5e18
+// FLOPs (it fits); two layers pass int64 (≈ 9.2e18), which wrapped to a
+// negative total before Infer checked its arithmetic.
+func hugeNAS(t *testing.T) (arch.Space, arch.Arch) {
+	t.Helper()
+	s, err := arch.New("nas", arch.Options{
+		Input: arch.Shape{C: 1, H: 65536, W: 65536}, FilterSizes: []int{99}, FilterCounts: []int{65536}, Strides: []int{1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Arch(make([]int, len(s.Decisions()))) // no skips: every layer reads the image
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, a
+}
+
+func TestOverflowTotalFLOPs(t *testing.T) {
+	s, a := hugeNAS(t)
+	const want = "arch: node 4 (conv, layer 1): total FLOPs up to this node overflow int64"
+	an, err := arch.Analyze(s, a)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		if an != nil {
+			t.Logf("analysis: %d FLOPs, %d params", an.FLOPs, an.Params)
+		}
+		t.Fatalf("Analyze: error %v, want one containing %q", err, want)
+	}
+	// A FLOPs budget must reject it, not compare against a wrapped total.
+	err = arch.Validate(s, a, arch.Budget{MaxFLOPs: 1_000_000_000})
+	if err == nil {
+		t.Fatal("Validate under max_flops 1e9 passed an architecture whose FLOPs overflow int64")
+	}
+	for _, w := range []string{want, "FLOPs more than 9,223,372,036,854,775,807 over budget 1,000,000,000"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("Validate error lacks %q:\n%v", w, err)
+		}
+	}
+	// Without a budget it is still an error: the costs are not representable.
+	if err := arch.Validate(s, a, arch.Budget{}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Validate without budget: %v, want %q", err, want)
+	}
+}
+
+// Per-node products that pass int64 fail the node, naming the quantity, its
+// factors and the layer; the totals of the rest never wrap.
+func TestOverflowNode(t *testing.T) {
+	const big = 1 << 16
+	for _, tc := range []struct {
+		name  string
+		g     arch.Graph
+		wants []string
+	}{
+		{"conv FLOPs", arch.Graph{Input: arch.Shape{C: big, H: big, W: big}, Classes: 2, Nodes: []arch.Node{
+			{Op: arch.Op{Kind: arch.KindInput}, Layer: "image"},
+			{Op: arch.Op{Kind: arch.KindConv, KH: 99, KW: 99, Stride: 1, Out: big}, Inputs: []int{0}, Layer: "layer 0"},
+			{Op: arch.Op{Kind: arch.KindGlobalAvgPool}, Inputs: []int{1}, Layer: "head"},
+			{Op: arch.Op{Kind: arch.KindDense, Out: 2}, Inputs: []int{2}, Layer: "head"},
+		}}, []string{"arch: node 1 (conv, layer 0): FLOPs = 2×99×99×65536×65536×65536×65536 overflows int64"}},
+		{"dense params and FLOPs", arch.Graph{Input: arch.Shape{C: big, H: big, W: big}, Classes: 1 << 24, Nodes: []arch.Node{
+			{Op: arch.Op{Kind: arch.KindInput}, Layer: "image"},
+			{Op: arch.Op{Kind: arch.KindFlatten}, Inputs: []int{0}, Layer: "head"},
+			{Op: arch.Op{Kind: arch.KindDense, Out: 1 << 24}, Inputs: []int{1}, Layer: "head"},
+		}}, []string{
+			"arch: node 2 (dense, head): params = 281474976710656×16777216 overflows int64",
+			"arch: node 2 (dense, head): FLOPs = 2×281474976710656×16777216 overflows int64",
+		}},
+		{"activation", arch.Graph{Input: arch.Shape{C: 1 << 40, H: big, W: big}, Classes: 2, Nodes: []arch.Node{
+			{Op: arch.Op{Kind: arch.KindInput}, Layer: "image"},
+		}}, []string{"arch: node 0 (input, image): activation bytes = 4×1099511627776×65536×65536 overflows int64"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := tc.g.Infer()
+			if err == nil {
+				t.Fatalf("Infer passed; stats %+v", st)
+			}
+			for _, w := range tc.wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			for i, s := range st {
+				if s.FLOPs < 0 || s.Params < 0 {
+					t.Errorf("node %d: wrapped stats %+v", i, s)
+				}
+			}
+		})
+	}
+}

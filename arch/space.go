@@ -115,8 +115,9 @@ type Arch struct {
 // largest network has 39 layers.
 const maxLayers = 128
 
-// maxDim bounds sizes, channels and filters so that FLOPs stay far from
-// int64 overflow.
+// maxDim bounds sizes, channels and filters. Costs can still pass int64 (a
+// 65536×65536 image through 65536 filters of 99×99): Graph.Infer checks its
+// arithmetic and reports such a network as an error.
 const maxDim = 1 << 16
 
 type spaceDef struct {
@@ -150,7 +151,7 @@ func unknownSpace(name string) string {
 func New(name string, opt Options) (Space, error) {
 	def, ok := registry[name]
 	if !ok {
-		return nil, errors.New("arch: " + unknownSpace(name))
+		return nil, &FieldError{Path: []string{"name"}, Msg: "arch: " + unknownSpace(name)}
 	}
 	p := &problems{prefix: "arch: " + name + ": "}
 	s := def.build(opt, p)
@@ -179,6 +180,12 @@ type problems struct {
 
 func (p *problems) add(format string, args ...any) {
 	p.errs = append(p.errs, errors.New(p.prefix+fmt.Sprintf(format, args...)))
+}
+
+// option adds a problem with the option at path (keys of Options, as in
+// its JSON and TOML), as a *FieldError.
+func (p *problems) option(path []string, format string, args ...any) {
+	p.errs = append(p.errs, &FieldError{Path: path, Msg: p.prefix + fmt.Sprintf(format, args...)})
 }
 
 func (p *problems) err() error { return errors.Join(p.errs...) }
@@ -332,7 +339,7 @@ func lower(s builtin, a Arch) (*Graph, error) {
 
 func checkLayers(p *problems, n int) {
 	if n < 1 || n > maxLayers {
-		p.add("options.layers = %d: must be in 1..%d", n, maxLayers)
+		p.option([]string{"layers"}, "options.layers = %d: must be in 1..%d", n, maxLayers)
 	}
 }
 
@@ -342,14 +349,14 @@ func checkInput(p *problems, s Shape) {
 		v    int
 	}{{"c", s.C}, {"h", s.H}, {"w", s.W}} {
 		if f.v < 1 || f.v > maxDim {
-			p.add("options.input.%s = %d: must be in 1..%d", f.name, f.v, maxDim)
+			p.option([]string{"input", f.name}, "options.input.%s = %d: must be in 1..%d", f.name, f.v, maxDim)
 		}
 	}
 }
 
 func checkPositive(p *problems, field string, v int) {
 	if v < 1 || v > maxDim {
-		p.add("options.%s = %d: must be in 1..%d", field, v, maxDim)
+		p.option([]string{field}, "options.%s = %d: must be in 1..%d", field, v, maxDim)
 	}
 }
 
@@ -358,14 +365,14 @@ func checkPositive(p *problems, field string, v int) {
 // passing ok, which returns "" or what is wrong.
 func checkList(p *problems, field string, vs []int, ok func(int) string) {
 	if len(vs) == 0 {
-		p.add("options.%s = []: must list at least one value", field)
+		p.option([]string{field}, "options.%s = []: must list at least one value", field)
 	}
 	seen := map[int]bool{}
 	for i, v := range vs {
 		if msg := ok(v); msg != "" {
-			p.add("options.%s[%d] = %d: %s", field, i, v, msg)
+			p.option([]string{field}, "options.%s[%d] = %d: %s", field, i, v, msg)
 		} else if seen[v] {
-			p.add("options.%s[%d] = %d: duplicate", field, i, v)
+			p.option([]string{field}, "options.%s[%d] = %d: duplicate", field, i, v)
 		}
 		seen[v] = true
 	}
@@ -400,7 +407,7 @@ func unused(p *problems, space string, o Options, fields ...string) {
 	}
 	for _, f := range fields {
 		if set[f] {
-			p.add("options.%s: not used by space %s", f, space)
+			p.option([]string{f}, "options.%s: not used by space %s", f, space)
 		}
 	}
 }

@@ -422,3 +422,37 @@ func TestAnalyzeForeignSpace(t *testing.T) {
 	err = arch.Validate(emptyLowering{s}, a, arch.Budget{MaxParams: 1})
 	wantLines(t, err, "arch: ", "graph must start with an input node")
 }
+
+// TestOptionErrorsNameTheirFields: every bad option is an *arch.FieldError
+// whose Path is the option's key, so a config file can point at its line.
+func TestOptionErrorsNameTheirFields(t *testing.T) {
+	_, err := arch.New("nas", arch.Options{Layers: 500, Input: arch.Shape{C: 0, H: 8, W: 8}, FilterSizes: []int{3, 4},
+		Channels: 3})
+	got := fieldPaths(err)
+	want := []string{"channels", "layers", "input.c", "filter_sizes"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("paths %q, want %q; error:\n%v", got, want, err)
+	}
+	_, err = arch.New("enas-macro", arch.Options{Ops: []string{"conv3x3", "conv3x3"}, ReduceAfter: []int{9}, Layers: 4})
+	if got, want := fieldPaths(err), []string{"ops", "reduce_after"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("enas-macro: paths %q, want %q; error:\n%v", got, want, err)
+	}
+	_, err = arch.New("transformer", arch.Options{})
+	if got := arch.FieldPath(err); !reflect.DeepEqual(got, []string{"name"}) || !strings.Contains(err.Error(), `space "transformer": unknown`) {
+		t.Errorf("unknown space: path %q, error %v", got, err)
+	}
+}
+
+// fieldPaths lists the dotted FieldError path of each joined error ("" for
+// an error without one).
+func fieldPaths(err error) []string {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	var out []string
+	for _, e := range errs {
+		out = append(out, strings.Join(arch.FieldPath(e), "."))
+	}
+	return out
+}

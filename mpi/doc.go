@@ -65,8 +65,20 @@
 // context ends a collective, the call returns the context's error but the
 // operation stays queued on this rank: the next collective first completes
 // it, discarding its result (Send and Improbe advance it too), so the ranks
-// stay in step once the slow peer arrives. Finalize refuses to finalize while
-// such an operation is unfinished; Abort is the way out then.
+// stay in step once the slow peer arrives. Likewise a Send whose polling
+// fails while MPI still holds its request returns the error but stays
+// posted, its buffer pinned, until MPI completes it during later calls.
+// Finalize refuses to finalize while such an operation is unfinished; Abort
+// is the way out then.
+//
+// # Errors
+//
+// A failed MPI_Is_thread_main is an error, not taken for a call from another
+// thread. A matched message whose size cannot be read is received and
+// dropped, and Improbe's error says so. An Init that fails after
+// MPI_Init_thread leaves MPI initialized but unusable: a second Init returns
+// an error instead of initializing MPI twice; Abort and Finalize still work.
+// The tests provoke these failures through a fault hook in the C shim.
 //
 // Message counts are 32-bit in MPI; longer slices are rejected with an error
 // wrapping ErrCountTooLarge.

@@ -32,6 +32,9 @@ const (
 	stateNew int32 = iota
 	stateUp
 	stateDown
+	// stateBroken: MPI_Init_thread succeeded but a later step of Init
+	// failed. MPI may not be initialized again; Abort and Finalize still work.
+	stateBroken
 )
 
 var (
@@ -41,6 +44,11 @@ var (
 	// queue holds this rank's collectives in call order until they complete,
 	// including those whose caller gave up (see runColl).
 	queue []*coll
+	// sends holds the sends that failed while their request was still
+	// active: MPI may read their buffers until it completes them (progress).
+	sends []*pendingSend
+	// initErr is why Init failed after MPI_Init_thread (stateBroken).
+	initErr error
 
 	state atomic.Int32
 	rank  atomic.Int64
@@ -77,7 +85,23 @@ func enter(o op) error {
 		mu.Unlock()
 		return fmt.Errorf("mpi: %s: %w", o, ErrNotInitialized)
 	}
-	if level < ThreadSerialized && C.nasd_is_thread_main() == 0 {
+	if level < ThreadSerialized {
+		return checkThread(o)
+	}
+	return nil
+}
+
+// checkThread returns why a call of o may not be made from this thread at
+// level, after MPI_Is_thread_main (whose own failure is an error too). mu is
+// held; it is unlocked when the call may not go on.
+func checkThread(o op) error {
+	var isMain C.int
+	if rc := C.nasd_is_thread_main(&isMain); rc != 0 {
+		err := mpiError(op{name: o.String() + ": MPI_Is_thread_main"}, rc)
+		mu.Unlock()
+		return err
+	}
+	if isMain == 0 {
 		l := level
 		mu.Unlock()
 		return fmt.Errorf("mpi: %s: called from a thread other than the one that called Init, which MPI_THREAD_%s forbids: "+
@@ -111,6 +135,9 @@ func Init(l ThreadLevel) (provided ThreadLevel, err error) {
 		return level, errors.New("mpi: Init: already initialized")
 	case stateDown:
 		return ThreadSingle, errors.New("mpi: Init: MPI was finalized and cannot be initialized again")
+	case stateBroken:
+		return ThreadSingle, fmt.Errorf("mpi: Init: an earlier Init failed after MPI_Init_thread had succeeded (%v), "+
+			"and MPI cannot be initialized twice: call Abort (or Finalize)", initErr)
 	}
 	if l < ThreadSingle || l > ThreadMultiple {
 		return ThreadSingle, fmt.Errorf("mpi: Init: unknown thread level %d", int(l))
@@ -118,10 +145,17 @@ func Init(l ThreadLevel) (provided ThreadLevel, err error) {
 	// Stay on this thread through MPI_Init_thread; keep the lock if MPI
 	// will insist on this thread.
 	runtime.LockOSThread()
-	var p, r, s, ub C.int
-	if rc := C.nasd_init(C.int(l), &p, &r, &s, &ub); rc != 0 {
+	var p, r, s, ub, inited C.int
+	if rc := C.nasd_init(C.int(l), &p, &r, &s, &ub, &inited); rc != 0 {
 		runtime.UnlockOSThread()
-		return ThreadSingle, mpiError(op{name: "Init"}, rc)
+		err := mpiError(op{name: "Init"}, rc)
+		if inited != 0 {
+			// MPI is initialized, just not usable: a retry must not call
+			// MPI_Init_thread again.
+			level, initErr = ThreadLevel(p), err
+			state.Store(stateBroken)
+		}
+		return ThreadSingle, err
 	}
 	level = ThreadLevel(p)
 	if level >= ThreadSerialized {
@@ -137,8 +171,17 @@ func Init(l ThreadLevel) (provided ThreadLevel, err error) {
 // Finalize shuts MPI down. It refuses while a collective abandoned by its
 // context is unfinished on this rank, since MPI_Finalize would then wait for
 // peers that may never come; call Abort then.
+// A send that failed while MPI still held its buffer blocks Finalize the same
+// way. After an Init that failed past MPI_Init_thread, Finalize just calls
+// MPI_Finalize.
 func Finalize() error {
 	o := op{name: "Finalize"}
+	mu.Lock()
+	if state.Load() == stateBroken {
+		defer mu.Unlock()
+		return finalize(o)
+	}
+	mu.Unlock()
 	if err := enter(o); err != nil {
 		return err
 	}
@@ -152,6 +195,19 @@ func Finalize() error {
 		return fmt.Errorf("mpi: Finalize: %d collective(s) abandoned by a context still unfinished (%s): "+
 			"not finalizing, as this rank would wait for its peers; call Abort", len(queue), strings.Join(names, ", "))
 	}
+	if len(sends) > 0 {
+		names := make([]string, len(sends))
+		for i, ps := range sends {
+			names[i] = ps.op.String()
+		}
+		return fmt.Errorf("mpi: Finalize: %d failed send(s) still posted (%s): not finalizing while MPI may use "+
+			"their buffers; call Abort", len(sends), strings.Join(names, ", "))
+	}
+	return finalize(o)
+}
+
+// finalize calls MPI_Finalize; mu is held.
+func finalize(o op) error {
 	rc := C.nasd_finalize()
 	state.Store(stateDown)
 	rank.Store(-1)
@@ -204,7 +260,7 @@ func Abort(code int) error {
 	// forever: a job that must end should end.
 	for i := 0; !mu.TryLock(); i++ {
 		if i == 1000 {
-			if state.Load() != stateUp {
+			if !mpiInitialized() {
 				return fmt.Errorf("mpi: %s: %w", o, ErrNotInitialized)
 			}
 			return mpiError(o, C.nasd_abort(C.int(code)))
@@ -212,10 +268,17 @@ func Abort(code int) error {
 		time.Sleep(time.Millisecond)
 	}
 	defer mu.Unlock()
-	if state.Load() != stateUp {
+	if !mpiInitialized() {
 		return fmt.Errorf("mpi: %s: %w", o, ErrNotInitialized)
 	}
 	return mpiError(o, C.nasd_abort(C.int(code)))
+}
+
+// mpiInitialized reports whether MPI_Init_thread succeeded and MPI_Finalize
+// has not run, whether or not Init completed.
+func mpiInitialized() bool {
+	s := state.Load()
+	return s == stateUp || s == stateBroken
 }
 
 // CheckLauncher returns an error when an MPI launcher started this process as
@@ -294,6 +357,11 @@ func (b *backoff) wait(ctx context.Context) error {
 // reused: at once for small messages, when the receiver has matched it for
 // large ones (above the eager limit, 4 KiB over shared memory). It waits by
 // polling MPI_Isend's request, so a waiting sender does not burn a core.
+//
+// When polling fails while MPI still holds the request, Send returns the
+// error but the send stays posted: b stays pinned and the request allocated
+// until MPI completes it (later calls poll it; Finalize refuses until then),
+// so do not change b after such an error.
 func Send(b []byte, to, tag int) error {
 	o := op{"Send", "to rank", to}
 	if len(b) > MaxCount {
@@ -302,37 +370,46 @@ func Send(b []byte, to, tag int) error {
 	if err := enter(o); err != nil {
 		return err
 	}
-	var pin runtime.Pinner
-	defer pin.Unpin()
+	ps := &pendingSend{op: o, req: newReq()}
 	var p unsafe.Pointer
 	if len(b) > 0 {
-		pin.Pin(&b[0])
+		ps.pin.Pin(&b[0])
 		p = unsafe.Pointer(&b[0])
 	}
-	req := C.malloc(C.nasd_req_size())
-	C.nasd_req_init(req)
-	if rc := C.nasd_isend(p, C.int(len(b)), C.int(to), C.int(tag), req); rc != 0 {
+	if rc := C.nasd_isend(p, C.int(len(b)), C.int(to), C.int(tag), ps.req); rc != 0 {
+		// Nothing was posted: MPI holds neither the request nor b.
 		err := mpiError(o, rc)
+		ps.release()
 		mu.Unlock()
-		C.free(req)
 		return err
 	}
 	mu.Unlock()
 	var bo backoff
 	for {
 		if err := enter(o); err != nil {
-			return err // req leaks: MPI is gone or misused
-		}
-		var flag C.int
-		rc := C.nasd_test(req, &flag)
-		if rc != 0 {
-			err := mpiError(o, rc)
+			mu.Lock()
+			if mpiInitialized() {
+				// MPI is up but refused this call here (MPI_Is_thread_main
+				// failed): MPI may still read b.
+				sends = append(sends, ps)
+			} else {
+				// Finalized meanwhile: MPI uses neither b nor the request now.
+				ps.release()
+			}
 			mu.Unlock()
 			return err
 		}
-		if flag != 0 {
+		done, err := ps.poll()
+		if err != nil {
+			if !done {
+				sends = append(sends, ps)
+				err = fmt.Errorf("%w (the send stays posted: its buffer stays in use until MPI completes it)", err)
+			}
 			mu.Unlock()
-			C.free(req)
+			return err
+		}
+		if done {
+			mu.Unlock()
 			return nil
 		}
 		progress(nil)
@@ -340,6 +417,48 @@ func Send(b []byte, to, tag int) error {
 		_ = bo.wait(context.Background())
 	}
 }
+
+// pendingSend is a posted MPI_Isend: its request and the pin of its buffer,
+// both released only once MPI has completed the request.
+type pendingSend struct {
+	op  op
+	req unsafe.Pointer
+	pin runtime.Pinner
+}
+
+// poll tests ps's request; done means it is complete and ps released. An
+// error with done is the request's own (MPI completed and freed it); an error
+// without done leaves the request active, and ps must be kept. mu is held.
+func (ps *pendingSend) poll() (done bool, err error) {
+	var flag C.int
+	if rc := C.nasd_test(ps.req, &flag); rc != 0 {
+		err = mpiError(ps.op, rc)
+		if C.nasd_req_null(ps.req) == 0 {
+			return false, err
+		}
+		flag = 1
+	}
+	if flag != 0 {
+		ps.release()
+		return true, err
+	}
+	return false, nil
+}
+
+func (ps *pendingSend) release() {
+	freeReq(ps.req)
+	ps.req = nil
+	ps.pin.Unpin()
+}
+
+// newReq returns C storage for one MPI_Request, set to MPI_REQUEST_NULL.
+func newReq() unsafe.Pointer {
+	req := C.malloc(C.nasd_req_size())
+	C.nasd_req_init(req)
+	return req
+}
+
+func freeReq(req unsafe.Pointer) { C.nasd_req_free(req) }
 
 // matched is a Message's state: the C storage of its MPI_Message.
 type matched struct {
@@ -367,10 +486,14 @@ func Improbe(source, tag int) (msg Message, st Status, ok bool, err error) {
 		return Message{}, Status{}, false, err
 	}
 	var cs C.nasd_status
-	var rc C.int
-	h := C.nasd_improbe(C.int(source), C.int(tag), &rc, &cs)
+	var rc, discarded C.int
+	h := C.nasd_improbe(C.int(source), C.int(tag), &rc, &cs, &discarded)
 	if rc != 0 {
 		err := mpiError(o, rc)
+		if discarded != 0 {
+			err = fmt.Errorf("%w (the message it matched, from rank %d with tag %d, was received and discarded)",
+				err, int(cs.source), int(cs.tag))
+		}
 		mu.Unlock()
 		return Message{}, Status{}, false, err
 	}
@@ -467,7 +590,7 @@ func (c *coll) release() {
 	}
 	c.mem = nil
 	if c.req != nil {
-		C.free(c.req)
+		freeReq(c.req)
 		c.req = nil
 	}
 }
@@ -509,9 +632,21 @@ func (c *coll) poll() bool {
 }
 
 // progress advances the queued collectives in order, removing finished ones,
-// and reports whether c is finished (c == nil: whether the queue is empty).
-// mu is held.
+// completes failed sends MPI has finished with, and reports whether c is
+// finished (c == nil: whether the queue is empty). mu is held.
 func progress(c *coll) bool {
+	if len(sends) > 0 {
+		kept := sends[:0]
+		for _, ps := range sends {
+			// An error here leaves the send kept or released as poll says;
+			// its caller already had its error.
+			if done, _ := ps.poll(); !done {
+				kept = append(kept, ps)
+			}
+		}
+		clear(sends[len(kept):])
+		sends = kept
+	}
 	for len(queue) > 0 && queue[0].poll() {
 		queue[0].done = true
 		queue[0] = nil
@@ -532,8 +667,7 @@ func runColl(ctx context.Context, c *coll) error {
 		c.release()
 		return err
 	}
-	c.req = C.malloc(C.nasd_req_size())
-	C.nasd_req_init(c.req)
+	c.req = newReq()
 	queue = append(queue, c)
 	mu.Unlock()
 	var bo backoff
@@ -817,3 +951,31 @@ func allreduceSum[T float32 | float64](ctx context.Context, name string, x []T, 
 // this package can provoke (receive buffers are sized from the probe); the
 // tests use it to check the formatting of library errors.
 func truncateError(o op) error { return mpiError(o, C.MPI_ERR_TRUNCATE) }
+
+// fault names a step of the C shim that injectFault can make fail.
+type fault int
+
+const (
+	faultInit         fault = C.NASD_FAULT_INIT           // after MPI_Init_thread succeeded
+	faultIsThreadMain fault = C.NASD_FAULT_IS_THREAD_MAIN // MPI_Is_thread_main
+	faultGetCount     fault = C.NASD_FAULT_GET_COUNT      // MPI_Get_count of a matched message
+	faultGetElements  fault = C.NASD_FAULT_GET_ELEMENTS   // MPI_Get_elements_x of a message being discarded
+	faultTest         fault = C.NASD_FAULT_TEST           // MPI_Test of a request
+)
+
+// injectFault makes the next n calls of step f fail with MPI_ERR_INTERN
+// without calling MPI (n = 0 clears it). For the tests: the error paths
+// around those calls cannot be reached otherwise.
+func injectFault(f fault, n int) {
+	mu.Lock()
+	defer mu.Unlock()
+	C.nasd_inject(C.int(f), C.int(n))
+}
+
+// liveHandles is the number of requests and matched messages whose C storage
+// is not freed, for the tests to see leaks.
+func liveHandles() int {
+	mu.Lock()
+	defer mu.Unlock()
+	return int(C.nasd_live_handles())
+}

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,6 +33,9 @@ func TestMain(m *testing.M) {
 	}
 	if os.Getenv("NASD_MPI_TEST_ABORT") == "1" {
 		abortChild()
+	}
+	if os.Getenv("NASD_MPI_TEST_INIT_FAIL") == "1" {
+		os.Exit(initFailChild())
 	}
 	// Test functions run on their own goroutines, so the main thread cannot
 	// make every call: ask for SERIALIZED (the package mutex serializes).
@@ -83,6 +87,7 @@ const (
 	tagErrors
 	tagGoroutines
 	tagBench
+	tagFault
 )
 
 // tctx bounds a test's waits, so a lost peer fails the test instead of hanging it.
@@ -728,6 +733,20 @@ func funneledChild() int {
 		fmt.Println("main goroutine:", err)
 		code = 1
 	}
+	// A failing MPI_Is_thread_main is an error of its own, not taken for
+	// "another thread".
+	injectFault(faultIsThreadMain, 1)
+	err = Barrier()
+	var me *Error
+	if !errors.As(err, &me) || me.Class != "MPI_ERR_INTERN" ||
+		!strings.HasPrefix(err.Error(), "mpi: Barrier: MPI_Is_thread_main: MPI_ERR_INTERN") {
+		fmt.Println("failing MPI_Is_thread_main:", err)
+		code = 1
+	}
+	if err := Barrier(); err != nil {
+		fmt.Println("main goroutine, after the injected failure:", err)
+		code = 1
+	}
 	errc := make(chan error)
 	go func() { errc <- Barrier() }()
 	if err := <-errc; err == nil || !strings.Contains(err.Error(), "mpi: Barrier: called from a thread other than the one that called Init") {
@@ -805,4 +824,148 @@ func TestFunneled(t *testing.T) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 	t.Logf("%s", bytes.TrimSpace(out))
+}
+
+// initFailChild runs in a child process started by TestInitFailure: a step
+// of Init after MPI_Init_thread fails (injected), so MPI is initialized but
+// unusable; a second Init must say so instead of initializing MPI again.
+func initFailChild() int {
+	injectFault(faultInit, 1)
+	_, err := Init(ThreadSerialized)
+	var me *Error
+	if !errors.As(err, &me) || me.Class != "MPI_ERR_INTERN" || !strings.HasPrefix(err.Error(), "mpi: Init: MPI_ERR_INTERN") {
+		fmt.Println("first Init:", err)
+		return 1
+	}
+	if Initialized() || Rank() != -1 {
+		fmt.Printf("after a failed Init: Initialized() = %v, Rank() = %d\n", Initialized(), Rank())
+		return 1
+	}
+	if err := Barrier(); !errors.Is(err, ErrNotInitialized) {
+		fmt.Println("Barrier after a failed Init:", err)
+		return 1
+	}
+	_, err = Init(ThreadSerialized)
+	if err == nil || !strings.Contains(err.Error(), "mpi: Init: an earlier Init failed after MPI_Init_thread had succeeded (mpi: Init: MPI_ERR_INTERN") ||
+		!strings.Contains(err.Error(), "cannot be initialized twice") {
+		fmt.Println("second Init:", err)
+		return 1
+	}
+	if err := Finalize(); err != nil {
+		fmt.Println("Finalize after a failed Init:", err)
+		return 1
+	}
+	if _, err := Init(ThreadSerialized); err == nil || !strings.Contains(err.Error(), "was finalized") {
+		fmt.Println("Init after Finalize:", err)
+		return 1
+	}
+	fmt.Println("init-fail: ok")
+	return 0
+}
+
+// TestInitFailure: Init that fails after MPI_Init_thread records it, so a
+// retry returns a clear error instead of calling MPI_Init_thread twice;
+// Finalize still shuts MPI down. A child process (a singleton) checks it.
+func TestInitFailure(t *testing.T) {
+	defer agree(t)
+	out, err := runChild(t, "NASD_MPI_TEST_INIT_FAIL=1")
+	if err != nil || !strings.Contains(string(out), "init-fail: ok") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
+
+// TestGetCountFailure: when MPI_Get_count fails for a matched message (an
+// injected fault), Improbe returns the error naming the message, which it
+// received and dropped: its handle is freed, nothing is left matched, and a
+// sender waiting for the receive (1 MiB, above every eager limit) completes.
+// When MPI_Get_elements_x fails as well, a truncating receive drops it (a
+// small message only: Open MPI's self transport crashes on a truncated
+// message to oneself above about 1 KiB).
+func TestGetCountFailure(t *testing.T) {
+	defer agree(t)
+	ctx := tctx(t)
+	me := Rank()
+	base := liveHandles()
+	for _, tc := range []struct {
+		n        int
+		elements bool // MPI_Get_elements_x fails too
+	}{{3, false}, {1 << 20, false}, {0, true}, {3, true}} {
+		sent := make(chan error, 1)
+		go func() { sent <- Send(pattern(me, tc.n), me, tagFault) }()
+		injectFault(faultGetCount, 1)
+		if tc.elements {
+			injectFault(faultGetElements, 1)
+		}
+		var err error
+		for err == nil {
+			var ok bool
+			if _, _, ok, err = Improbe(me, tagFault); ok {
+				t.Fatalf("%+v: matched without the injected failure", tc)
+			}
+			if err == nil && ctx.Err() != nil {
+				t.Fatalf("%+v: no message: %v", tc, ctx.Err())
+			}
+		}
+		injectFault(faultGetCount, 0)
+		injectFault(faultGetElements, 0)
+		var e *Error
+		want := fmt.Sprintf("(the message it matched, from rank %d with tag %d, was received and discarded)", me, tagFault)
+		if !errors.As(err, &e) || e.Class != "MPI_ERR_INTERN" || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: Improbe: %v, want MPI_ERR_INTERN and %q", tc, err, want)
+		}
+		select {
+		case err := <-sent:
+			if err != nil {
+				t.Errorf("%+v: Send: %v", tc, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%+v: Send still waits for its receive: the matched message was left unreceived", tc)
+		}
+		if _, _, ok, err := Improbe(me, tagFault); ok || err != nil {
+			t.Errorf("%+v: after the failure, Improbe: ok=%v err=%v; want nothing left", tc, ok, err)
+		}
+		if d := liveHandles() - base; d != 0 {
+			t.Errorf("%+v: %d handle(s) leaked", tc, d)
+		}
+	}
+}
+
+// TestSendTestFailure: when MPI_Test of a posted send fails (an injected
+// fault) while its request is still active, Send returns the error, and the
+// request and the pin on the buffer stay until MPI completes the send: the
+// message (1 MiB, so MPI reads the buffer during the receive) arrives
+// intact, then the request is freed.
+func TestSendTestFailure(t *testing.T) {
+	defer agree(t)
+	ctx := tctx(t)
+	me := Rank()
+	base := liveHandles()
+	want := pattern(me+7, 1<<20)
+	b := bytes.Clone(want)
+	injectFault(faultTest, 1)
+	err := Send(b, me, tagFault)
+	injectFault(faultTest, 0)
+	var e *Error
+	if !errors.As(err, &e) || e.Class != "MPI_ERR_INTERN" || !strings.Contains(err.Error(), "the send stays posted") {
+		t.Fatalf("Send: %v, want MPI_ERR_INTERN and that the send stays posted", err)
+	}
+	if d := liveHandles() - base; d != 1 {
+		t.Errorf("after the failed Send: %d live handles more than before, want 1 (its request, still active)", d)
+	}
+	b = nil
+	runtime.GC() // the buffer is reachable only through its pin now
+	from, got, err := RecvAny(ctx, tagFault)
+	if err != nil || from != me || !bytes.Equal(got, want) {
+		t.Fatalf("RecvAny = %d, %d bytes (intact: %v), %v; want %d, the %d bytes sent", from, len(got), bytes.Equal(got, want), err, me, len(want))
+	}
+	// Later calls complete the send and free its request.
+	for liveHandles() != base {
+		if ctx.Err() != nil {
+			t.Fatalf("the failed send's request was never freed: %d live handles more than before", liveHandles()-base)
+		}
+		if _, _, _, err := Improbe(me, tagFault); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

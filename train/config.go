@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"nasd/arch"
 	"nasd/train/dataset"
 )
 
@@ -108,11 +109,13 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate reports every problem of c at once, each naming the field by its JSON
-// (and config-file) key and its value.
+// (and config-file) key and its value; a problem with one field is an
+// *arch.FieldError whose Path is that key.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field string, v any, why string) {
-		errs = append(errs, fmt.Errorf("train: config %s = %v: %s", field, v, why))
+		errs = append(errs, &arch.FieldError{Path: strings.Split(field, "."),
+			Msg: fmt.Sprintf("train: config %s = %v: %s", field, v, why)})
 	}
 	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 	oneOf := func(field, v string, allowed []string) {

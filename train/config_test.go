@@ -2,9 +2,12 @@ package train
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"nasd/arch"
 )
 
 func TestDefaultConfigValid(t *testing.T) {
@@ -109,5 +112,22 @@ func TestOptimizers(t *testing.T) {
 	// Adam's first step moves by lr·sign(g) (bias-corrected m/√v = ±1).
 	if got := run(Config{Optimizer: "adam"}, 0.01, []float64{-3}); math.Abs(got-1.01) > 1e-9 {
 		t.Errorf("adam first step: %v, want 1.01", got)
+	}
+}
+
+// TestValidateNamesFields: each problem with one field is an
+// *arch.FieldError whose Path is its key (nested keys split), so a config
+// file can point at its line; a problem of several fields has none.
+func TestValidateNamesFields(t *testing.T) {
+	c := DefaultConfig()
+	c.Epochs, c.LR = 0, -1
+	c.Augment.Pad = -2
+	err := c.Validate()
+	var got []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		got = append(got, strings.Join(arch.FieldPath(e), "."))
+	}
+	if want := []string{"", "lr", "augment.pad"}; !slices.Equal(got, want) {
+		t.Errorf("paths %q, want %q; error:\n%v", got, want, err)
 	}
 }

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 
 	"nasd/arch"
 	"nasd/controller"
@@ -118,11 +120,11 @@ func defaultSearchConfig() searchConfig {
 	}
 }
 
-// configError is one problem, located in the file when the key is there.
+// configError is one problem, located in the file when its key is there.
 type configError struct {
-	file, section, key string
-	line               int
-	msg                string
+	file, section string
+	line          int
+	msg           string
 }
 
 func (e configError) Error() string {
@@ -144,31 +146,204 @@ func loadSearchConfig(path string) (searchConfig, []byte, error) {
 	if err != nil {
 		return cfg, nil, fmt.Errorf("config: %w", err)
 	}
-	dec := toml.NewDecoder(bytes.NewReader(src))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return cfg, src, tomlError(path, err)
+	if err := decodeStrict(src, &cfg); err != nil {
+		return cfg, src, decodeProblems(path, src, err)
 	}
 	return cfg, src, nil
 }
 
-// tomlError turns go-toml's errors into file:line messages, every unknown key at once.
-func tomlError(path string, err error) error {
+func decodeStrict(src []byte, cfg *searchConfig) error {
+	dec := toml.NewDecoder(bytes.NewReader(src))
+	dec.DisallowUnknownFields()
+	return dec.Decode(cfg)
+}
+
+// decodeProblems reports every problem of a file that did not decode, each at
+// its line. go-toml stops at the first value of a wrong type, and reports
+// unknown keys only when everything else decoded; so each key of the file is
+// decoded on its own, into the defaults, and the problems of all are joined.
+// A syntax error is reported alone, at its position.
+func decodeProblems(path string, src []byte, err error) error {
+	var doc map[string]any
+	if perr := toml.Unmarshal(src, &doc); perr != nil {
+		return tomlError(path, perr, nil)
+	}
+	lines := keyLines(src)
+	seen := map[string]bool{}
+	var found []configError
+	for _, leaf := range leaves(doc, nil) {
+		one, lerr := toml.Marshal(nest(leaf.path, leaf.value))
+		if lerr == nil {
+			cfg := defaultSearchConfig()
+			lerr = decodeStrict(one, &cfg)
+		}
+		if lerr == nil {
+			continue
+		}
+		for _, e := range splitJoined(tomlError(path, lerr, func(key []string) int {
+			if len(key) == 0 {
+				key = leaf.path // a wrong type: the leaf itself
+			}
+			return lines.line(key)
+		})) {
+			ce, ok := e.(configError)
+			if k := ce.Error(); ok && !seen[k] {
+				seen[k] = true
+				found = append(found, ce)
+			}
+		}
+	}
+	if len(found) == 0 { // no key fails alone: report what the whole file gave
+		return tomlError(path, err, lines.line)
+	}
+	sort.SliceStable(found, func(i, j int) bool { return found[i].line < found[j].line })
+	errs := make([]error, len(found))
+	for i, e := range found {
+		errs[i] = e
+	}
+	return errors.Join(errs...)
+}
+
+// leaf is one value of a decoded TOML document that is not a table (or an
+// empty table), with its key path.
+type leaf struct {
+	path  []string
+	value any
+}
+
+// leaves lists the leaves of m under path, sorted by key.
+func leaves(m map[string]any, path []string) []leaf {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []leaf
+	for _, k := range keys {
+		p := append(slices.Clone(path), k)
+		if sub, ok := m[k].(map[string]any); ok && len(sub) > 0 {
+			out = append(out, leaves(sub, p)...)
+			continue
+		}
+		out = append(out, leaf{p, m[k]})
+	}
+	return out
+}
+
+// nest returns the document that holds only v at path.
+func nest(path []string, v any) map[string]any {
+	for i := len(path) - 1; i > 0; i-- {
+		v = map[string]any{path[i]: v}
+	}
+	return map[string]any{path[0]: v}
+}
+
+// tomlError turns one of go-toml's errors into file:line messages (every
+// unknown key of a strict decode), as configErrors joined. line (nil: the
+// error's own position) gives the line of a key path; a type error passes
+// the key go-toml names, which may be empty.
+func tomlError(path string, err error, line func(key []string) int) error {
 	var strict *toml.StrictMissingError
 	if errors.As(err, &strict) {
 		var errs []error
 		for _, e := range strict.Errors {
 			row, _ := e.Position()
-			errs = append(errs, fmt.Errorf("%s:%d: unknown key %s", path, row, strings.Join(e.Key(), ".")))
+			if line != nil {
+				row = line(e.Key())
+			}
+			errs = append(errs, configError{file: path, line: row, msg: "unknown key " + strings.Join(e.Key(), ".")})
 		}
 		return errors.Join(errs...)
 	}
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		row, _ := de.Position()
-		return fmt.Errorf("%s:%d: %s", path, row, de.Error())
+		if line != nil {
+			row = line(de.Key())
+		}
+		return configError{file: path, line: row, msg: de.Error()}
 	}
-	return fmt.Errorf("%s: %w", path, err)
+	return configError{file: path, msg: err.Error()}
+}
+
+// keyPositions maps the key paths of a TOML source to the line where each is
+// first written.
+type keyPositions map[string]int
+
+// pathKey joins a key path unambiguously (a quoted key may hold dots).
+func pathKey(path []string) string { return strings.Join(path, "\x00") }
+
+// line returns the line of path, or of its longest prefix written in the
+// file (the table a default value belongs to), or 0.
+func (kp keyPositions) line(path []string) int {
+	for n := len(path); n > 0; n-- {
+		if l, ok := kp[pathKey(path[:n])]; ok {
+			return l
+		}
+	}
+	return 0
+}
+
+// keyLines returns the line of every key path of a TOML source, from the
+// parser's own positions: table headers ([a.b], and [[a.b]] at its first
+// occurrence), plain and dotted keys (a.b.c = 1 defines a, a.b and a.b.c on
+// its line), and the keys of inline tables, also inside arrays (without
+// indices). A syntax error ends the walk; the decoder reports it.
+func keyLines(src []byte) keyPositions {
+	kp := keyPositions{}
+	var p unstable.Parser
+	p.Reset(src)
+	record := func(path []string, n *unstable.Node) {
+		k := pathKey(path)
+		if _, ok := kp[k]; !ok {
+			kp[k] = p.Shape(n.Raw).Start.Line
+		}
+	}
+	// keyval records a key-value under table, its dotted prefixes and, for
+	// an inline table or an array, the keys inside.
+	var keyval func(table []string, kv *unstable.Node)
+	var value func(path []string, v *unstable.Node)
+	keyval = func(table []string, kv *unstable.Node) {
+		path := slices.Clone(table)
+		it := kv.Key()
+		for it.Next() {
+			path = append(path, string(it.Node().Data))
+			record(path, it.Node())
+		}
+		value(path, kv.Value())
+	}
+	value = func(path []string, v *unstable.Node) {
+		switch v.Kind {
+		case unstable.InlineTable:
+			it := v.Children()
+			for it.Next() {
+				if it.Node().Kind == unstable.KeyValue {
+					keyval(path, it.Node())
+				}
+			}
+		case unstable.Array:
+			it := v.Children()
+			for it.Next() {
+				value(path, it.Node())
+			}
+		}
+	}
+	var table []string
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = table[:0:0]
+			it := e.Key()
+			for it.Next() {
+				table = append(table, string(it.Node().Data))
+				record(table, it.Node())
+			}
+		case unstable.KeyValue:
+			keyval(table, e)
+		}
+	}
+	return kp
 }
 
 // finish fills the defaults that depend on other keys, then checks everything
@@ -188,21 +363,31 @@ func (c *searchConfig) finish(file string, src []byte) error {
 	return err
 }
 
-// validate reports every problem of c at once.
+// validate reports every problem of c at once, each at the line of its key
+// in src (may be nil).
 func (c *searchConfig) validate(file string, src []byte) error {
+	lines := keyLines(src)
 	var errs []error
 	add := func(section string, err error) {
 		if err == nil {
 			return
 		}
+		var table []string
+		if section != "" {
+			table = strings.Split(section, ".")
+		}
 		for _, e := range splitJoined(err) {
-			msg := e.Error()
-			key := keyIn(msg)
-			errs = append(errs, configError{file: file, section: section, key: key, line: keyLine(src, section, key), msg: msg})
+			var key []string
+			if path := arch.FieldPath(e); path != nil {
+				key = append(slices.Clone(table), path...)
+			} else {
+				key = lines.named(table, e.Error())
+			}
+			errs = append(errs, configError{file: file, section: section, line: lines.line(key), msg: e.Error()})
 		}
 	}
 	bad := func(section, key string, v any, why string) {
-		add(section, fmt.Errorf("%s = %v: %s", key, v, why))
+		add(section, &arch.FieldError{Path: []string{key}, Msg: fmt.Sprintf("%s = %v: %s", key, v, why)})
 	}
 	if !contains(modes, c.Mode) {
 		bad("", "mode", fmt.Sprintf("%q", c.Mode), "must be one of "+strings.Join(modes, ", "))
@@ -257,7 +442,8 @@ func (c *searchConfig) validate(file string, src []byte) error {
 			add("early_stopping.options", err)
 		}
 		if c.Mode == "sync" {
-			add("early_stopping", fmt.Errorf("name = %q: early stopping needs mode = \"async\" (a sync round waits for all its trials anyway)", c.Stopping.Name))
+			add("early_stopping", &arch.FieldError{Path: []string{"name"},
+				Msg: fmt.Sprintf("name = %q: early stopping needs mode = \"async\" (a sync round waits for all its trials anyway)", c.Stopping.Name)})
 		}
 	}
 	l := c.Limits
@@ -353,44 +539,32 @@ func splitJoined(err error) []error {
 	return []error{err}
 }
 
-var (
-	assignPattern = regexp.MustCompile(`(?:^|[ .:])([a-z][a-z_]*)(?:\[\d+\])? =`)
-	fieldPattern  = regexp.MustCompile(`(?:^|[ .:])([a-z][a-z_]*)(?:\[\d+\])?:`)
-	optionPattern = regexp.MustCompile(`option "([a-z][a-z_]*)"`)
-)
-
-// keyIn finds the config key a package's error message names: the first
-// "key = value" ("config epochs = -3", "options.layers = 0"), else a quoted
-// `unknown option "population"`, else the last "key:" ("options.channels: not used").
-func keyIn(msg string) string {
-	if m := assignPattern.FindStringSubmatch(msg); m != nil {
-		return m[1]
-	}
-	if m := optionPattern.FindStringSubmatch(msg); m != nil {
-		return m[1]
-	}
-	if m := fieldPattern.FindAllStringSubmatch(msg, -1); len(m) > 0 {
-		return m[len(m)-1][1]
-	}
-	return ""
-}
-
-// keyLine is the 1-based line of key inside [section] of a TOML source, or 0.
-func keyLine(src []byte, section, key string) int {
-	if key == "" || src == nil {
-		return 0
-	}
-	cur := ""
-	assign := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(key) + `"?\s*=`)
-	for i, line := range strings.Split(string(src), "\n") {
-		t := strings.TrimSpace(line)
-		if strings.HasPrefix(t, "[") && !strings.HasPrefix(t, "[[") {
-			cur = strings.Trim(strings.SplitN(t, "#", 2)[0], "[] \t")
+// named locates an error that names no field structurally (it is not an
+// *arch.FieldError): the key under table, written in the file, that msg
+// names as "key =", "option key" or "\"key\"", else table itself. Only
+// controller's stoppers still return such errors; once they return
+// arch.FieldErrors this can go.
+func (kp keyPositions) named(table []string, msg string) []string {
+	prefix := pathKey(table)
+	var best []string
+	bestLine := 0
+	for k, l := range kp {
+		if len(table) > 0 && !strings.HasPrefix(k, prefix+"\x00") {
 			continue
 		}
-		if cur == section && assign.MatchString(line) {
-			return i + 1
+		path := strings.Split(k, "\x00")
+		if len(path) != len(table)+1 {
+			continue
+		}
+		name := path[len(path)-1]
+		if (strings.HasPrefix(msg, name+" =") || strings.Contains(msg, " "+name+" =") ||
+			strings.Contains(msg, "option "+name) || strings.Contains(msg, `"`+name+`"`)) &&
+			(best == nil || l < bestLine) {
+			best, bestLine = path, l
 		}
 	}
-	return 0
+	if best == nil {
+		return table
+	}
+	return best
 }

@@ -162,6 +162,109 @@ func TestConfigUnknownKeysAndSyntax(t *testing.T) {
 	}
 }
 
+// TestConfigLinesOfInlineTablesAndDottedKeys: a problem found after decoding
+// is reported at the line of its key however the key is written: in an
+// inline table, as a dotted key, as a dotted key inside a table.
+func TestConfigLinesOfInlineTablesAndDottedKeys(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"[strategy]\noptions = { population = -1 }\n",
+			`:2: [strategy.options] random: unknown option "population" (random takes no options)`},
+		{"seed = 2\nstrategy.options.population = -1\n",
+			`:2: [strategy.options] random: unknown option "population" (random takes no options)`},
+		{"[strategy]\nname = \"ga\"\n\noptions.population = -1\n",
+			":4: [strategy.options] ga: option population = -1: must be in 2..100000"},
+		{"[strategy]\nname = \"rl\"\noptions = { hidden = 32, lr = -1 }\n",
+			":3: [strategy.options] rl: option lr = -1: must be in (0, 10]"},
+		{"[trainer]\nepochs = 2\naugment = { pad = -1 }\n",
+			":3: [trainer] train: config augment.pad = -1: must be ≥ 0"},
+		{"\n\ntrainer.augment.pad = -1\n",
+			":3: [trainer] train: config augment.pad = -1: must be ≥ 0"},
+		{"[space]\nname = \"nas\"\ninput = { c = 0, h = 28, w = 28 }\n",
+			":3: [space] arch: nas: options.input.c = 0: must be in 1..65536"},
+		{"space = { name = \"nas\", channels = 3 }\n",
+			":1: [space] arch: nas: options.channels: not used by space nas"},
+		// The stoppers' errors name no field structurally yet: located by the key they name.
+		{"[early_stopping]\nname = \"median\"\noptions = { statistic = \"mean\", min_trials = \"x\" }\n",
+			":3: [early_stopping.options] controller: stopper median: option min_trials = x: must be an integer"},
+	} {
+		p := writeConfig(t, tc.src)
+		cfg, src, err := loadSearchConfig(p)
+		if err != nil {
+			t.Errorf("%q: load: %v", tc.src, err)
+			continue
+		}
+		err = cfg.finish(p, src)
+		if err == nil || !strings.Contains(err.Error(), p+tc.want) {
+			t.Errorf("%q: error\n%v\nlacks\n%s", tc.src, err, p+tc.want)
+		}
+	}
+}
+
+// TestConfigReportsDecodeErrorsAndUnknownKeysTogether: a value of the wrong
+// type does not hide an unknown key (go-toml stops at the first), and each
+// is reported at its line.
+func TestConfigReportsDecodeErrorsAndUnknownKeysTogether(t *testing.T) {
+	p := writeConfig(t, "seed = \"x\"\n[budgett]\n")
+	_, _, err := loadSearchConfig(p)
+	for _, want := range []string{p + ":1: toml: cannot decode TOML string into struct field main.searchConfig.Seed of type uint64",
+		p + ":2: unknown key budgett"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	p = writeConfig(t, "seed = 1\n[budgett]\ntrials = 3\n[trainer]\nepochs = \"a\"\nbogus = 1\n[strategy]\noptions = { x = 1 }\nbad = { y = 2 }\n")
+	_, _, err = loadSearchConfig(p)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	got := strings.Split(err.Error(), "\n")
+	want := []string{
+		p + ":2: unknown key budgett",
+		p + ":5: toml: cannot decode TOML string into struct field main.trainerConfig.Epochs of type int",
+		p + ":6: unknown key trainer.bogus",
+		p + ":9: unknown key strategy.bad",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestKeyLines: the TOML parser's positions of every key path.
+func TestKeyLines(t *testing.T) {
+	src := `top = 1
+a.b.c = 2 # dotted
+[t]
+x = { y = 1, z = { w = 2 } }
+"q.k" = 3
+[t.u]
+v = [ { in = 1 }, { in = 2, more = 3 } ]
+[[arr]]
+k = 1
+[[arr]]
+k = 2
+j = 3
+`
+	got := keyLines([]byte(src))
+	want := map[string]int{}
+	for path, line := range map[string]int{
+		"top": 1, "a": 2, "a b": 2, "a b c": 2,
+		"t": 3, "t x": 4, "t x y": 4, "t x z": 4, "t x z w": 4, "t q.k": 5,
+		"t u": 6, "t u v": 7, "t u v in": 7, "t u v more": 7,
+		"arr": 8, "arr k": 9, "arr j": 12,
+	} {
+		want[pathKey(strings.Split(path, " "))] = line
+	}
+	if !reflect.DeepEqual(map[string]int(got), want) {
+		t.Errorf("keyLines:\n got %v\nwant %v", map[string]int(got), want)
+	}
+	if l := got.line([]string{"t", "u", "missing"}); l != 6 {
+		t.Errorf("line of an absent key = %d, want its table's line 6", l)
+	}
+	if l := keyLines([]byte("a = 1\nb = \n")).line([]string{"a"}); l != 1 {
+		t.Errorf("before a syntax error: line %d, want 1", l)
+	}
+}
+
 func FuzzLoadConfig(f *testing.F) {
 	for _, name := range []string{"quick", "search", "surrogate"} {
 		if b, err := os.ReadFile("../../examples/" + name + ".toml"); err == nil {

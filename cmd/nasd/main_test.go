@@ -95,6 +95,32 @@ func TestSpaceJSONValidateRoundTrip(t *testing.T) {
 	}
 }
 
+// An architecture whose FLOPs pass int64 (65536×65536 image, 99×99 filters,
+// 65536 of them) is an error naming the quantity and the layer, both when
+// sampled and when validated under a budget; it used to print a negative
+// FLOPs total and pass -max-flops.
+func TestSpaceCostOverflow(t *testing.T) {
+	huge := []string{"space", "-space", "nas", "-input", "1x65536x65536", "-filter-sizes", "99",
+		"-filter-counts", "65536", "-strides", "1", "-seed", "1"}
+	const want = "overflow" // "overflows int64" (one node) or "overflow int64" (a total)
+	code, out, errOut := nasd(t, append(huge, "-arch-only")...)
+	if code != exitError || !strings.Contains(errOut, want) || !strings.Contains(errOut, "layer 1") {
+		t.Fatalf("sampled: code %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	code, js, errOut := nasd(t, append(huge, "-arch-only", "-format", "json")...)
+	if code != exitOK {
+		t.Fatalf("json: code %d, stderr:\n%s", code, errOut)
+	}
+	path := filepath.Join(t.TempDir(), "huge.json")
+	if err := os.WriteFile(path, []byte(js), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = nasd(t, "space", "-validate", path, "-max-flops", "1000000000")
+	if code != exitError || !strings.Contains(errOut, path) || !strings.Contains(errOut, "FLOPs") || !strings.Contains(errOut, want) {
+		t.Fatalf("validate under -max-flops: code %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}
+
 func TestSpaceValidateBadFiles(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/term"
+
 	"nasd/controller"
 	"nasd/train"
 )
@@ -22,12 +24,17 @@ type progress struct {
 
 func newProgress(stdout, stderr io.Writer) *progress {
 	p := &progress{out: stdout}
-	if f, ok := stderr.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.bar = stderr
-		}
+	if isTerminal(stderr) {
+		p.bar = stderr
 	}
 	return p
+}
+
+// isTerminal reports whether w is a terminal. A character device is not
+// enough: /dev/null is one too.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func (p *progress) update(u train.Progress) {

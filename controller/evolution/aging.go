@@ -42,7 +42,7 @@ func NewAging(env strategy.Env) (strategy.Strategy, error) {
 	cfg.Population = p.int("population", DefaultAgingPopulation, 2, maxPopulation)
 	cfg.Sample = p.int("sample", min(DefaultSample, cfg.Population), 1, maxPopulation)
 	if cfg.Sample > cfg.Population {
-		p.add("option sample = %d: must be ≤ population (%d)", cfg.Sample, cfg.Population)
+		p.add("sample", "option sample = %d: must be ≤ population (%d)", cfg.Sample, cfg.Population)
 	}
 	if err := p.finish(); err != nil {
 		return nil, err

@@ -65,15 +65,15 @@ func NewGA(env strategy.Env) (strategy.Strategy, error) {
 	eliteSet := p.has("elite")
 	cfg.Elite = p.int("elite", min(DefaultElite, cfg.Population-1), 0, maxPopulation)
 	if cfg.Tournament > cfg.Population {
-		p.add("option tournament = %d: must be ≤ population (%d)", cfg.Tournament, cfg.Population)
+		p.add("tournament", "option tournament = %d: must be ≤ population (%d)", cfg.Tournament, cfg.Population)
 	}
 	switch {
 	case cfg.SteadyState && eliteSet:
-		p.add("option elite: not used with steady_state = true (replacing the worst keeps the best)")
+		p.add("elite", "option elite: not used with steady_state = true (replacing the worst keeps the best)")
 	case cfg.SteadyState:
 		cfg.Elite = 0
 	case cfg.Elite >= cfg.Population:
-		p.add("option elite = %d: must be < population (%d)", cfg.Elite, cfg.Population)
+		p.add("elite", "option elite = %d: must be < population (%d)", cfg.Elite, cfg.Population)
 	}
 	if err := p.finish(); err != nil {
 		return nil, err

@@ -39,8 +39,10 @@ type parser struct {
 	errs  []error
 }
 
-func (p *parser) add(format string, args ...any) {
-	p.errs = append(p.errs, fmt.Errorf(p.name+": "+format, args...))
+// add records a problem with option key, as an *arch.FieldError so that a
+// config file can point at the key's line.
+func (p *parser) add(key, format string, args ...any) {
+	p.errs = append(p.errs, &arch.FieldError{Path: []string{key}, Msg: p.name + ": " + fmt.Sprintf(format, args...)})
 }
 
 // get registers key and returns its value, if set.
@@ -104,14 +106,14 @@ func (p *parser) int64(key string, def, lo, hi int64) int64 {
 	}
 	n, ok := asInt(v)
 	if !ok {
-		p.add("option %s = %s: must be an integer", key, show(v))
+		p.add(key, "option %s = %s: must be an integer", key, show(v))
 		return def
 	}
 	if n < lo || n > hi {
 		if hi == math.MaxInt64 {
-			p.add("option %s = %d: must be ≥ %d", key, n, lo)
+			p.add(key, "option %s = %d: must be ≥ %d", key, n, lo)
 		} else {
-			p.add("option %s = %d: must be in %d..%d", key, n, lo, hi)
+			p.add(key, "option %s = %d: must be in %d..%d", key, n, lo, hi)
 		}
 		return def
 	}
@@ -136,21 +138,21 @@ func (p *parser) float(key string, def, lo, hi float64, openLo bool) float64 {
 	} else if x, isFloat := v.(float32); isFloat {
 		f = float64(x)
 	} else {
-		p.add("option %s = %s: must be a number", key, show(v))
+		p.add(key, "option %s = %s: must be a number", key, show(v))
 		return def
 	}
 	switch {
 	case math.IsNaN(f) || math.IsInf(f, 0):
-		p.add("option %s = %v: must be finite", key, f)
+		p.add(key, "option %s = %v: must be finite", key, f)
 	case openLo && f <= lo, !openLo && f < lo, f > hi:
 		l, r := "[", "]"
 		if openLo {
 			l = "("
 		}
 		if math.IsInf(hi, 1) {
-			p.add("option %s = %v: must be in %s%v, ∞)", key, f, l, lo)
+			p.add(key, "option %s = %v: must be in %s%v, ∞)", key, f, l, lo)
 		} else {
-			p.add("option %s = %v: must be in %s%v, %v%s", key, f, l, lo, hi, r)
+			p.add(key, "option %s = %v: must be in %s%v, %v%s", key, f, l, lo, hi, r)
 		}
 	default:
 		return f
@@ -165,7 +167,7 @@ func (p *parser) bool(key string, def bool) bool {
 	}
 	b, ok := v.(bool)
 	if !ok {
-		p.add("option %s = %s: must be true or false", key, show(v))
+		p.add(key, "option %s = %s: must be true or false", key, show(v))
 		return def
 	}
 	return b
@@ -189,21 +191,25 @@ func (p *parser) common() common {
 // finish reports every unknown key, naming them and listing the known ones,
 // and returns all problems joined.
 func (p *parser) finish() error {
-	var unknown []string
+	var keys, unknown []string
 	for k := range p.opts {
 		if !slices.Contains(p.known, k) {
-			unknown = append(unknown, fmt.Sprintf("%q", k))
+			keys = append(keys, k)
 		}
 	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
+	if len(keys) > 0 {
+		slices.Sort(keys)
+		for _, k := range keys {
+			unknown = append(unknown, fmt.Sprintf("%q", k))
+		}
 		known := slices.Clone(p.known)
 		slices.Sort(known)
 		s := ""
-		if len(unknown) > 1 {
+		if len(keys) > 1 {
 			s = "s"
 		}
-		p.add("unknown option%s %s (known: %s)", s, strings.Join(unknown, ", "), strings.Join(known, ", "))
+		// One message for all; its field is the first unknown key.
+		p.add(keys[0], "unknown option%s %s (known: %s)", s, strings.Join(unknown, ", "), strings.Join(known, ", "))
 	}
 	return errors.Join(p.errs...)
 }

@@ -1,6 +1,7 @@
 package evolution
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -87,5 +88,19 @@ func TestOptionErrors(t *testing.T) {
 	}
 	if _, err := NewAging(controller.Env{}); err == nil || !strings.Contains(err.Error(), "no search space") {
 		t.Errorf("no space: %v", err)
+	}
+}
+
+// TestOptionErrorsNameTheirFields: each problem is an *arch.FieldError whose
+// Path is the option (the first unknown one for the list of unknown ones).
+func TestOptionErrorsNameTheirFields(t *testing.T) {
+	_, err := controller.New(NameGA, controller.Env{Space: nasSpace(t, 2), Seed: 1,
+		Options: map[string]any{"population": int64(5), "tournament": int64(6), "mutation_rate": 0.0, "zeta": 1, "beta": 2}})
+	var got []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		got = append(got, strings.Join(arch.FieldPath(e), "."))
+	}
+	if want := []string{"mutation_rate", "tournament", "beta"}; !slices.Equal(got, want) {
+		t.Errorf("paths %q, want %q; error:\n%v", got, want, err)
 	}
 }

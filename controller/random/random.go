@@ -50,10 +50,16 @@ func New(env strategy.Env) (strategy.Strategy, error) {
 	if len(env.Options) > 0 {
 		keys := make([]string, 0, len(env.Options))
 		for k := range env.Options {
-			keys = append(keys, fmt.Sprintf("%q", k))
+			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		return nil, fmt.Errorf("random: unknown option %s (random takes no options)", strings.Join(keys, ", "))
+		quoted := make([]string, len(keys))
+		for i, k := range keys {
+			quoted[i] = fmt.Sprintf("%q", k)
+		}
+		// The field of the message is its first key (a config file points there).
+		return nil, &arch.FieldError{Path: []string{keys[0]},
+			Msg: fmt.Sprintf("random: unknown option %s (random takes no options)", strings.Join(quoted, ", "))}
 	}
 	pcg := rand.NewPCG(env.Seed, stream)
 	return &Strategy{space: env.Space, seed: env.Seed, pcg: pcg, rng: rand.New(pcg), next: 1, pending: map[string]bool{}}, nil

@@ -130,3 +130,13 @@ func TestRejectsOptions(t *testing.T) {
 		t.Fatalf("unknown options: %v, want both named", err)
 	}
 }
+
+// TestRejectsOptionsNamingTheField: the error is an *arch.FieldError whose
+// Path is the first unknown option, so a config file can point at its line.
+func TestRejectsOptionsNamingTheField(t *testing.T) {
+	space, _ := arch.New("nas", arch.Options{})
+	_, err := controller.New("random", controller.Env{Space: space, Options: map[string]any{"zeta": 1, "beta": 2}})
+	if got := arch.FieldPath(err); !reflect.DeepEqual(got, []string{"beta"}) {
+		t.Errorf("path %q, want [beta]; error %v", got, err)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"sort"
 	"strings"
+
+	"nasd/arch"
 )
 
 // Options are the strategy's settings, decoded from Env.Options. The zero
@@ -135,14 +137,18 @@ func ParseOptions(strategy string, m map[string]any) (Options, error) {
 	sort.Strings(keys)
 	var errs []error
 	var unknown []string
+	first := "" // the first unknown key, the field of the message that lists them all
 	for _, k := range keys {
 		opt, ok := options[k]
 		if !ok {
+			if first == "" {
+				first = k
+			}
 			unknown = append(unknown, fmt.Sprintf("%q", k))
 			continue
 		}
 		if msg := opt.set(&o, m[k]); msg != "" {
-			errs = append(errs, fmt.Errorf("%s: option %s = %s", strategy, k, msg))
+			errs = append(errs, &arch.FieldError{Path: []string{k}, Msg: fmt.Sprintf("%s: option %s = %s", strategy, k, msg)})
 		}
 	}
 	if len(unknown) > 0 {
@@ -150,7 +156,8 @@ func ParseOptions(strategy string, m map[string]any) (Options, error) {
 		if len(unknown) > 1 {
 			s = "s"
 		}
-		errs = append([]error{fmt.Errorf("%s: unknown option%s %s (known: %s)", strategy, s, strings.Join(unknown, ", "), strings.Join(OptionNames(), ", "))}, errs...)
+		errs = append([]error{&arch.FieldError{Path: []string{first}, Msg: fmt.Sprintf("%s: unknown option%s %s (known: %s)",
+			strategy, s, strings.Join(unknown, ", "), strings.Join(OptionNames(), ", "))}}, errs...)
 	}
 	return o, errors.Join(errs...)
 }

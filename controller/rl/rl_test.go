@@ -360,3 +360,16 @@ func TestSnapshotIsJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestOptionErrorsNameTheirFields: each problem is an *arch.FieldError whose
+// Path is the option (the first unknown one for the list of unknown ones).
+func TestOptionErrorsNameTheirFields(t *testing.T) {
+	_, err := rl.ParseOptions("rl", map[string]any{"lr": 0.0, "hidden": int64(1), "zeta": 1, "beta": 2})
+	var got []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		got = append(got, strings.Join(arch.FieldPath(e), "."))
+	}
+	if want := []string{"beta", "hidden", "lr"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("paths %q, want %q; error:\n%v", got, want, err)
+	}
+}
