@@ -2,11 +2,13 @@ package controller
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
 	"strings"
 
+	"nasd/arch"
 	"nasd/cluster"
 	"nasd/controller/internal/registry"
 )
@@ -104,11 +106,14 @@ type options struct {
 	stopper string
 	m       map[string]any
 	known   []string
-	errs    []string
+	errs    []error
 }
 
+// bad records a problem with option key, as an arch.FieldError so that a
+// config file can point at the key's line.
 func (o *options) bad(key string, v any, why string) {
-	o.errs = append(o.errs, fmt.Sprintf("option %s = %v: %s", key, v, why))
+	o.errs = append(o.errs, &arch.FieldError{Path: []string{key},
+		Msg: fmt.Sprintf("controller: stopper %s: option %s = %v: %s", o.stopper, key, v, why)})
 }
 
 // int returns the option key as an integer (an int, int64, or a float64
@@ -166,12 +171,10 @@ func (o *options) err() error {
 		sort.Strings(unknown)
 		known := append([]string(nil), o.known...)
 		sort.Strings(known)
-		o.errs = append(o.errs, fmt.Sprintf("unknown option %s (known: %s)", strings.Join(unknown, ", "), strings.Join(known, ", ")))
+		o.errs = append(o.errs, &arch.FieldError{Path: []string{strings.Trim(unknown[0], `"`)},
+			Msg: fmt.Sprintf("controller: stopper %s: unknown option %s (known: %s)", o.stopper, strings.Join(unknown, ", "), strings.Join(known, ", "))})
 	}
-	if len(o.errs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("controller: stopper %s: %s", o.stopper, strings.Join(o.errs, "; "))
+	return errors.Join(o.errs...)
 }
 
 // restoreJSON decodes a built-in stopper's snapshot.

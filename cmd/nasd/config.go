@@ -377,11 +377,11 @@ func (c *searchConfig) validate(file string, src []byte) error {
 			table = strings.Split(section, ".")
 		}
 		for _, e := range splitJoined(err) {
-			var key []string
+			// Every package's option errors are arch.FieldErrors; any
+			// other error is placed at its table.
+			key := slices.Clone(table)
 			if path := arch.FieldPath(e); path != nil {
-				key = append(slices.Clone(table), path...)
-			} else {
-				key = lines.named(table, e.Error())
+				key = append(key, path...)
 			}
 			errs = append(errs, configError{file: file, section: section, line: lines.line(key), msg: e.Error()})
 		}
@@ -537,34 +537,4 @@ func splitJoined(err error) []error {
 		return out
 	}
 	return []error{err}
-}
-
-// named locates an error that names no field structurally (it is not an
-// *arch.FieldError): the key under table, written in the file, that msg
-// names as "key =", "option key" or "\"key\"", else table itself. Only
-// controller's stoppers still return such errors; once they return
-// arch.FieldErrors this can go.
-func (kp keyPositions) named(table []string, msg string) []string {
-	prefix := pathKey(table)
-	var best []string
-	bestLine := 0
-	for k, l := range kp {
-		if len(table) > 0 && !strings.HasPrefix(k, prefix+"\x00") {
-			continue
-		}
-		path := strings.Split(k, "\x00")
-		if len(path) != len(table)+1 {
-			continue
-		}
-		name := path[len(path)-1]
-		if (strings.HasPrefix(msg, name+" =") || strings.Contains(msg, " "+name+" =") ||
-			strings.Contains(msg, "option "+name) || strings.Contains(msg, `"`+name+`"`)) &&
-			(best == nil || l < bestLine) {
-			best, bestLine = path, l
-		}
-	}
-	if best == nil {
-		return table
-	}
-	return best
 }
