@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"nasd/journal"
@@ -93,9 +95,13 @@ func (l *loop) load() (resumeInfo, error) {
 	}
 	l.segDone = 0
 	seen := map[string]bool{}
+	latest := latestSegment(l.run.Dir, filepath.Base(l.log.Path()))
 	for _, w := range append(append([]string(nil), l.run.Warnings...), truncated...) {
 		// The segment this run writes is open and still empty: not a cut.
-		if !seen[w] && !strings.Contains(w, filepath.Base(l.log.Path())) {
+		// Cuts of segments before the latest were logged by the segments
+		// that resumed them.
+		seg := segmentName.FindString(w)
+		if !seen[w] && seg != filepath.Base(l.log.Path()) && (seg == "" || seg == latest) {
 			info.warnings = append(info.warnings, w)
 		}
 		seen[w] = true
@@ -104,6 +110,26 @@ func (l *loop) load() (resumeInfo, error) {
 		info.warnings = append(info.warnings, fmt.Sprintf("the event log ends at seq %d, before the checkpoint's seq %d", last, c.Seq))
 	}
 	return info, nil
+}
+
+// segmentName finds an event log segment's file name in a warning.
+var segmentName = regexp.MustCompile(`events-[0-9]+\.jsonl\.zst`)
+
+// latestSegment returns the newest segment file (by number) in dir other
+// than own.
+func latestSegment(dir, own string) string {
+	files, _ := filepath.Glob(filepath.Join(dir, "events-*.jsonl.zst"))
+	latest, n := "", -1
+	for _, f := range files {
+		seg := filepath.Base(f)
+		if seg == own {
+			continue
+		}
+		if k, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(seg, "events-"), ".jsonl.zst")); err == nil && k > n {
+			latest, n = seg, k
+		}
+	}
+	return latest
 }
 
 // replayEvent re-makes the strategy or stopper call that event e records.

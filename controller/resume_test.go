@@ -326,3 +326,52 @@ func TestDeadlineWithinMargin(t *testing.T) {
 		t.Fatalf("%+v %v: want an error about the stop margin", out.sum, out.err)
 	}
 }
+
+// TestResumeWarnsOnceAboutCutSegments: each resumed segment warns about the
+// cut tail of the segment before it, not again about older ones (they were
+// warned about when they were resumed).
+func TestResumeWarnsOnceAboutCutSegments(t *testing.T) {
+	tmp := t.TempDir()
+	copyAt := func(src, dst string, at int) func(int) {
+		return func(k int) {
+			if k == at {
+				copyDir(t, src, dst)
+			}
+		}
+	}
+	a, b := filepath.Join(tmp, "a"), filepath.Join(tmp, "b")
+	first := filepath.Join(tmp, "run")
+	slow := func(id string) time.Duration { return 15*time.Millisecond + jitter(id) }
+	s := search{mode: controller.ModeAsync, ranks: 3, trials: 20, dir: first, delay: slow}
+	s.afterFlush = copyAt(first, a, 6)
+	if out := s.run(t); out.err != nil {
+		t.Fatal(out.err)
+	}
+	s = search{mode: controller.ModeAsync, ranks: 3, trials: 20, dir: a, resume: true, delay: slow}
+	s.afterFlush = copyAt(a, b, 6)
+	if out := s.run(t); out.err != nil {
+		t.Fatal(out.err)
+	}
+	if out := (search{mode: controller.ModeAsync, ranks: 3, trials: 20, dir: b, resume: true}).run(t); out.err != nil {
+		t.Fatal(out.err)
+	}
+	var warnings []string
+	for _, e := range readEvents(t, b) {
+		switch e.Event {
+		case controller.EventRunStart:
+			warnings = nil
+		case controller.EventWarning:
+			warnings = append(warnings, e.Message)
+		}
+	}
+	var cut2 bool
+	for _, w := range warnings {
+		if strings.Contains(w, "events-0001") {
+			t.Errorf("the third segment warns again about the first: %s", w)
+		}
+		cut2 = cut2 || strings.Contains(w, "events-0002")
+	}
+	if !cut2 {
+		t.Errorf("the third segment does not warn about the second's cut tail: %q", warnings)
+	}
+}

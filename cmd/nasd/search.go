@@ -208,16 +208,25 @@ func searchInProcess(sf *searchFlags, stdout, stderr io.Writer) int {
 	// instead of finishing them (under MPI, Abort does this).
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// A worker's fatal error ends rank 0's search at once, with the error
+	// as its cause, as MPI_Abort of that rank would under mpirun.
+	lctx, lcancel := context.WithCancelCause(context.Background())
+	defer lcancel(nil)
 	var wg sync.WaitGroup
 	errs := make([]error, len(ends))
 	for r := 1; r < len(ends); r++ {
 		wg.Add(1)
 		go func(r int) {
 			defer wg.Done()
-			errs[r] = serveTrials(ctx, ends[r], stderr)
+			err := serveTrials(ctx, ends[r], stderr)
+			var ab cluster.ErrAborted
+			if err != nil && !errors.As(err, &ab) && !errors.Is(err, context.Canceled) {
+				lcancel(workerError{rank: r, err: err})
+			}
+			errs[r] = err
 		}(r)
 	}
-	code := lead(ends[0], cfg, sf, true, stdout, stderr)
+	code := lead(lctx, ends[0], cfg, sf, true, stdout, stderr)
 	if code != exitOK {
 		cancel()
 	}
@@ -250,19 +259,28 @@ func controllerMain(tr cluster.Transport, sf *searchFlags, stdout, stderr io.Wri
 		}
 		return exitError
 	}
-	return lead(tr, cfg, sf, false, stdout, stderr)
+	return lead(context.Background(), tr, cfg, sf, false, stdout, stderr)
 }
+
+// workerError is a worker's fatal error: the cause that ends an in-process
+// search.
+type workerError struct {
+	rank int
+	err  error
+}
+
+func (e workerError) Error() string { return fmt.Sprintf("rank %d: %v", e.rank, e.err) }
 
 // lead sends the config to the workers, runs the search and ends the job:
 // cleanly when done, by abort when workers may still be busy.
-func lead(tr cluster.Transport, cfg searchConfig, sf *searchFlags, inProcess bool, stdout, stderr io.Writer) int {
+func lead(ctx context.Context, tr cluster.Transport, cfg searchConfig, sf *searchFlags, inProcess bool, stdout, stderr io.Writer) int {
 	setup, err := cfg.marshal()
 	if err == nil {
 		_, err = tr.Bcast(context.Background(), 0, setup)
 	}
 	code := exitError
 	if err == nil {
-		code = runController(tr, cfg, sf, inProcess, stdout, stderr)
+		code = runController(ctx, tr, cfg, sf, inProcess, stdout, stderr)
 	} else {
 		fail(stderr, err)
 	}
@@ -341,7 +359,7 @@ func workerLoop(ctx context.Context, tr cluster.Transport, cfg searchConfig, std
 }
 
 // runController is rank 0's search: journal, strategy, loop, exit code.
-func runController(tr cluster.Transport, cfg searchConfig, sf *searchFlags, inProcess bool, stdout, stderr io.Writer) int {
+func runController(parent context.Context, tr cluster.Transport, cfg searchConfig, sf *searchFlags, inProcess bool, stdout, stderr io.Writer) int {
 	resume := sf.resume != ""
 	if tr.Size() < 2 {
 		return fail(stderr, errors.New("search: no workers: launch with mpirun -n ≥ 2, or set workers ≥ 1"))
@@ -401,7 +419,7 @@ func runController(tr cluster.Transport, cfg searchConfig, sf *searchFlags, inPr
 		return fail(stderr, err)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGUSR1, os.Interrupt)
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGUSR1, os.Interrupt)
 	defer stop()
 	fmt.Fprintf(stdout, "Search %s: strategy %s, space %s, %d workers, mode %s, trainer %s, early stopping %s; run directory %s\n",
 		runID, cfg.Strategy.Name, cfg.Space.Name, tr.Size()-1, cfg.Mode, cfg.Trainer.Kind, cfg.Stopping.Name, cfg.RunDir)
@@ -411,6 +429,11 @@ func runController(tr cluster.Transport, cfg searchConfig, sf *searchFlags, inPr
 	bar.finish()
 	if err != nil {
 		return fail(stderr, err)
+	}
+	var we workerError
+	if errors.As(context.Cause(parent), &we) {
+		// Checkpointed; the error is the user's to fix before a resume.
+		return fail(stderr, we)
 	}
 	printSummary(stdout, cfg, sum)
 	stats.finish(cfg.RunDir)

@@ -334,3 +334,35 @@ func TestSearchRLLogsUpdates(t *testing.T) {
 		t.Errorf("logged updates %v, want one per round: [1 2 3 4]", updates)
 	}
 }
+
+// TestSearchWorkerErrorEndsRun: in-process, a worker's fatal error (here its
+// data set is missing) ends the search at once with that error and exit 1,
+// as under mpirun, instead of leaving rank 0 waiting for a result.
+func TestSearchWorkerErrorEndsRun(t *testing.T) {
+	cfg := writeConfig(t, `
+mode = "async"
+workers = 2
+[budget]
+trials = 4
+[data]
+dir = "/nonexistent/fashion-mnist"
+[space]
+name = "nas"
+layers = 2
+`)
+	dir := filepath.Join(t.TempDir(), "run")
+	var stdout bytes.Buffer
+	cmd := nasdProcess(t, &stdout, "search", "-config", cfg, "-run-dir", dir)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		stderr := cmd.Stderr.(*bytes.Buffer).String()
+		if exitCode(err) != exitError || !strings.Contains(stderr, "rank ") || !strings.Contains(stderr, "/nonexistent/fashion-mnist") {
+			t.Fatalf("exit %v, stderr:\n%s", err, stderr)
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the search still waits 60 s after its workers failed")
+	}
+}
