@@ -482,7 +482,9 @@ func TestRecvAnyCancel(t *testing.T) {
 	if err != context.DeadlineExceeded {
 		t.Errorf("RecvAny: %v, want context.DeadlineExceeded itself", err)
 	}
-	if wall < wait || wall > wait+2*time.Second {
+	// The context's timer and this clock may disagree by well under a
+	// millisecond (seen: 299.5 ms for 300 ms under MPICH on a loaded machine).
+	if wall < wait-5*time.Millisecond || wall > wait+2*time.Second {
 		t.Errorf("RecvAny returned after %v, deadline %v", wall, wait)
 	}
 	t.Logf("rank %d: waited %v using %v CPU", Rank(), wall.Round(time.Millisecond), cpu.Round(time.Millisecond))

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"nasd/journal"
 )
 
 // mpiEnv lets OpenMPI run as root on an oversubscribed 2-core machine and
@@ -296,4 +298,72 @@ func TestMPIDeadlineChain(t *testing.T) {
 	}
 	readLogged(t, dir).check(t, trials)
 	t.Logf("exit codes of the chain under mpirun -n 4: %v", codes)
+}
+
+// TestMPISIGUSR1RealTraining: SIGUSR1 to mpirun -n 8 while every worker
+// trains a real network makes rank 0 checkpoint with those trials in flight
+// and the whole job exit 3 within 10 s (the time a batch system's warning
+// signal leaves, e.g. Slurm's --signal=USR1@120, with a wide margin).
+func TestMPISIGUSR1RealTraining(t *testing.T) {
+	mpiBinary(t)
+	if _, err := os.Stat("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); err != nil {
+		t.Skip("Fashion-MNIST is not installed")
+	}
+	cfg := writeConfig(t, `
+mode = "async"
+[budget]
+trials = 200
+[data]
+train_subset = 2000
+val_subset = 200
+[space]
+name = "enas-macro"
+layers = 3
+channels = 8
+[trainer]
+epochs = 3
+`)
+	dir := filepath.Join(t.TempDir(), "run")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd, stdout, stderr := mpirun(t, ctx, 8, "search", "-config", cfg, "-run-dir", dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until all 7 workers have a trial.
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if lg := readLoggedQuiet(dir); len(lg) >= 7 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("fewer than 7 trials dispatched after 2 minutes\n%s\n%s", stdout, stderr)
+		}
+	}
+	sent := time.Now()
+	cmd.Process.Signal(syscall.SIGUSR1)
+	code := exitCode(cmd.Wait())
+	took := time.Since(sent)
+	if code != exitCheckpointed || took > 10*time.Second {
+		t.Fatalf("SIGUSR1: exit %d after %v, want %d within 10 s\n%s\n%s", code, took, exitCheckpointed, stdout, stderr)
+	}
+	lg := readLogged(t, dir)
+	end := lg.ends[len(lg.ends)-1]
+	if end["interrupted"] != true || end["in_flight"].(float64) < 1 {
+		t.Errorf("run_end %v: want interrupted with trials in flight", end)
+	}
+	t.Logf("SIGUSR1 to exit 3: %v, %v trials in flight checkpointed", took.Round(time.Millisecond), end["in_flight"])
+}
+
+// readLoggedQuiet returns the trials dispatched so far in dir (none while
+// the log does not exist yet).
+func readLoggedQuiet(dir string) []string {
+	var ids []string
+	journal.ReadEvents(dir, func(e journal.Event) error {
+		if e.Kind == "trial_dispatched" {
+			ids = append(ids, string(e.Raw))
+		}
+		return nil
+	})
+	return ids
 }
