@@ -44,6 +44,15 @@ type Config struct {
 	StopAt     time.Time
 	StopMargin time.Duration
 
+	// TrialTimeout is the workers' limit on one trial (0: none). A worker
+	// that sends nothing for a trial for TrialTimeout + HangGrace (0:
+	// DefaultHangGrace) hangs (a child stuck in a kernel, a node that
+	// stopped answering): the loop checkpoints and returns an error naming
+	// the rank and its trial, and the caller aborts the job; a resume runs
+	// the trial again. Without a TrialTimeout nothing is declared hung.
+	TrialTimeout time.Duration
+	HangGrace    time.Duration
+
 	// Override lets a resumed run continue with another mode, or another
 	// worker count in sync mode (warnings then); otherwise resuming so is
 	// an error. Overrides describes the changes the caller allowed, for
@@ -99,6 +108,22 @@ type Config struct {
 	PenaltyWeight float64
 }
 
+// DefaultHangGrace is Config.HangGrace's default: time for a worker past
+// its trial's timeout to report it (a large child's teardown, a slow
+// network) before rank 0 calls it hung.
+const DefaultHangGrace = time.Minute
+
+// hangAfter is how long a worker may send nothing about a trial; 0: never hung.
+func (c Config) hangAfter() time.Duration {
+	if c.TrialTimeout <= 0 {
+		return 0
+	}
+	if c.HangGrace > 0 {
+		return c.TrialTimeout + c.HangGrace
+	}
+	return c.TrialTimeout + DefaultHangGrace
+}
+
 // MaxExitReserve bounds ExitReserve.
 const MaxExitReserve = 30 * time.Second
 
@@ -135,6 +160,9 @@ func (c Config) validate(size int) error {
 	}
 	if c.MaxTime < 0 {
 		errs = append(errs, fmt.Errorf("controller: MaxTime = %v: must be ≥ 0 (0: no limit)", c.MaxTime))
+	}
+	if c.TrialTimeout < 0 || c.HangGrace < 0 {
+		errs = append(errs, fmt.Errorf("controller: TrialTimeout = %v, HangGrace = %v: must be ≥ 0", c.TrialTimeout, c.HangGrace))
 	}
 	if c.StopMargin < 0 {
 		errs = append(errs, fmt.Errorf("controller: StopMargin = %v: must be ≥ 0", c.StopMargin))

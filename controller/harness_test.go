@@ -44,8 +44,10 @@ type search struct {
 	override  bool
 	mutate    string // a trial ID whose proposal gets another architecture
 
-	delay      func(id string) time.Duration           // simulated training time of a trial
-	panicOn    string                                  // trial ID whose training panics
+	delay      func(id string) time.Duration // simulated training time of a trial
+	panicOn    string                        // trial ID whose training panics
+	hangOn     string                        // trial ID whose training ignores its context until rank 0 returns
+	hangGrace  time.Duration
 	onTrain    func(calls int, cancel func())          // before each training; cancel ends rank 0's ctx
 	onReport   func(reports, epoch int, cancel func()) // before each epoch report (early stopping)
 	afterFlush func(n int)
@@ -141,6 +143,7 @@ func (s search) run(t testing.TB) outcome {
 
 	var mu sync.Mutex
 	var calls []string
+	release := make(chan struct{})
 	var hooks int
 	trainer := worker.EpochTrainerFunc(func(tctx context.Context, tr cluster.Trial, epochEnd func(int, float64) bool) cluster.Result {
 		mu.Lock()
@@ -152,6 +155,10 @@ func (s search) run(t testing.TB) outcome {
 		}
 		if tr.ID == s.panicOn {
 			panic("trainer bug in " + tr.ID)
+		}
+		if tr.ID == s.hangOn {
+			<-release // a stuck kernel: only the job's end (here rank 0's return) ends it
+			return cluster.Result{TrialID: tr.ID, Status: "canceled"}
 		}
 		if s.delay != nil {
 			select {
@@ -216,7 +223,7 @@ func (s search) run(t testing.TB) outcome {
 	if s.mutate != "" {
 		strat = mutator{strat, s.mutate}
 	}
-	cfg := controller.Config{Mode: s.mode, MaxTrials: s.trials, MaxTime: s.maxTime, StopAt: s.stopAt, StopMargin: s.margin, Override: s.override, Seed: s.seed,
+	cfg := controller.Config{Mode: s.mode, MaxTrials: s.trials, MaxTime: s.maxTime, StopAt: s.stopAt, StopMargin: s.margin, TrialTimeout: s.timeout, HangGrace: s.hangGrace, Override: s.override, Seed: s.seed,
 		RunID: runID, CheckpointEvery: s.checkEvery, ConfigJSON: json.RawMessage(`{"test": true}`), Hosts: []string{"localhost"},
 		Stopper: s.stopper, StopperOptions: s.stopperOpts, Epochs: s.epochs, Budget: s.budget, Space: space,
 		PenaltyTargetFLOPs: s.penaltyTarget, PenaltyWeight: s.penaltyWeight}
@@ -229,6 +236,7 @@ func (s search) run(t testing.TB) outcome {
 		out.nprog++
 	}
 	out.sum, out.err = controller.RunHooked(ctx, cfg, strat, ends[0], run, log, s.resume, progress, s.afterFlush)
+	close(release)
 	if out.err != nil || out.sum.Interrupted {
 		ends[0].Abort(3) // as the lead does
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"nasd/arch"
@@ -101,6 +102,8 @@ type flight struct {
 	Trial Trial  `json:"trial"`
 	Rank  int    `json:"rank"` // 0 while not dispatched (a replayed or queued trial)
 	Hash  string `json:"arch_hash"`
+
+	sent time.Time // when it was dispatched, this segment
 }
 
 // loopState is the loop's part of a checkpoint. Its size is bounded by the
@@ -542,7 +545,20 @@ func (l *loop) round(ctx context.Context, trials []Trial) error {
 		if _, err := l.t.Scatter(ctx, 0, parts); err != nil {
 			return ctxErr(ctx, "Scatter", err)
 		}
-		got, err := l.t.Gather(ctx, 0, nil)
+		gctx, cancel := ctx, context.CancelFunc(func() {})
+		if h := l.cfg.hangAfter(); h > 0 {
+			gctx, cancel = context.WithTimeout(ctx, h)
+		}
+		got, err := l.t.Gather(gctx, 0, nil)
+		cancel()
+		if err != nil && ctx.Err() == nil && gctx.Err() != nil {
+			var on []string
+			for k, i := range chunk {
+				on = append(on, fmt.Sprintf("%s on rank %d", flights[i].Trial.ID, k+1))
+			}
+			return fmt.Errorf("controller: no result of the round (%s) after %v (trial timeout %v + grace): a rank hangs or its node stopped answering",
+				strings.Join(on, ", "), l.cfg.hangAfter(), l.cfg.TrialTimeout)
+		}
 		if err != nil {
 			return ctxErr(ctx, "Gather", err)
 		}
@@ -606,7 +622,7 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 	dispatch := func(f *flight) error {
 		r := idle[len(idle)-1]
 		idle = idle[:len(idle)-1]
-		f.Rank, busy[r] = r, f
+		f.Rank, busy[r], f.sent = r, f, time.Now()
 		b, err := encodeTask(f, l.stopper != nil)
 		if err != nil {
 			return err
@@ -710,12 +726,26 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 			wctx = ctx
 		}
 		var cancel context.CancelFunc = func() {}
+		wake := time.Time{}
 		if l.dirty {
-			wctx, cancel = context.WithDeadline(wctx, l.lastFlush.Add(flushEvery))
+			wake = l.lastFlush.Add(flushEvery)
+		}
+		if h := l.cfg.hangAfter(); h > 0 {
+			for _, f := range busy {
+				if f != nil && (wake.IsZero() || f.sent.Add(h).Before(wake)) {
+					wake = f.sent.Add(h)
+				}
+			}
+		}
+		if !wake.IsZero() {
+			wctx, cancel = context.WithDeadline(wctx, wake)
 		}
 		from, b, err := l.t.Recv(wctx)
 		cancel()
 		if err != nil {
+			if herr := l.hung(busy); herr != nil && ctx.Err() == nil {
+				return "", herr
+			}
 			switch {
 			case ctx.Err() != nil:
 				return "", errInterrupted
@@ -774,6 +804,22 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 		// counts it.
 		reportDue = true
 	}
+}
+
+// hung returns an error naming the first busy rank that has sent nothing
+// about its trial for longer than Config.hangAfter, or nil.
+func (l *loop) hung(busy []*flight) error {
+	h := l.cfg.hangAfter()
+	if h <= 0 {
+		return nil
+	}
+	for r, f := range busy {
+		if f != nil && time.Since(f.sent) >= h {
+			return fmt.Errorf("controller: rank %d has sent nothing about trial %s for %v (trial timeout %v + grace %v): "+
+				"it hangs or its node stopped answering", r, f.Trial.ID, time.Since(f.sent).Round(time.Millisecond), l.cfg.TrialTimeout, h-l.cfg.TrialTimeout)
+		}
+	}
+	return nil
 }
 
 // stopProposingAt is the earlier of the time budget's end and the start of

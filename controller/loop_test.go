@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -447,5 +448,36 @@ func TestResumeRefusesOtherStrategyState(t *testing.T) {
 	_, err = controller.Run(t.Context(), cfg, s, cluster.NewInProcess(2)[0], run, log, true, nil)
 	if err == nil || !strings.Contains(err.Error(), `"evolution"`) {
 		t.Fatalf("resume from another strategy's checkpoint: %v", err)
+	}
+}
+
+// TestHungRank: a worker that sends nothing about its trial for the trial
+// timeout plus the grace ends the run with an error naming the rank and
+// the trial, checkpointed; a resume runs that trial again.
+func TestHungRank(t *testing.T) {
+	for _, mode := range []string{controller.ModeSync, controller.ModeAsync} {
+		t.Run(mode, func(t *testing.T) {
+			s := search{mode: mode, ranks: 3, trials: 8, hangOn: "t000003", timeout: 200 * time.Millisecond,
+				hangGrace: 200 * time.Millisecond, delay: jitter}
+			start := time.Now()
+			out := s.run(t)
+			if out.err == nil || !strings.Contains(out.err.Error(), "t000003") || !strings.Contains(out.err.Error(), "hangs") {
+				t.Fatalf("%+v %v: want an error naming the hung trial", out.sum, out.err)
+			}
+			if el := time.Since(start); el > 20*time.Second {
+				t.Errorf("noticed after %v", el)
+			}
+			if mode == controller.ModeAsync && !strings.Contains(out.err.Error(), "rank ") {
+				t.Errorf("error %v does not name the rank", out.err)
+			}
+			ck := ofKind(readEvents(t, out.dir), controller.EventCheckpoint)
+			if len(ck) == 0 || ck[len(ck)-1].InFlight == 0 {
+				t.Fatalf("checkpoints %+v: want the last with the hung trial in flight", ck)
+			}
+			res := search{mode: mode, ranks: 3, trials: 8, dir: out.dir, resume: true, timeout: time.Second}.run(t)
+			if res.err != nil || res.sum.Trials != 8 || !slices.Contains(res.calls, "t000003") {
+				t.Fatalf("resumed: %+v %v, trained %v", res.sum, res.err, res.calls)
+			}
+		})
 	}
 }

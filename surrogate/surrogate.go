@@ -25,6 +25,10 @@ type Options struct {
 	// Epochs is the number of simulated epochs when a trial does not say;
 	// 0 means DefaultEpochs.
 	Epochs int
+	// HangOn names a trial whose training never returns and ignores its
+	// context: fault injection for a child stuck in a kernel or a node
+	// that stops answering. "" : none.
+	HangOn string
 }
 
 // DefaultEpochs is the number of epochs of a trial when neither the trial nor
@@ -112,6 +116,9 @@ func (o *Objective) Train(ctx context.Context, t cluster.Trial) cluster.Result {
 // makes Objective a worker.EpochTrainer, for early stopping without training.
 func (o *Objective) TrainEpochs(ctx context.Context, t cluster.Trial, epochEnd func(epoch int, valAcc float64) (stop bool)) cluster.Result {
 	res := cluster.Result{TrialID: t.ID}
+	if o.opt.HangOn != "" && t.ID == o.opt.HangOn {
+		select {} // as a stuck kernel would: nothing ends it but the process's end
+	}
 	an, err := arch.Analyze(o.space, t.Arch) // also checks that t.Arch is of o's space and options
 	if err != nil {
 		res.Status, res.Reason = cluster.StatusFailed, "surrogate: "+err.Error()

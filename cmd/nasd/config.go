@@ -58,6 +58,7 @@ type budgetConfig struct {
 	StopAt          string   `toml:"stop_at" json:"stop_at,omitempty"`         // the job's end, RFC3339; SLURM_JOB_END_TIME when unset
 	StopMargin      duration `toml:"stop_margin" json:"stop_margin"`           // no trial starts this long before stop_at; 0: default
 	TrialTimeout    duration `toml:"trial_timeout" json:"trial_timeout"`       // per trial; 0 = none
+	HangGrace       duration `toml:"hang_grace" json:"hang_grace"`             // a worker silent for trial_timeout + this hangs; 0 = 1m
 	CheckpointEvery duration `toml:"checkpoint_every" json:"checkpoint_every"` // async mode
 }
 
@@ -78,8 +79,9 @@ type trainerConfig struct {
 }
 
 type surrogateConfig struct {
-	Duration duration `toml:"duration" json:"duration"` // simulated training time per trial
-	Noise    float64  `toml:"noise" json:"noise"`       // std of the reward noise
+	Duration duration `toml:"duration" json:"duration"`         // simulated training time per trial
+	Noise    float64  `toml:"noise" json:"noise"`               // std of the reward noise
+	HangOn   string   `toml:"hang_on" json:"hang_on,omitempty"` // fault injection: this trial's training never returns
 }
 
 // duration is a time.Duration written as "90s" or "1h30m" in TOML and JSON.
@@ -407,6 +409,9 @@ func (c *searchConfig) validate(file string, src []byte) error {
 	}
 	if b.TrialTimeout.Duration < 0 {
 		bad("budget", "trial_timeout", b.TrialTimeout, "must be ≥ 0 (0 = none)")
+	}
+	if b.HangGrace.Duration < 0 {
+		bad("budget", "hang_grace", b.HangGrace, "must be ≥ 0 (0 = 1m)")
 	}
 	if b.StopMargin.Duration < 0 {
 		bad("budget", "stop_margin", b.StopMargin, "must be ≥ 0 (0 = trial_timeout + 30s, else 5m)")

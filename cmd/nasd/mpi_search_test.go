@@ -367,3 +367,15 @@ func readLoggedQuiet(dir string) []string {
 	})
 	return ids
 }
+
+// TestMPIHungRank: under mpirun -n 4, a rank stuck in a trial ends the job
+// after trial_timeout + hang_grace with exit 1 and an error naming the rank
+// and the trial (rank 0 aborts the job, which ends the stuck rank too).
+func TestMPIHungRank(t *testing.T) {
+	mpiBinary(t)
+	dir := filepath.Join(t.TempDir(), "run")
+	code, out, errOut := mpirunWait(t, 4, "search", "-config", writeConfig(t, hangTOML), "-run-dir", dir)
+	if code != exitError || !strings.Contains(errOut, "trial t000004") || !strings.Contains(errOut, "rank ") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+}

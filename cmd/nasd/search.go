@@ -230,7 +230,18 @@ func searchInProcess(sf *searchFlags, stdout, stderr io.Writer) int {
 	if code != exitOK {
 		cancel()
 	}
-	wg.Wait()
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(workerStopWait):
+		// A hung worker ignores cancellation; under MPI, Abort ends it.
+		fmt.Fprintf(stderr, "nasd: a worker did not stop within %v of the end of the search (hung); exiting without it\n", workerStopWait)
+		if code == exitOK {
+			code = exitError
+		}
+		return code
+	}
 	for r, err := range errs[1:] {
 		var ab cluster.ErrAborted
 		if err != nil && !errors.As(err, &ab) && !errors.Is(err, context.Canceled) && code == exitOK {
@@ -261,6 +272,10 @@ func controllerMain(tr cluster.Transport, sf *searchFlags, stdout, stderr io.Wri
 	}
 	return lead(context.Background(), tr, cfg, sf, false, stdout, stderr)
 }
+
+// workerStopWait is how long an in-process search waits for its workers
+// to stop after rank 0 ended.
+const workerStopWait = 5 * time.Second
 
 // workerError is a worker's fatal error: the cause that ends an in-process
 // search.
@@ -344,7 +359,7 @@ func workerLoop(ctx context.Context, tr cluster.Transport, cfg searchConfig, std
 	switch cfg.Trainer.Kind {
 	case "surrogate":
 		trainer = surrogate.New(space, surrogate.Options{Seed: cfg.Seed, Duration: cfg.Trainer.Surrogate.Duration.Duration,
-			Noise: cfg.Trainer.Surrogate.Noise, Epochs: cfg.Trainer.Epochs})
+			Noise: cfg.Trainer.Surrogate.Noise, Epochs: cfg.Trainer.Epochs, HangOn: cfg.Trainer.Surrogate.HangOn})
 	default:
 		spec := cfg.Data
 		spec.Seed = cfg.Seed // every rank holds out the same validation images
@@ -411,7 +426,8 @@ func runController(parent context.Context, tr cluster.Transport, cfg searchConfi
 	defer log.Close()
 	cfgJSON, _ := cfg.marshal()
 	ccfg := controller.Config{Mode: cfg.Mode, MaxTrials: cfg.Budget.Trials, MaxTime: cfg.Budget.Time.Duration,
-		StopAt: cfg.stopAt(), StopMargin: cfg.stopMargin(), Override: sf.override, Overrides: sf.overrides, Seed: cfg.Seed, RunID: runID, CheckpointEvery: cfg.Budget.CheckpointEvery.Duration,
+		StopAt: cfg.stopAt(), StopMargin: cfg.stopMargin(), Override: sf.override, Overrides: sf.overrides, Seed: cfg.Seed,
+		TrialTimeout: cfg.Budget.TrialTimeout.Duration, HangGrace: cfg.Budget.HangGrace.Duration, RunID: runID, CheckpointEvery: cfg.Budget.CheckpointEvery.Duration,
 		ConfigJSON: cfgJSON, Stopper: cfg.Stopping.Name, StopperOptions: cfg.Stopping.Options, Epochs: cfg.epochs(),
 		Budget: cfg.Limits.budget(), Space: space, PenaltyTargetFLOPs: cfg.Limits.PenaltyTargetFLOPs,
 		PenaltyWeight: cfg.Limits.PenaltyWeight}

@@ -366,3 +366,45 @@ layers = 2
 		t.Fatal("the search still waits 60 s after its workers failed")
 	}
 }
+
+// hangTOML is a surrogate search whose trial t000004 never returns.
+const hangTOML = `
+mode = "async"
+workers = 3
+[budget]
+trials = 12
+trial_timeout = "1s"
+hang_grace = "1s"
+[space]
+name = "nas"
+layers = 3
+[trainer]
+kind = "surrogate"
+[trainer.surrogate]
+duration = "20ms"
+hang_on = "t000004"
+`
+
+// TestSearchHungWorker: in-process, a worker stuck in a trial (ignoring its
+// timeout) is noticed after trial_timeout + hang_grace: exit 1 naming the
+// trial, checkpointed.
+func TestSearchHungWorker(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	var stdout bytes.Buffer
+	cmd := nasdProcess(t, &stdout, "search", "-config", writeConfig(t, hangTOML), "-run-dir", dir)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		stderr := cmd.Stderr.(*bytes.Buffer).String()
+		if exitCode(err) != exitError || !strings.Contains(stderr, "t000004") || !strings.Contains(stderr, "hangs") {
+			t.Fatalf("exit %v, stderr:\n%s", err, stderr)
+		}
+	case <-time.After(90 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("a hung worker went unnoticed for 90 s")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "checkpoint.zst")); err != nil {
+		t.Errorf("no checkpoint after the hang: %v", err)
+	}
+}
