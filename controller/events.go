@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -346,13 +347,18 @@ func (l *loop) interrupted(ctx context.Context, why error) (Summary, error) {
 func (l *loop) fail(err error) (Summary, error) {
 	var se strategyError
 	if !errors.As(err, &se) {
-		if cerr := l.checkpoint(); cerr != nil {
-			err = errors.Join(err, cerr)
-		}
+		err = joinNew(err, l.checkpoint())
 	}
 	l.logEnd("error", false, err)
-	if ferr := l.flush(); ferr != nil {
-		err = errors.Join(err, ferr)
+	return l.summary("error", false), joinNew(err, l.flush())
+}
+
+// joinNew adds more to err unless it says nothing new: a full disk fails
+// the flush, the checkpoint and the last flush alike, and one message is
+// enough.
+func joinNew(err, more error) error {
+	if more == nil || strings.Contains(err.Error(), more.Error()) {
+		return err
 	}
-	return l.summary("error", false), err
+	return errors.Join(err, more)
 }
