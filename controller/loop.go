@@ -751,8 +751,11 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 				return "", errInterrupted
 			case stopping == "" && bctx.Err() != nil:
 				stopCheck()
-				if stopping == "" {
+				if stopping == "" { // the timer fired a hair before the clock says
 					stopping = "budget: time"
+					if l.stopProposingAt().Equal(l.drainAt) {
+						stopping = reasonDeadline
+					}
 				}
 				continue
 			case l.dirty && errors.Is(err, context.DeadlineExceeded):
