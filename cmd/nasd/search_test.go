@@ -351,19 +351,28 @@ name = "nas"
 layers = 2
 `)
 	dir := filepath.Join(t.TempDir(), "run")
+	code, stderr := exitWithin(t, 60*time.Second, "search", "-config", cfg, "-run-dir", dir)
+	if code != exitError || !strings.Contains(stderr, "rank ") || !strings.Contains(stderr, "/nonexistent/fashion-mnist") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+// exitWithin runs nasd args in a child process and returns its exit code
+// and stderr; the test fails if it has not ended within limit.
+func exitWithin(t *testing.T, limit time.Duration, args ...string) (int, string) {
+	t.Helper()
 	var stdout bytes.Buffer
-	cmd := nasdProcess(t, &stdout, "search", "-config", cfg, "-run-dir", dir)
+	cmd := nasdProcess(t, &stdout, args...)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		stderr := cmd.Stderr.(*bytes.Buffer).String()
-		if exitCode(err) != exitError || !strings.Contains(stderr, "rank ") || !strings.Contains(stderr, "/nonexistent/fashion-mnist") {
-			t.Fatalf("exit %v, stderr:\n%s", err, stderr)
-		}
-	case <-time.After(60 * time.Second):
+		return exitCode(err), cmd.Stderr.(*bytes.Buffer).String()
+	case <-time.After(limit):
 		cmd.Process.Kill()
-		t.Fatal("the search still waits 60 s after its workers failed")
+		<-done
+		t.Fatalf("nasd %v still runs after %v", args, limit)
+		return 0, ""
 	}
 }
 
@@ -390,19 +399,9 @@ hang_on = "t000004"
 // trial, checkpointed.
 func TestSearchHungWorker(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
-	var stdout bytes.Buffer
-	cmd := nasdProcess(t, &stdout, "search", "-config", writeConfig(t, hangTOML), "-run-dir", dir)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		stderr := cmd.Stderr.(*bytes.Buffer).String()
-		if exitCode(err) != exitError || !strings.Contains(stderr, "t000004") || !strings.Contains(stderr, "hangs") {
-			t.Fatalf("exit %v, stderr:\n%s", err, stderr)
-		}
-	case <-time.After(90 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("a hung worker went unnoticed for 90 s")
+	code, stderr := exitWithin(t, 90*time.Second, "search", "-config", writeConfig(t, hangTOML), "-run-dir", dir)
+	if code != exitError || !strings.Contains(stderr, "t000004") || !strings.Contains(stderr, "hangs") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "checkpoint.zst")); err != nil {
 		t.Errorf("no checkpoint after the hang: %v", err)
