@@ -19,7 +19,7 @@ FASHION  := /usr/share/datasets/fashion-mnist
 DEB_PKGS := dataset-fashion-mnist libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf
 PYTHON   := /usr/bin/python3
 
-.PHONY: all build build-mpi deps test test-mpi test-long soak run bench bench-ablation bench-scale lint clean help
+.PHONY: all build build-mpi deps test test-mpi test-long soak fuzz run bench bench-ablation bench-scale lint clean help
 
 all: build
 
@@ -31,6 +31,7 @@ help:
 	@echo "make bench-ablation  the effect of each child-training optimisation, one build per row"
 	@echo "make bench-scale  rank-0 cost per trial under mpirun -n 4/16/64 (surrogate trials)"
 	@echo "make test-mpi   the MPI binding and nasd search under mpirun (part of make test when MPI is there)"
+	@echo "make fuzz       run every parser's fuzz target for FUZZTIME each (default 20s)"
 	@echo "make soak       SIGKILL whole mpirun jobs at random moments, resume, check the event log (docs/reliability.md)"
 	@echo "make deps       install the Debian packages nasd uses (apt-get when root)"
 	@echo "make lint       gofmt and go vet"
@@ -79,6 +80,16 @@ test-mpi: build-mpi
 # (docs/reliability.md). Knobs: NASD_SOAK_KILLS, NASD_SOAK_TRIALS, NASD_SOAK_SEED, NASD_SOAK_DELAY, NASD_SOAK_DIR.
 soak: build-mpi
 	NASD_SOAK=1 NASD_MPI_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -run Soak -v ./cmd/nasd
+
+# Every parser's fuzz target for FUZZTIME each; findings land in testdata/fuzz of the package.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := FuzzDecode:./arch FuzzDecode:./cluster FuzzDecodePayload:./cluster FuzzLoadCheckpoint:./journal \
+                FuzzReadEvents:./journal FuzzIDX:./train/dataset FuzzCIFAR:./train/dataset FuzzLoadConfig:./cmd/nasd
+fuzz:
+	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
+	  echo "== $${t%%:*} $${t#*:}"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" 2>&1 | grep -E '^(fuzz: elapsed.*execs|--- FAIL|ok|FAIL)' | tail -3; \
+	done
 
 # Slow checks that do not belong in CI's budget.
 test-long: deps
