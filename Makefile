@@ -31,7 +31,7 @@ help:
 	@echo "make bench-ablation  the effect of each child-training optimisation, one build per row"
 	@echo "make bench-scale  rank-0 cost per trial under mpirun -n 4/16/64 (surrogate trials)"
 	@echo "make test-mpi   the MPI binding and nasd search under mpirun (part of make test when MPI is there)"
-	@echo "make fuzz       run every parser's fuzz target for FUZZTIME each (default 20s)"
+	@echo "make fuzz       run every parser's fuzz target for FUZZTIME each (default 20s; FUZZMINIMIZETIME 2s)"
 	@echo "make soak       SIGKILL whole mpirun jobs at random moments, resume, check the event log (docs/reliability.md)"
 	@echo "make deps       install the Debian packages nasd uses (apt-get when root)"
 	@echo "make lint       gofmt and go vet"
@@ -82,13 +82,16 @@ soak: build-mpi
 	NASD_SOAK=1 NASD_MPI_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -run Soak -v ./cmd/nasd
 
 # Every parser's fuzz target for FUZZTIME each; findings land in testdata/fuzz of the package.
+# FUZZMINIMIZETIME caps minimizing each new input: at Go's default (60 s) minimizing one
+# multi-kilobyte input (a TOML example, a CIFAR record) took a whole 20 s run.
 FUZZTIME ?= 20s
+FUZZMINIMIZETIME ?= 2s
 FUZZ_TARGETS := FuzzDecode:./arch FuzzDecode:./cluster FuzzDecodePayload:./cluster FuzzLoadCheckpoint:./journal \
                 FuzzReadEvents:./journal FuzzIDX:./train/dataset FuzzCIFAR:./train/dataset FuzzLoadConfig:./cmd/nasd
 fuzz:
 	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
 	  echo "== $${t%%:*} $${t#*:}"; \
-	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" 2>&1 | grep -E '^(fuzz: elapsed.*execs|--- FAIL|ok|FAIL)' | tail -3; \
+	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) "$${t#*:}" 2>&1 | grep -E '^(fuzz: elapsed.*execs|--- FAIL|ok|FAIL)' | tail -3; \
 	done
 
 # Slow checks that do not belong in CI's budget.

@@ -325,7 +325,9 @@ func decodeCheckpoint(b []byte, full bool) (Checkpoint, error) {
 		return Checkpoint{}, err
 	}
 	defer dec.Close()
-	js := bytes.NewBuffer(make([]byte, 0, min(m, 64<<20)))
+	// Preallocate what the compressed payload can plausibly back, not what
+	// the header claims: a 114-byte file claiming 1 GiB cost 64 MiB.
+	js := bytes.NewBuffer(make([]byte, 0, min(m, 64<<20, max(32*n, 1<<16))))
 	if _, err := io.Copy(js, io.LimitReader(dec, int64(m)+1)); err != nil {
 		return Checkpoint{}, fmt.Errorf("payload: %w", err)
 	}

@@ -284,8 +284,15 @@ func getDecoder(r io.Reader) (*zstd.Decoder, error) {
 		}
 		d.Close()
 	}
-	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(segmentMaxWindow))
 }
+
+// segmentMaxWindow bounds the window a segment's frame may declare: the
+// decoder allocates it up front, so without a bound a 12-byte segment
+// claiming a 512 MiB window cost 512 MiB (found by FuzzReadEvents' review).
+// Segments are written with a 1 MiB window (newSegmentEncoder).
+const segmentMaxWindow = 8 << 20
 
 func putDecoder(d *zstd.Decoder) {
 	if d.Reset(nil) == nil {

@@ -143,15 +143,22 @@ func (e configError) Error() string {
 // loadSearchConfig reads a TOML file strictly (unknown keys are errors) over the
 // defaults, and reports every problem at once with file:line.
 func loadSearchConfig(path string) (searchConfig, []byte, error) {
-	cfg := defaultSearchConfig()
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return cfg, nil, fmt.Errorf("config: %w", err)
+		return defaultSearchConfig(), nil, fmt.Errorf("config: %w", err)
 	}
+	cfg, err := parseSearchConfig(path, src)
+	return cfg, src, err
+}
+
+// parseSearchConfig decodes src, the content of the file path (named in
+// errors only), as loadSearchConfig does.
+func parseSearchConfig(path string, src []byte) (searchConfig, error) {
+	cfg := defaultSearchConfig()
 	if err := decodeStrict(src, &cfg); err != nil {
-		return cfg, src, decodeProblems(path, src, err)
+		return cfg, decodeProblems(path, src, err)
 	}
-	return cfg, src, nil
+	return cfg, nil
 }
 
 func decodeStrict(src []byte, cfg *searchConfig) error {

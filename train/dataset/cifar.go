@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 )
 
 // CIFAR-10 binary format: each record is one label byte followed by 32×32 red,
@@ -24,12 +23,20 @@ var cifar10Classes = []string{"airplane", "automobile", "bird", "cat", "deer", "
 // example is 3×32×32: pix holds len(labels)*3072 bytes in C, H, W order and
 // every label is in [0, 10). Missing or malformed files are all reported.
 func ReadCIFAR10(paths ...string) (pix, labels []uint8, err error) {
+	return readCIFAR10(paths, func(path string) (io.ReadCloser, int64, error) {
+		return openFile(path)
+	})
+}
+
+// readCIFAR10 is ReadCIFAR10 over open, which returns a file's content and
+// its size (the fuzz target reads from memory).
+func readCIFAR10(paths []string, open func(string) (io.ReadCloser, int64, error)) (pix, labels []uint8, err error) {
 	if len(paths) == 0 {
 		return nil, nil, errors.New("dataset: ReadCIFAR10: no files given")
 	}
 	type input struct {
 		path  string
-		f     *os.File
+		f     io.Closer
 		r     io.Reader
 		known int64
 	}
@@ -42,7 +49,7 @@ func ReadCIFAR10(paths ...string) (pix, labels []uint8, err error) {
 	var errs []error
 	records, allKnown := int64(0), true
 	for _, path := range paths {
-		f, size, err := openFile(path)
+		f, size, err := open(path)
 		if err != nil {
 			errs = append(errs, err)
 			continue

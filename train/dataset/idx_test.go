@@ -2,9 +2,12 @@ package dataset
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
+	"io"
 	"io/fs"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -120,6 +123,25 @@ func FuzzIDX(f *testing.F) {
 	f.Add(gz(f, lab))
 	f.Add(img[:20])
 	f.Add(idxImages(1<<30, 1<<20, 1, nil))
+	// The real Fashion-MNIST files where present: the start of each, as
+	// stored (a cut gzip stream) and gunzipped (a real header whose count
+	// the bytes do not back).
+	for _, name := range []string{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"} {
+		fh, err := os.Open(filepath.Join("/usr/share/datasets/fashion-mnist", name))
+		if err != nil {
+			continue
+		}
+		head := make([]byte, 512)
+		m, _ := io.ReadFull(fh, head)
+		f.Add(head[:m])
+		fh.Seek(0, io.SeekStart)
+		if zr, err := gzip.NewReader(fh); err == nil {
+			body := make([]byte, 16+2*28*28)
+			m, _ := io.ReadFull(zr, body)
+			f.Add(body[:m])
+		}
+		fh.Close()
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const prealloc = 1 << 16 // keep the fuzzer fast; the real cap is larger
 		n, h, w, pix, err := decodeIDXImages(bytes.NewReader(data), int64(len(data)), prealloc)
