@@ -28,8 +28,8 @@ func FuzzReadEvents(f *testing.F) {
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd})
 	// A frame declaring a 512 MiB window over a 3-byte block.
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x98, 0x19, 0, 0, '{', '}', '\n'})
+	dir := f.TempDir() // one per process: a directory per input costs more than the read
 	f.Fuzz(func(t *testing.T, data []byte) {
-		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "events-0001.jsonl.zst"), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
