@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,7 +46,8 @@ type scaleConfig struct {
 // Skipped unless NASD_SCALE=1. NASD_SCALE_TRIALS sets the trial count
 // (default 10^6); NASD_SCALE_RL_TRIALS the count for rl (default 10^4:
 // it updates its policy, a Gorgonia graph, once per batch);
-// NASD_SCALE_ONLY=substring runs the matching configurations only.
+// NASD_SCALE_ONLY=name,name,... runs those configurations only (names
+// as in the table: "random", "aging-evolution+asha", ...).
 func TestScale(t *testing.T) {
 	if os.Getenv("NASD_SCALE") != "1" {
 		t.Skip("NASD_SCALE=1 runs it (minutes to hours)")
@@ -70,7 +72,7 @@ func TestScale(t *testing.T) {
 		if c.stopper != "" {
 			name += "+" + c.stopper
 		}
-		if only != "" && !strings.Contains(name, only) {
+		if only != "" && !slices.Contains(strings.Split(only, ","), name) {
 			continue
 		}
 		trials := c.trials
