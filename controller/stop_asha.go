@@ -30,24 +30,43 @@ const (
 // running to the end or being stopped (failed, diverged, timed out) leaves
 // the rungs; so does one forgotten on resume.
 //
-// Its state grows by one value per rung each trial reaches.
+// Bounded state: the values of finished trials at
+// each rung are kept exactly up to 2·SketchSize of them, then in a sketch
+// of at most 2·SketchSize centroids, where "strictly greater" counts are
+// within 2/SketchSize of n of the exact ones (see sketch). Values of
+// running trials are kept exactly, by trial, until they finish.
+//
+// Its state is bounded: per rung at most 2·SketchSize+1 numbers and as
+// many weights, plus one value per running trial that reached it.
 type asha struct {
-	eta, minEpochs int
-	st             ashaState
+	eta, minEpochs, size int
+	st                   ashaState
 }
 
 type ashaState struct {
 	Version int   `json:"version"`
 	Rungs   []int `json:"rungs"` // their epochs, ascending
-	// Recorded[k]: the validation accuracy of each trial that reached rung k.
+	// Live[k]: the validation accuracy of each trial that reached rung k
+	// and has not finished.
+	Live []map[string]float64 `json:"live"`
+	// Done[k]: the values at rung k of the finished trials that reached it.
+	Done []sketch `json:"done"`
+}
+
+// ashaStateVersion 2: finished trials' values in sketches. Version 1 (a
+// map of every trial per rung) is still read: its values count as live.
+const ashaStateVersion = 2
+
+// ashaStateV1 is the state version 1 wrote.
+type ashaStateV1 struct {
+	Rungs    []int                `json:"rungs"`
 	Recorded []map[string]float64 `json:"recorded"`
 }
 
-const ashaStateVersion = 1
-
 func newASHA(env StopperEnv) (Stopper, error) {
 	o := &options{stopper: StopperASHA, m: env.Options}
-	a := &asha{eta: o.int("eta", DefaultASHAEta), minEpochs: o.int("min_epochs", DefaultASHAMinEpochs)}
+	a := &asha{eta: o.int("eta", DefaultASHAEta), minEpochs: o.int("min_epochs", DefaultASHAMinEpochs),
+		size: sketchSize}
 	if a.eta < 2 {
 		o.bad("eta", a.eta, "must be ≥ 2")
 	}
@@ -64,10 +83,11 @@ func newASHA(env StopperEnv) (Stopper, error) {
 		return nil, fmt.Errorf("controller: stopper %s: option min_epochs = %d: must be below the trials' %d epochs (a rung at the last epoch saves nothing)", StopperASHA, a.minEpochs, env.Epochs)
 	}
 	a.st = ashaState{Version: ashaStateVersion, Rungs: ashaRungs(a.minEpochs, a.eta, env.Epochs)}
-	a.st.Recorded = make([]map[string]float64, len(a.st.Rungs))
-	for k := range a.st.Recorded {
-		a.st.Recorded[k] = map[string]float64{}
+	a.st.Live = make([]map[string]float64, len(a.st.Rungs))
+	for k := range a.st.Live {
+		a.st.Live[k] = map[string]float64{}
 	}
+	a.st.Done = make([]sketch, len(a.st.Rungs))
 	return a, nil
 }
 
@@ -87,11 +107,13 @@ func (a *asha) Report(trial string, epoch int, valAcc float64) bool {
 	if k < 0 {
 		return false
 	}
-	rec := a.st.Recorded[k]
-	rec[trial] = valAcc
-	keep := (len(rec) + a.eta - 1) / a.eta // ⌈n/η⌉
-	above := 0
-	for _, v := range rec {
+	live := a.st.Live[k]
+	live[trial] = valAcc
+	done := &a.st.Done[k]
+	n := len(live) + done.N
+	keep := (n + a.eta - 1) / a.eta // ⌈n/η⌉
+	above := done.above(valAcc)
+	for _, v := range live {
 		if v > valAcc {
 			above++
 		}
@@ -106,36 +128,60 @@ func (a *asha) Finished(trial, status string, valAcc []float64) {
 	}
 	// A result replayed on resume brings the values its reports recorded.
 	for k, r := range a.st.Rungs {
-		if r <= len(valAcc) {
-			if _, ok := a.st.Recorded[k][trial]; !ok {
-				a.st.Recorded[k][trial] = valAcc[r-1]
-			}
+		v, ok := a.st.Live[k][trial]
+		if ok {
+			delete(a.st.Live[k], trial)
+		} else if r <= len(valAcc) {
+			v, ok = valAcc[r-1], true
+		}
+		if ok {
+			a.st.Done[k].add(v, a.size)
 		}
 	}
 }
 
 func (a *asha) Forget(trial string) {
-	for _, rec := range a.st.Recorded {
-		delete(rec, trial)
+	for _, live := range a.st.Live {
+		delete(live, trial)
 	}
 }
 
 func (a *asha) Snapshot() ([]byte, error) { return json.Marshal(&a.st) }
 
 func (a *asha) Restore(b []byte) error {
-	var st ashaState
-	if err := restoreJSON(StopperASHA, b, &st); err != nil {
+	var v struct {
+		Version int `json:"version"`
+	}
+	if err := restoreJSON(StopperASHA, b, &v); err != nil {
 		return err
 	}
-	if st.Version != ashaStateVersion {
-		return fmt.Errorf("controller: stopper asha: Restore: state version %d, this build reads %d", st.Version, ashaStateVersion)
+	var st ashaState
+	switch v.Version {
+	case 1:
+		var old ashaStateV1
+		if err := restoreJSON(StopperASHA, b, &old); err != nil {
+			return err
+		}
+		st = ashaState{Version: ashaStateVersion, Rungs: old.Rungs, Live: old.Recorded}
+		if len(old.Recorded) == len(old.Rungs) {
+			st.Done = make([]sketch, len(old.Rungs))
+		}
+	case ashaStateVersion:
+		if err := restoreJSON(StopperASHA, b, &st); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("controller: stopper asha: Restore: state version %d, this build reads versions 1 and %d", v.Version, ashaStateVersion)
 	}
-	if !slices.Equal(st.Rungs, a.st.Rungs) || len(st.Recorded) != len(st.Rungs) {
+	if !slices.Equal(st.Rungs, a.st.Rungs) || len(st.Live) != len(st.Rungs) || len(st.Done) != len(st.Rungs) {
 		return fmt.Errorf("controller: stopper asha: Restore: the checkpoint's rungs are at epochs %v, this run's at %v (eta, min_epochs or epochs changed)", st.Rungs, a.st.Rungs)
 	}
-	for k := range st.Recorded {
-		if st.Recorded[k] == nil {
-			st.Recorded[k] = map[string]float64{}
+	for k := range st.Live {
+		if st.Live[k] == nil {
+			st.Live[k] = map[string]float64{}
+		}
+		if err := st.Done[k].check(); err != nil {
+			return fmt.Errorf("controller: stopper asha: Restore: done[%d]: %v", k, err)
 		}
 	}
 	a.st = st

@@ -3,7 +3,6 @@ package controller
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sort"
 )
 
@@ -30,23 +29,38 @@ const (
 // trial is stopped before it has run that many epochs; statistic ("mean",
 // the default, or "best").
 //
-// Its state grows by one number per epoch of each finished trial.
+// Bounded state: the statistics of each epoch are
+// kept exactly up to 2·SketchSize finished trials, then in a sketch of at
+// most 2·SketchSize centroids whose median is within a quantile of
+// 2/SketchSize of the exact one (see sketch).
+//
+// Its state is bounded: per epoch at most 2·SketchSize+1 numbers and as
+// many weights, plus one number per running trial.
 type median struct {
 	minTrials, grace int
 	stat             string
+	size             int
 	st               medianState
 }
 
 type medianState struct {
 	Version int `json:"version"`
-	// ByEpoch[e-1]: sorted, the statistic at epoch e of each finished
-	// trial that ran at least e epochs.
-	ByEpoch [][]float64 `json:"by_epoch"`
+	// ByEpoch[e-1]: the statistic at epoch e of each finished trial that
+	// ran at least e epochs.
+	ByEpoch []sketch `json:"by_epoch"`
 	// Best: the best validation accuracy each running trial reported so far.
 	Best map[string]float64 `json:"best"`
 }
 
-const medianStateVersion = 1
+// medianStateVersion 2: ByEpoch holds sketches. Version 1 (sorted lists of
+// every value) is still read.
+const medianStateVersion = 2
+
+// medianStateV1 is the state version 1 wrote.
+type medianStateV1 struct {
+	ByEpoch [][]float64        `json:"by_epoch"`
+	Best    map[string]float64 `json:"best"`
+}
 
 func newMedian(env StopperEnv) (Stopper, error) {
 	o := &options{stopper: StopperMedian, m: env.Options}
@@ -54,6 +68,7 @@ func newMedian(env StopperEnv) (Stopper, error) {
 		minTrials: o.int("min_trials", DefaultMedianMinTrials),
 		grace:     o.int("grace_epochs", DefaultMedianGraceEpochs),
 		stat:      o.str("statistic", "mean"),
+		size:      sketchSize,
 		st:        medianState{Version: medianStateVersion, Best: map[string]float64{}},
 	}
 	if m.minTrials < 1 {
@@ -82,11 +97,11 @@ func (m *median) Report(trial string, epoch int, valAcc float64) bool {
 	if epoch < m.grace || epoch > len(m.st.ByEpoch) {
 		return false
 	}
-	vals := m.st.ByEpoch[epoch-1]
-	if len(vals) < m.minTrials {
+	vals := &m.st.ByEpoch[epoch-1]
+	if vals.N < m.minTrials {
 		return false
 	}
-	return best < medianOf(vals)
+	return best < vals.median()
 }
 
 // medianOf returns the median of sorted, non-empty vals: the middle value,
@@ -113,11 +128,9 @@ func (m *median) Finished(trial, status string, valAcc []float64) {
 			x = best
 		}
 		if i == len(m.st.ByEpoch) {
-			m.st.ByEpoch = append(m.st.ByEpoch, nil)
+			m.st.ByEpoch = append(m.st.ByEpoch, sketch{})
 		}
-		col := m.st.ByEpoch[i]
-		j := sort.SearchFloat64s(col, x)
-		m.st.ByEpoch[i] = slices.Insert(col, j, x)
+		m.st.ByEpoch[i].add(x, m.size)
 	}
 }
 
@@ -126,17 +139,41 @@ func (m *median) Forget(trial string) { delete(m.st.Best, trial) }
 func (m *median) Snapshot() ([]byte, error) { return json.Marshal(&m.st) }
 
 func (m *median) Restore(b []byte) error {
-	var st medianState
-	if err := restoreJSON(StopperMedian, b, &st); err != nil {
+	var v struct {
+		Version int `json:"version"`
+	}
+	if err := restoreJSON(StopperMedian, b, &v); err != nil {
 		return err
 	}
-	if st.Version != medianStateVersion {
-		return fmt.Errorf("controller: stopper median: Restore: state version %d, this build reads %d", st.Version, medianStateVersion)
-	}
-	for _, col := range st.ByEpoch {
-		if !sort.Float64sAreSorted(col) {
-			return fmt.Errorf("controller: stopper median: Restore: by_epoch is not sorted")
+	var st medianState
+	switch v.Version {
+	case 1:
+		var old medianStateV1
+		if err := restoreJSON(StopperMedian, b, &old); err != nil {
+			return err
 		}
+		st = medianState{Version: medianStateVersion, Best: old.Best}
+		for _, col := range old.ByEpoch {
+			if !sort.Float64sAreSorted(col) {
+				return fmt.Errorf("controller: stopper median: Restore: by_epoch is not sorted")
+			}
+			var sk sketch
+			for _, x := range col {
+				sk.add(x, m.size)
+			}
+			st.ByEpoch = append(st.ByEpoch, sk)
+		}
+	case medianStateVersion:
+		if err := restoreJSON(StopperMedian, b, &st); err != nil {
+			return err
+		}
+		for e := range st.ByEpoch {
+			if err := st.ByEpoch[e].check(); err != nil {
+				return fmt.Errorf("controller: stopper median: Restore: by_epoch[%d]: %v", e, err)
+			}
+		}
+	default:
+		return fmt.Errorf("controller: stopper median: Restore: state version %d, this build reads versions 1 and %d", v.Version, medianStateVersion)
 	}
 	if st.Best == nil {
 		st.Best = map[string]float64{}
