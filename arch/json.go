@@ -57,6 +57,23 @@ func (a Arch) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
+// CompactJSON is the canonical form without "layers": what identifies the
+// architecture (space, options with defaults filled in, decisions) and
+// decodes back to it. Logs repeating many architectures use it; the layers
+// are derived from the decisions.
+func (a Arch) CompactJSON() ([]byte, error) {
+	out := archJSON{Space: a.Space, Options: a.Options, Decisions: a.Decisions}
+	if out.Decisions == nil {
+		out.Decisions = []int{}
+	}
+	if def, ok := registry[a.Space]; ok {
+		if s := def.build(a.Options, &problems{}); s != nil {
+			out.Options = s.core().opt
+		}
+	}
+	return json.Marshal(out)
+}
+
 func layersJSON(descs []layerDesc) []layerJSON {
 	var out []layerJSON
 	for _, d := range descs {

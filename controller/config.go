@@ -21,7 +21,7 @@ const DefaultCheckpointEvery = 30 * time.Second
 
 // SchemaVersion is the version of the event schema the loop writes (see
 // docs/events.md); run_start carries it.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // DefaultPenaltyWeight is Config.PenaltyWeight's default: MnasNet's soft
 // constraint, α = β = −0.07 (Tan et al. 2019, §3).

@@ -79,7 +79,11 @@ func (l *loop) logStart(resume bool, info resumeInfo) {
 		if info.fromCheckpoint {
 			e.Uint64("checkpoint_seq", info.ckptSeq).Int("checkpoint_number", l.st.Checkpoints)
 		}
-		e.Int("replayed", info.replayed).Int("trials_before", l.st.Trials).Int("in_flight", len(l.order))
+		e.Int("replayed", info.replayed).Int("trials_before", l.st.Trials).Int("in_flight", len(l.order)).
+			Int("events_read", info.eventsRead)
+		if p := info.readFrom; p != (journal.Position{}) {
+			e.Dict("read_from", zerolog.Dict().Int("segment", p.Segment).Int64("offset", p.Offset).Uint64("seq", p.Seq))
+		}
 	}
 	e.Msg("")
 	for _, w := range info.warnings {
@@ -134,7 +138,7 @@ func (l *loop) logProgress(f *flight, p *cluster.Progress, stop bool) {
 // pen is the penalty applied to it, if any.
 func (l *loop) logResult(f *flight, r *Result, pen *penalty) {
 	e := l.log.Event(EventTrialResult).Str("trial", r.TrialID)
-	if a, err := f.Trial.Arch.MarshalJSON(); err == nil {
+	if a, err := f.Trial.Arch.CompactJSON(); err == nil {
 		e.RawJSON("arch", a)
 	}
 	e.Str("arch_hash", f.Hash).Uint64("seed", f.Trial.Seed).Str("status", r.Status)
@@ -163,7 +167,7 @@ func (l *loop) logResult(f *flight, r *Result, pen *penalty) {
 		journal.Float(e, "test_acc", *r.TestAcc)
 	}
 	e.Int("params", r.Params).Int64("flops", r.FLOPs).Int("rank", r.Rank).Str("host", r.Host).
-		Str("start", r.Start.Format(time.RFC3339Nano)).Str("end", r.End.Format(time.RFC3339Nano)).
+		Str("start", r.Start.UTC().Format(journal.TimeFormat)).Str("end", r.End.UTC().Format(journal.TimeFormat)).
 		Float64("seconds", r.End.Sub(r.Start).Seconds())
 	if r.ImgPerSec > 0 {
 		journal.Float(e, "img_per_sec", r.ImgPerSec)

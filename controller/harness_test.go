@@ -305,6 +305,12 @@ type event struct {
 	Hashes       []string `json:"arch_hashes"` // strategy_propose
 	OK           int      `json:"ok"`
 	Failed       int      `json:"failed"`
+	EventsRead   int      `json:"events_read"` // run_start, resumed
+	ReadFrom     *struct {
+		Segment int    `json:"segment"`
+		Offset  int64  `json:"offset"`
+		Seq     uint64 `json:"seq"`
+	} `json:"read_from"`
 }
 
 // accs is val_acc: an array in trial_result, a number in trial_progress.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -381,8 +382,8 @@ func (l *loop) penalise(r *Result) *penalty {
 	if l.cfg.PenaltyTargetFLOPs <= 0 || r.FLOPs <= 0 {
 		return nil
 	}
-	p := &penalty{raw: r.Reward, factor: math.Pow(float64(r.FLOPs)/float64(l.cfg.PenaltyTargetFLOPs), l.cfg.penaltyWeight())}
-	r.Reward *= p.factor
+	p := &penalty{raw: r.Reward, factor: roundLogged(math.Pow(float64(r.FLOPs)/float64(l.cfg.PenaltyTargetFLOPs), l.cfg.penaltyWeight()))}
+	r.Reward = roundLogged(r.Reward * p.factor)
 	return p
 }
 
@@ -415,7 +416,47 @@ func resultOf(rank int, m cluster.Message, f *flight) (Result, error) {
 	if m.Result.TrialID != f.Trial.ID {
 		return Result{}, fmt.Errorf("controller: rank %d sent the result of trial %q, where that of trial %s was due", rank, m.Result.TrialID, f.Trial.ID)
 	}
-	return *m.Result, nil
+	r := *m.Result
+	roundResult(&r)
+	return r, nil
+}
+
+// loggedDigits is the precision of the numbers in a logged result: 6
+// significant digits, 1 ppm, finer than the accuracy step of any validation
+// set up to 10⁶ examples. The full float64 digits of a cubed accuracy are
+// noise that zstd cannot compress: they were a quarter of the log.
+const loggedDigits = 6
+
+// roundLogged rounds v to loggedDigits significant digits.
+func roundLogged(v float64) float64 {
+	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return v
+	}
+	r, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', loggedDigits, 64), 64)
+	if err != nil {
+		return v
+	}
+	return r
+}
+
+// roundResult brings a result that reached rank 0 to the precision the log
+// holds (numbers: loggedDigits; times: microseconds) before the strategy or
+// the stopper sees it, so that a resumed run, which observes the logged
+// result, observes exactly what the live run did.
+func roundResult(r *Result) {
+	r.Reward, r.BestValAcc, r.ImgPerSec = roundLogged(r.Reward), roundLogged(r.BestValAcc), roundLogged(r.ImgPerSec)
+	if len(r.ValAcc) > 0 {
+		acc := make([]float64, len(r.ValAcc)) // the message's slice may be shared
+		for i, v := range r.ValAcc {
+			acc[i] = roundLogged(v)
+		}
+		r.ValAcc = acc
+	}
+	if r.TestAcc != nil {
+		t := roundLogged(*r.TestAcc)
+		r.TestAcc = &t
+	}
+	r.Start, r.End = r.Start.Round(time.Microsecond), r.End.Round(time.Microsecond)
 }
 
 var (
@@ -844,6 +885,7 @@ func (l *loop) decide(ctx context.Context, rank int, f *flight, p *cluster.Progr
 	if l.stopper == nil {
 		return fmt.Errorf("controller: rank %d sent progress of trial %s, which was not asked to report", rank, p.TrialID)
 	}
+	p.ValAcc = roundLogged(p.ValAcc) // as logged: a resumed run replays this value
 	stop := l.stopper.Report(p.TrialID, p.Epoch, p.ValAcc)
 	l.logProgress(f, p, stop)
 	b, err := cluster.Encode(cluster.Message{Kind: cluster.KindDecision, Decision: &cluster.Decision{TrialID: p.TrialID, Stop: stop}})

@@ -18,6 +18,8 @@ type resumeInfo struct {
 	fromCheckpoint bool
 	ckptSeq        uint64
 	replayed       int // results observed again from the log
+	readFrom       journal.Position // where reading the log began
+	eventsRead     int              // events decoded to resume
 	warnings       []string
 }
 
@@ -72,8 +74,8 @@ func (l *loop) load() (resumeInfo, error) {
 	}
 
 	var last uint64
-	l.replaying = true
-	truncated, err := journal.ReadEvents(l.run.Dir, func(e journal.Event) error {
+	replay := func(e journal.Event) error {
+		info.eventsRead++
 		last = max(last, e.Seq)
 		if e.Seq <= from {
 			return nil
@@ -82,7 +84,22 @@ func (l *loop) load() (resumeInfo, error) {
 			return fmt.Errorf("event seq %d (%s): %w", e.Seq, e.Kind, err)
 		}
 		return nil
-	})
+	}
+	// Read from where the checkpoint says its events start: resuming then
+	// costs what follows the checkpoint, not the run's length. A position
+	// that does not check out delivers nothing: read the whole log.
+	var pos journal.Position
+	if info.fromCheckpoint && c.EventsFrom != nil {
+		pos = *c.EventsFrom
+	}
+	l.replaying = true
+	truncated, err := journal.ReadEventsFrom(l.run.Dir, pos, replay)
+	info.readFrom = pos
+	if errors.Is(err, journal.ErrPosition) {
+		info.warnings = append(info.warnings, err.Error()+"; reading the whole event log")
+		info.readFrom = journal.Position{}
+		truncated, err = journal.ReadEvents(l.run.Dir, replay)
+	}
 	l.replaying = false
 	if err != nil {
 		return info, fmt.Errorf("controller: resume: replaying the event log: %w", err)

@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -373,5 +374,53 @@ func TestResumeWarnsOnceAboutCutSegments(t *testing.T) {
 	}
 	if !cut2 {
 		t.Errorf("the third segment does not warn about the second's cut tail: %q", warnings)
+	}
+}
+
+// Resuming reads the event log from the frame the checkpoint names, not from
+// the start: what it decodes is what follows the checkpoint (plus at most a
+// frame), whatever the run's length. A position that does not check out
+// (here: the segment cut before it) falls back to the whole log, with a
+// warning, and the run resumes all the same.
+func TestResumeReadsFromCheckpoint(t *testing.T) {
+	const n = 2500 // ~1.4 KB of JSON a trial: several 1 MiB frames
+	dir := filepath.Join(t.TempDir(), "run")
+	out := search{mode: controller.ModeAsync, ranks: 3, trials: n, dir: dir, checkEvery: 5 * time.Millisecond}.run(t)
+	if out.err != nil || out.sum.Trials != n {
+		t.Fatalf("%+v %v", out.sum, out.err)
+	}
+	total := len(readEvents(t, dir))
+	cut := filepath.Join(t.TempDir(), "cut")
+	copyDir(t, dir, cut)
+
+	out = search{mode: controller.ModeAsync, ranks: 3, trials: n, dir: dir, resume: true}.run(t)
+	if out.err != nil || out.sum.Trials != n || len(out.calls) != 0 {
+		t.Fatalf("resumed: %+v %v, %d trained", out.sum, out.err, len(out.calls))
+	}
+	evs := readEvents(t, dir)
+	start := evs[total]
+	if start.Event != controller.EventRunStart || start.ReadFrom == nil || start.ReadFrom.Offset == 0 {
+		t.Fatalf("resumed run_start %+v: want read_from at a frame past the start", start)
+	}
+	after := total - int(start.ReadFrom.Seq)
+	if start.EventsRead != after || after > total/4 {
+		t.Fatalf("resume read %d events from seq %d; %d follow it of %d", start.EventsRead, start.ReadFrom.Seq, after, total)
+	}
+	checkOnce(t, results(evs), n)
+
+	seg := filepath.Join(cut, "events-0001.jsonl.zst")
+	if err := os.Truncate(seg, start.ReadFrom.Offset-1); err != nil {
+		t.Fatal(err)
+	}
+	out = search{mode: controller.ModeAsync, ranks: 3, trials: n, dir: cut, resume: true}.run(t)
+	if out.err != nil || out.sum.Trials != n {
+		t.Fatalf("resumed after the cut: %+v %v", out.sum, out.err)
+	}
+	warned := false
+	for _, e := range readEvents(t, cut) {
+		warned = warned || e.Event == controller.EventWarning && strings.Contains(e.Message, "reading the whole event log")
+	}
+	if !warned {
+		t.Error("no warning that the checkpoint's position was not usable")
 	}
 }

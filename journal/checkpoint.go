@@ -27,6 +27,10 @@ type Checkpoint struct {
 	State    []byte          // strategy snapshot (opaque; kept byte for byte)
 	Loop     json.RawMessage // controller's own state: trials in flight, counters, round
 	Written  time.Time       // set by SaveCheckpoint when zero; loaded in UTC
+	// EventsFrom is where reading the events after Seq can start (see
+	// ReadEventsFrom): set by SaveCheckpoint from the open log; nil when it
+	// was saved with no log open, or by a version that did not record it.
+	EventsFrom *Position
 }
 
 // Checkpoint file layout (little endian). The header is a zstd skippable
@@ -44,10 +48,12 @@ type Checkpoint struct {
 //	56 32  SHA-256 of bytes 8..55 followed by the payload
 //	88  N  one zstd frame with content checksum: the JSON (M bytes)
 //
-// The JSON: {"version":V,"run":"...","strategy":"...","state":S,"loop":L}
+// The JSON: {"version":V,"run":"...","strategy":"...","state":S,"loop":L,
+// "events_from":{"segment":G,"offset":O,"seq":Q}}
 // where S is State itself when State is a JSON value without surrounding
 // white space, else "state_b64":"<base64>"; Seq and Written live in the
-// header only, so a checkpoint's size depends on State and Loop alone.
+// header only, so a checkpoint's size depends on State and Loop alone (and
+// the few digits of events_from).
 const (
 	ckptSkipMagic  = 0x184D2A50
 	ckptHeaderSize = 88
@@ -77,8 +83,12 @@ func (r *Run) SaveCheckpoint(c Checkpoint) error {
 		return fmt.Errorf("journal: %s: run is closed", r.Dir)
 	}
 	if l != nil {
-		if err := l.flushThrough(c.Seq); err != nil {
+		pos, ok, err := l.position(c.Seq)
+		if err != nil {
 			return err
+		}
+		if ok {
+			c.EventsFrom = &pos
 		}
 	}
 	if c.Written.IsZero() {
@@ -214,6 +224,7 @@ type ckptJSON struct {
 	State    json.RawMessage `json:"state"`
 	StateB64 []byte          `json:"state_b64"`
 	Loop     json.RawMessage `json:"loop"`
+	From     *Position       `json:"events_from"`
 }
 
 func encodeCheckpoint(c Checkpoint) ([]byte, error) {
@@ -238,6 +249,10 @@ func encodeCheckpoint(c Checkpoint) ([]byte, error) {
 	}
 	if len(loop) > 0 {
 		js = append(append(js, `,"loop":`...), loop...)
+	}
+	if c.EventsFrom != nil {
+		js = fmt.Appendf(js, `,"events_from":{"segment":%d,"offset":%d,"seq":%d}`,
+			c.EventsFrom.Segment, c.EventsFrom.Offset, c.EventsFrom.Seq)
 	}
 	js = append(js, "}\n"...)
 
@@ -341,7 +356,7 @@ func decodeCheckpoint(b []byte, full bool) (Checkpoint, error) {
 	if p.State != nil && p.StateB64 != nil {
 		return Checkpoint{}, errors.New("payload has both state and state_b64")
 	}
-	c.Version, c.Run, c.Strategy, c.Loop = p.Version, p.Run, p.Strategy, p.Loop
+	c.Version, c.Run, c.Strategy, c.Loop, c.EventsFrom = p.Version, p.Run, p.Strategy, p.Loop, p.From
 	c.State = p.StateB64
 	if p.State != nil {
 		c.State = []byte(p.State)

@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -32,16 +33,49 @@ type Log struct {
 	dropped error  // events zerolog dropped; Flush and Close report it
 	closed  bool
 	pre     []byte // scratch for the seq prefix
+
+	seg        int          // this segment's number
+	out        *countWriter // the file, counting the bytes written
+	frameBytes int64        // uncompressed bytes in the current frame
+	frames     []Position   // newest frame starts, oldest first
+}
+
+// frameRestart is how much a frame must hold before a checkpoint starts the
+// next one: a new frame forgets the compression window, so restarting at
+// every checkpoint of a fast sync run would cost ratio, while resuming
+// decodes at most this much before the checkpoint's events.
+const frameRestart = 1 << 20
+
+// keepFrames bounds Log.frames: a checkpoint names the newest frame start at
+// or before its Seq, and only a checkpoint racing new events needs an older one.
+const keepFrames = 4
+
+// countWriter counts what the encoder wrote to the file, so a frame's offset
+// is known without a seek.
+type countWriter struct {
+	f *os.File
+	n int64
+}
+
+func (w *countWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.n += int64(n)
+	return n, err
 }
 
 var errClosed = errors.New("log is closed")
+
+// TimeFormat is how the log writes times: RFC 3339 in microseconds (trailing
+// zeros dropped), which any RFC3339Nano parser reads. Nanoseconds would add
+// three digits no clock here resolves, and they do not compress.
+const TimeFormat = "2006-01-02T15:04:05.999999Z07:00"
 
 // Encoder settings for segments: one goroutine, so Write and Flush are
 // synchronous; a 1 MiB window is ample for repeated keys across events and
 // keeps reader memory small; a frame checksum so a closed segment is verified
 // end to end.
-func newSegmentEncoder(f *os.File) (*zstd.Encoder, error) {
-	return zstd.NewWriter(f,
+func newSegmentEncoder(w io.Writer) (*zstd.Encoder, error) {
+	return zstd.NewWriter(w,
 		zstd.WithEncoderConcurrency(1),
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithWindowSize(1<<20),
@@ -79,13 +113,15 @@ func (r *Run) NewLog(runID string) (*Log, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("journal: %s: %w", path, err)
 	}
-	enc, err := newSegmentEncoder(f)
+	out := &countWriter{f: f}
+	enc, err := newSegmentEncoder(out)
 	if err != nil { // only for bad options
 		f.Close()
 		os.Remove(path)
 		return nil, fmt.Errorf("journal: %s: %w", path, err)
 	}
-	l := &Log{run: r, runID: runID, path: path, f: f, enc: enc, seq: r.lastSeq, flushed: r.lastSeq}
+	l := &Log{run: r, runID: runID, path: path, f: f, enc: enc, seq: r.lastSeq, flushed: r.lastSeq,
+		seg: n, out: out, frames: []Position{{Segment: n, Offset: 0, Seq: r.lastSeq}}}
 	l.zl = zerolog.New(lineWriter{l})
 	r.lastSeg = n
 	r.log = l
@@ -117,7 +153,7 @@ func (l *Log) Event(kind string) *zerolog.Event {
 		return nil
 	}
 	var tb [40]byte
-	return e.Bytes("time", time.Now().UTC().AppendFormat(tb[:0], time.RFC3339Nano)).
+	return e.Bytes("time", time.Now().UTC().AppendFormat(tb[:0], TimeFormat)).
 		Str("event", kind).
 		Str("run", l.runID)
 }
@@ -166,15 +202,44 @@ func (l *Log) flushLocked() error {
 	return nil
 }
 
-// flushThrough flushes if the event seq is written but not yet durable; it
-// lets SaveCheckpoint keep the log ahead of every checkpoint.
-func (l *Log) flushThrough(seq uint64) error {
+// position flushes the log through seq and returns the newest frame start
+// that reading the events after seq can begin at. When everything written
+// is seq or before and the current frame holds frameRestart bytes, the frame
+// is closed and a new one started right here, so that the position is seq's
+// own. ok is false when the log cannot say (closed, or dead after an error).
+func (l *Log) position(seq uint64) (pos Position, ok bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || seq <= l.flushed {
-		return nil
+	if l.closed || l.err != nil {
+		return Position{}, false, l.err
 	}
-	return l.flushLocked()
+	if seq > l.flushed {
+		if err := l.flushLocked(); err != nil {
+			return Position{}, false, err
+		}
+	}
+	if l.seq == seq && l.frameBytes >= frameRestart {
+		if err := l.enc.Close(); err != nil {
+			l.err = fmt.Errorf("journal: %s: %w", l.path, err)
+			return Position{}, false, l.err
+		}
+		if err := l.f.Sync(); err != nil {
+			l.err = fmt.Errorf("journal: %s: %w", l.path, err)
+			return Position{}, false, l.err
+		}
+		l.enc.Reset(l.out)
+		l.frameBytes = 0
+		l.frames = append(l.frames, Position{Segment: l.seg, Offset: l.out.n, Seq: seq})
+		if len(l.frames) > keepFrames {
+			l.frames = append(l.frames[:0], l.frames[len(l.frames)-keepFrames:]...)
+		}
+	}
+	for i := len(l.frames) - 1; i >= 0; i-- {
+		if l.frames[i].Seq <= seq {
+			return l.frames[i], true, nil
+		}
+	}
+	return Position{}, false, nil
 }
 
 // Close finishes the segment (last block and frame checksum), fsyncs and
@@ -249,6 +314,7 @@ func (w lineWriter) Write(p []byte) (int, error) {
 		l.err = fmt.Errorf("journal: %s: %w", l.path, err)
 		return 0, l.err
 	}
+	l.frameBytes += int64(len(l.pre) + len(p) - 1)
 	l.seq = seq
 	return len(p), nil
 }

@@ -38,19 +38,81 @@ type Event struct {
 // or the seq order; damage to a block header can read as a cut at that block,
 // which is then reported in truncated with its offset.
 func ReadEvents(dir string, fn func(Event) error) (truncated []string, err error) {
+	return ReadEventsFrom(dir, Position{}, fn)
+}
+
+// ReadSegment is ReadEvents of one segment file, e.g. the one a Log writes
+// (Log.Path): what this job segment logged, at a cost independent of the
+// run's earlier segments.
+func ReadSegment(path string, fn func(Event) error) (truncated string, err error) {
+	return readSegment(path, fn)
+}
+
+// Position is a place in a run's event log where a zstd frame starts, so that
+// reading can begin there without decoding what comes before: segment
+// events-NNNN (Segment = NNNN), byte Offset in it. Seq is the seq of the last
+// event before it (0: none). The zero Position is the start of the log.
+type Position struct {
+	Segment int    `json:"segment"`
+	Offset  int64  `json:"offset"`
+	Seq     uint64 `json:"seq"`
+}
+
+// ErrPosition is wrapped by ReadEventsFrom's error when from is not a frame
+// start of the log on disk (a segment missing, an offset that holds no
+// frame, a first event that does not follow from.Seq). Nothing has been
+// delivered then: the caller may read the whole log instead.
+var ErrPosition = errors.New("not a position in the event log")
+
+// ReadEventsFrom is ReadEvents from a position (as a checkpoint records it):
+// segments before from.Segment are not read and that one is read from
+// from.Offset, so the cost is what follows the position, not the run's
+// length. Cuts and damage before the position go unnoticed.
+func ReadEventsFrom(dir string, from Position, fn func(Event) error) (truncated []string, err error) {
 	segs, err := listSegments(dir)
 	if err != nil {
 		return nil, err
 	}
-	var last uint64
+	bad := func(format string, args ...any) ([]string, error) {
+		return nil, fmt.Errorf("journal: %s: position %d:%d (after seq %d): %s: %w",
+			dir, from.Segment, from.Offset, from.Seq, fmt.Sprintf(format, args...), ErrPosition)
+	}
+	if from.Offset < 0 || (from != Position{} && from.Segment < 1) {
+		return bad("out of range")
+	}
+	last := from.Seq
+	first := from != Position{} // the first event must follow from.Seq
+	found := from == Position{}
 	for _, s := range segs {
-		tr, err := readSegment(s.path, func(ev Event) error {
+		if s.n < from.Segment {
+			continue
+		}
+		off := int64(0)
+		if s.n == from.Segment {
+			off, found = from.Offset, true
+		} else if !found {
+			return bad("%s is missing", segmentName(from.Segment))
+		}
+		tr, err := readSegmentFrom(s.path, off, func(ev Event) error {
+			if first {
+				first = false
+				if ev.Seq != last+1 {
+					return errPositionSeq{ev.Seq}
+				}
+			}
 			if ev.Seq <= last {
 				return &lineError{fmt.Sprintf("seq %d does not follow %d", ev.Seq, last)}
 			}
 			last = ev.Seq
 			return fn(ev)
 		})
+		var pe errPositionSeq
+		switch {
+		case errors.As(err, &pe):
+			return bad("its first event has seq %d", pe.seq)
+		case err != nil && off > 0 && errors.Is(err, errNoFrame):
+			return bad("%v", err)
+		}
 		if tr != "" {
 			truncated = append(truncated, tr)
 		}
@@ -58,8 +120,18 @@ func ReadEvents(dir string, fn func(Event) error) (truncated []string, err error
 			return truncated, err
 		}
 	}
+	if !found {
+		return bad("%s is missing", segmentName(from.Segment))
+	}
 	return truncated, nil
 }
+
+type errPositionSeq struct{ seq uint64 }
+
+func (e errPositionSeq) Error() string { return fmt.Sprintf("first event seq %d", e.seq) }
+
+// errNoFrame marks a scan that found no zstd frame where one must start.
+var errNoFrame = errors.New("not a zstd frame")
 
 // lineError is a problem with one decoded line; readSegment adds the file
 // and line number.
@@ -76,20 +148,22 @@ const (
 
 // layout is the zstd structure of a segment as far as it is complete.
 type layout struct {
-	good  int64  // bytes [0, good) are complete frames plus complete blocks of the last one
-	size  int64  // file size
-	open  bool   // the last frame within good has no last block yet
-	patch int64  // >0: offset of the last frame's header descriptor, whose checksum flag must be cleared
-	fhd   byte   // that descriptor
-	tail  string // why [good, size) is unusable; "" when good == size
+	good   int64   // bytes [0, good) are complete frames plus complete blocks of the last one
+	size   int64   // file size
+	open   bool    // the last frame within good has no last block yet
+	patch  int64   // >0: offset of the last frame's header descriptor, whose checksum flag must be cleared
+	fhd    byte    // that descriptor
+	tail   string  // why [good, size) is unusable; "" when good == size
+	start  int64   // where the scan began (a frame start)
+	frames []int64 // offsets of the zstd frames found
 }
 
 // scanLayout walks frame and block headers without decompressing. Running
 // out of bytes is a cut (tail); anything impossible is an error.
-func scanLayout(r io.ReaderAt, size int64) (layout, error) {
-	lay := layout{size: size}
-	br := bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 64<<10)
-	pos := int64(0)
+func scanLayout(r io.ReaderAt, from, size int64) (layout, error) {
+	lay := layout{size: size, start: from, good: from}
+	br := bufio.NewReaderSize(io.NewSectionReader(r, from, size-from), 64<<10)
+	pos := from
 	skip := func(n int64) error {
 		for n > 0 {
 			k := int(min(n, 1<<30))
@@ -131,8 +205,9 @@ func scanLayout(r io.ReaderAt, size int64) (layout, error) {
 			continue
 		}
 		if magic != zstdMagic {
-			return lay, fmt.Errorf("byte %d: not a zstd frame (magic %#08x)", pos, magic)
+			return lay, fmt.Errorf("byte %d: %w (magic %#08x)", pos, errNoFrame, magic)
 		}
+		lay.frames = append(lay.frames, start)
 		if size-pos < 5 {
 			return cut("incomplete frame header")
 		}
@@ -205,10 +280,10 @@ func scanLayout(r io.ReaderAt, size int64) (layout, error) {
 // block, an empty one appended.
 func (lay layout) decodable(f io.ReaderAt) io.Reader {
 	if lay.patch == 0 {
-		return io.NewSectionReader(f, 0, lay.good)
+		return io.NewSectionReader(f, lay.start, lay.good-lay.start)
 	}
 	rs := []io.Reader{
-		io.NewSectionReader(f, 0, lay.patch),
+		io.NewSectionReader(f, lay.start, lay.patch-lay.start),
 		bytes.NewReader([]byte{lay.fhd &^ 0x04}),
 		io.NewSectionReader(f, lay.patch+1, lay.good-lay.patch-1),
 	}
@@ -221,6 +296,11 @@ func (lay layout) decodable(f io.ReaderAt) io.Reader {
 // readSegment decodes one segment, calling fn per event. trunc describes a
 // cut tail ("" if none); err is damage (naming the file and line) or fn's.
 func readSegment(path string, fn func(Event) error) (trunc string, err error) {
+	return readSegmentFrom(path, 0, fn)
+}
+
+// readSegmentFrom is readSegment from byte start, where a frame must begin.
+func readSegmentFrom(path string, start int64, fn func(Event) error) (trunc string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("journal: %w", err)
@@ -230,13 +310,16 @@ func readSegment(path string, fn func(Event) error) (trunc string, err error) {
 	if err != nil {
 		return "", fmt.Errorf("journal: %w", err)
 	}
-	lay, err := scanLayout(f, fi.Size())
+	if start > fi.Size() {
+		return "", fmt.Errorf("journal: %s: byte %d is past its end (%d bytes): %w", path, start, fi.Size(), errNoFrame)
+	}
+	lay, err := scanLayout(f, start, fi.Size())
 	if err != nil {
 		return "", fmt.Errorf("journal: %s: %w", path, err)
 	}
-	if lay.good == 0 {
+	if lay.good == start {
 		if lay.tail != "" {
-			return fmt.Sprintf("journal: %s: truncated at byte 0 of %d (%s)", path, lay.size, lay.tail), nil
+			return fmt.Sprintf("journal: %s: truncated at byte %d of %d (%s)", path, start, lay.size, lay.tail), nil
 		}
 		return "", nil // empty: created, nothing flushed yet
 	}
@@ -271,6 +354,43 @@ func readSegment(path string, fn func(Event) error) (trunc string, err error) {
 			return "", err
 		}
 	}
+}
+
+// lastSeq finds the seq of a segment's last event by decoding its frames
+// from the last one back until one holds an event: a segment that
+// checkpoints restarted into many frames costs its last frame, not its
+// length. trunc and err are as readSegment's.
+func lastSeq(path string) (seq uint64, found bool, trunc string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false, "", fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, false, "", fmt.Errorf("journal: %w", err)
+	}
+	lay, err := scanLayout(f, 0, fi.Size())
+	if err != nil {
+		return 0, false, "", fmt.Errorf("journal: %s: %w", path, err)
+	}
+	starts := lay.frames
+	if len(starts) == 0 {
+		starts = []int64{0}
+	}
+	for i := len(starts) - 1; i >= 0; i-- {
+		tr, err := readSegmentFrom(path, starts[i], func(ev Event) error {
+			seq, found = ev.Seq, true
+			return nil
+		})
+		if i == len(starts)-1 {
+			trunc = tr
+		}
+		if err != nil || found {
+			return seq, found, trunc, err
+		}
+	}
+	return 0, false, trunc, nil
 }
 
 // Decoders are reused: a new one allocates its window and block buffers

@@ -140,7 +140,7 @@ func TestTruncateEveryOffset(t *testing.T) {
 // around every block boundary, and a dense sample elsewhere.
 func TestTruncateLargeLog(t *testing.T) {
 	seg, points, lines := writeLog(t, 1500, 400, true)
-	lay, err := scanLayout(bytes.NewReader(seg), int64(len(seg)))
+	lay, err := scanLayout(bytes.NewReader(seg), 0, int64(len(seg)))
 	if err != nil || lay.tail != "" || lay.open {
 		t.Fatalf("layout %+v, %v", lay, err)
 	}

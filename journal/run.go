@@ -141,12 +141,7 @@ func Open(dir string) (*Run, error) {
 	}
 	// The last seq: the last event of the newest segment that has one.
 	for i := len(segs) - 1; i >= 0; i-- {
-		var last uint64
-		found := false
-		trunc, err := readSegment(segs[i].path, func(ev Event) error {
-			last, found = ev.Seq, true
-			return nil
-		})
+		last, found, trunc, err := lastSeq(segs[i].path)
 		if trunc != "" {
 			r.Warnings = append(r.Warnings, trunc)
 		}

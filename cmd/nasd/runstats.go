@@ -33,11 +33,11 @@ func startSegmentStats() *segmentStats {
 	return &segmentStats{start: time.Now(), cpu0: processCPU()}
 }
 
-// finish reads the trial results this segment logged.
-func (s *segmentStats) finish(dir string) {
+// finish reads the trial results this segment logged (segment: its file).
+func (s *segmentStats) finish(segment string) {
 	s.elapsed, s.cpu = time.Since(s.start), processCPU()-s.cpu0
-	journal.ReadEvents(dir, func(e journal.Event) error {
-		if e.Kind != "trial_result" || e.Time.Before(s.start) {
+	journal.ReadSegment(segment, func(e journal.Event) error {
+		if e.Kind != "trial_result" {
 			return nil
 		}
 		var f struct {

@@ -452,7 +452,7 @@ func runController(parent context.Context, tr cluster.Transport, cfg searchConfi
 		return fail(stderr, we)
 	}
 	printSummary(stdout, cfg, sum)
-	stats.finish(cfg.RunDir)
+	stats.finish(log.Path())
 	stats.print(stdout, tr.Size()-1, inProcess)
 	if sum.Interrupted {
 		if sum.Reason == "deadline" {
