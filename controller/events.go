@@ -115,7 +115,7 @@ func (l *loop) logPropose(n int, trials []Trial) {
 
 func (l *loop) logDispatched(f *flight) {
 	e := l.log.Event(EventTrialDispatch).Str("trial", f.Trial.ID).Int("rank", f.Rank).
-		Str("arch_hash", f.Hash).Uint64("seed", f.Trial.Seed)
+		Str("arch_hash", f.Hash)
 	if f.Trial.Epochs > 0 {
 		e.Int("epochs", f.Trial.Epochs)
 	}

@@ -17,7 +17,7 @@ import (
 type resumeInfo struct {
 	fromCheckpoint bool
 	ckptSeq        uint64
-	replayed       int // results observed again from the log
+	replayed       int              // results observed again from the log
 	readFrom       journal.Position // where reading the log began
 	eventsRead     int              // events decoded to resume
 	warnings       []string

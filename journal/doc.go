@@ -13,10 +13,10 @@
 // # Event log
 //
 // The log is the run's write-ahead record. [Run.NewLog] starts a segment,
-// events-NNNN.jsonl.zst: JSON lines written by zerolog into one zstd frame.
+// events-NNNN.jsonl.zst: JSON lines written by zerolog into zstd frames.
 // Every job segment gets its own file; a segment is never appended to after
 // a crash, since a cut zstd frame hides whatever would follow it. [Log.Event]
-// starts an event with time (RFC3339Nano, UTC), event and run; the log puts
+// starts an event with time (RFC 3339 in ms, UTC), event and run; the log puts
 // seq first when the line is written, so seqs increase strictly in file
 // order, across segments too. [Log.Flush] makes everything so far decodable
 // from disk even if the process is then killed: the encoder emits a complete
@@ -27,7 +27,11 @@
 // ("NaN", "+Inf", "-Inf"). zerolog's own Float64 would write the string
 // "NaN", and Interface fails on such values.
 //
-// [ReadEvents] reads every segment in order. A cut tail — a killed writer, or
+// A checkpoint covering everything written closes the current frame (once it
+// holds 1 MiB) and the next event starts another; the checkpoint records
+// that frame's [Position] (Checkpoint.EventsFrom), and [ReadEventsFrom]
+// starts there, so resuming costs what follows the checkpoint, not the
+// run's length. [ReadEvents] reads every segment in order. A cut tail — a killed writer, or
 // one still writing — is not an error: everything in complete zstd blocks is
 // returned and the cut is reported with its file and byte offset. Damage
 // inside a segment is an error naming the file.

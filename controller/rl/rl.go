@@ -158,6 +158,24 @@ func (s *Strategy) Propose(n int) ([]strategy.Trial, error) {
 	return out, nil
 }
 
+// Sample draws n architectures from the current policy without proposing
+// trials: nothing awaits a result and no update uses them. ENAS trains its
+// shared weights on such children between controller updates (Pham et al.
+// 2018, §2.2). The draws advance the sampling stream, which is part of the
+// snapshot, so a restored strategy samples what the original would have.
+func (s *Strategy) Sample(n int) []arch.Arch {
+	out := make([]arch.Arch, max(n, 0))
+	for i := range out {
+		actions, _, _ := s.m.sample(s.w, s.rng)
+		a, err := s.space.Arch(actions)
+		if err != nil {
+			panic(fmt.Sprintf("%s: sampled an invalid architecture: %v", s.name, err))
+		}
+		out[i] = a
+	}
+	return out
+}
+
 // reward is the reward REINFORCE uses for r: the worker's for "ok" and
 // "stopped" (early-stopped; computed over the epochs run), failure_reward
 // for any other status or a non-finite reward.

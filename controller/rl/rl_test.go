@@ -373,3 +373,33 @@ func TestOptionErrorsNameTheirFields(t *testing.T) {
 		t.Errorf("paths %q, want %q; error:\n%v", got, want, err)
 	}
 }
+
+// Sample draws from the policy without proposing: no trial awaits a result,
+// the trial numbering is untouched, the draws follow the seed, and a
+// restored strategy samples what the original would.
+func TestSample(t *testing.T) {
+	a := newRL(t, "rl", "enas-macro", 4, 5, nil)
+	b := newRL(t, "rl", "enas-macro", 4, 5, nil)
+	xs, ys := a.Sample(6), b.Sample(6)
+	if len(xs) != 6 || !reflect.DeepEqual(xs, ys) {
+		t.Fatalf("same seed, different samples:\n%v\n%v", xs, ys)
+	}
+	distinct := map[string]bool{}
+	for _, x := range xs {
+		distinct[x.Hash()] = true
+	}
+	if len(distinct) < 2 {
+		t.Fatalf("6 samples of a random policy are all one architecture")
+	}
+	if ts := propose(t, a, 1); ts[0].ID != "t000001" {
+		t.Fatalf("after Sample the first trial is %s, want t000001", ts[0].ID)
+	}
+	snap := snapshot(t, a)
+	c := newRL(t, "rl", "enas-macro", 4, 5, nil)
+	if err := c.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if x, y := a.Sample(3), c.Sample(3); !reflect.DeepEqual(x, y) {
+		t.Fatalf("after Restore:\n%v\nwant\n%v", y, x)
+	}
+}
