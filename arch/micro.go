@@ -150,7 +150,7 @@ type microTensor struct {
 //	head: relu → gap → dense.
 //
 // A cell reads the outputs of the two cells before it (the stem stands in for
-// missing ones). The inputs its nodes read are first brought to its width c at the later
+// missing ones). Its inputs are first brought to its width c at the later
 // input's size: prev-prev one reduction behind → relu → factorized reduce;
 // otherwise a width other than c → relu → conv 1×1 → batchnorm. A node sums
 // two branches; a branch applies its op to its input, with stride 2 when a
@@ -165,6 +165,7 @@ type microTensor struct {
 // relu → conv 1×1 back to c → batchnorm, as ENAS's final_conv. Cell inputs
 // that no node reads are dropped (ENAS's code would concatenate them too,
 // which the paper's stride-2 reduction cell cannot: they are twice the size).
+// Nodes the logits do not depend on are then pruned (see prune).
 func (s *microSpace) build(d []int) (*Graph, []layerDesc) {
 	o := s.opt
 	g := newGraph(o.Input, o.Classes)
@@ -208,7 +209,39 @@ func (s *microSpace) build(d []int) (*Graph, []layerDesc) {
 	x = g.add(Op{Kind: KindGlobalAvgPool}, "head", x)
 	g.add(Op{Kind: KindDense, Out: o.Classes}, "head", x)
 	descs = append(descs, layerDesc{name: "head", index: -1, op: fmt.Sprintf("relu → gap → dense %d", o.Classes), inputs: []string{prev1.layer}})
+	g.prune()
 	return g, descs
+}
+
+// prune drops the nodes the logits do not depend on. Cells read only what
+// their nodes choose, so a cell whose successors read only prev-prev is
+// dead, as is the calibration of an input no node reads; their parameters
+// would never get a gradient and their costs are not the network's.
+func (g *Graph) prune() {
+	live := make([]bool, len(g.Nodes))
+	live[0], live[len(g.Nodes)-1] = true, true
+	for i := len(g.Nodes) - 1; i > 0; i-- {
+		if live[i] {
+			for _, j := range g.Nodes[i].Inputs {
+				live[j] = true
+			}
+		}
+	}
+	at := make([]int, len(g.Nodes))
+	var kept []Node
+	for i, n := range g.Nodes {
+		if !live[i] {
+			continue
+		}
+		at[i] = len(kept)
+		ins := make([]int, len(n.Inputs))
+		for k, j := range n.Inputs {
+			ins[k] = at[j]
+		}
+		n.Inputs = ins
+		kept = append(kept, n)
+	}
+	g.Nodes = kept
 }
 
 // cell adds cell n (a reduction cell if reduce) reading h0 (prev-prev) and
@@ -239,22 +272,7 @@ func (s *microSpace) cell(g *Graph, descs *[]layerDesc, d []int, n int, reduce b
 		h.c, h.layer = c, name
 		return h
 	}
-	// An input no node reads is left alone: its nodes would be dead weight
-	// that never receives a gradient.
-	var read [2]bool
-	for b := range s.opt.Nodes {
-		for j := range 2 {
-			if src := d[s.off(t, b)+2*j]; src < 2 {
-				read[src] = true
-			}
-		}
-	}
-	if read[0] {
-		h0 = calibrate(h0, 0)
-	}
-	if read[1] {
-		h1 = calibrate(h1, 1)
-	}
+	h0, h1 = calibrate(h0, 0), calibrate(h1, 1)
 
 	level := h1.level
 	if reduce {

@@ -324,3 +324,37 @@ func TestMicroLowersWithoutReductions(t *testing.T) {
 		}
 	}
 }
+
+// A cell whose successor reads only prev-prev feeds nothing: it is pruned,
+// so neither the table nor the costs count it, and train never sees
+// parameters without a gradient.
+func TestMicroPrunesDeadCells(t *testing.T) {
+	s := mustNew(t, "enas-micro", arch.Options{Nodes: 1, Cells: 2, Stages: 1, Ops: []string{"identity", "max3x3"}})
+	a, err := s.Arch([]int{0, 1, 0, 0, 0, 0, 0, 0}) // node 0 = max3x3(prev-prev) + identity(prev-prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	an, err := arch.Analyze(s, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range an.Layers {
+		names = append(names, l.Name)
+	}
+	want := []string{"image", "stem", "cell 1 input 0", "cell 1 node 0", "cell 1 output", "head"}
+	if !slices.Equal(names, want) {
+		t.Errorf("layers %q, want %q (cell 0 feeds nothing)", names, want)
+	}
+	g, err := s.Lower(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range g.Nodes {
+		for _, j := range n.Inputs {
+			if j >= i {
+				t.Fatalf("node %d reads node %d: pruning broke the order", i, j)
+			}
+		}
+	}
+}
