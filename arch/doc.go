@@ -36,7 +36,8 @@
 //     Stages of Cells normal cells are separated by reduction cells (stride 2
 //     on the cell inputs, channels doubled). Its factorized reductions need a
 //     one-pixel shift that train has no kernel for, so [Space.Lower] refuses
-//     networks with more than one stage; analysis and rendering work on all.
+//     networks that keep one (nearly all with more than one stage); analysis
+//     and rendering work on all.
 //
 // Errors name the package and the object ("arch: nas: ...", "arch: best.json:
 // ..."), and checks report every problem at once, one per line.

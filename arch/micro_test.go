@@ -259,6 +259,18 @@ func TestMicroFactorizedReduction(t *testing.T) {
 
 	_, err = s.Lower(a)
 	wantLines(t, err, "arch: enas-micro: ", "cannot lower for training: node 22 (cell 1 node 0) is the one-pixel shift of a factorized reduction")
+
+	// Without identity on a reduction cell's inputs, and with no cell reading
+	// prev-prev (so no calibration across a reduction survives pruning),
+	// nothing needs a shift: two stages lower.
+	s = mustNew(t, "enas-micro", arch.Options{Nodes: 1, Cells: 1, Stages: 2, Ops: []string{"max3x3", "identity"}})
+	a, err = s.Arch([]int{1, 0, 1, 1, 1, 0, 1, 0}) // max3x3(prev) + identity(prev); reduce: max3x3(prev) twice
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lower(a); err != nil {
+		t.Errorf("a two-stage network without factorized reduction: %v", err)
+	}
 }
 
 // The JSON's "layers" lists the searched nodes of both cells; a hand edit

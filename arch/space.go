@@ -350,7 +350,7 @@ func lower(s builtin, a Arch) (*Graph, error) {
 		if n.Op.Kind == kindShift {
 			return nil, fmt.Errorf("arch: %s: cannot lower for training: node %d (%s) is the one-pixel shift of a "+
 				"factorized reduction, which the Graph primitives lack and train has no kernel for "+
-				"(Analyze, Validate and the renderers still work; only stages = 1 lowers)", s.Name(), i, n.Layer)
+				"(Analyze, Validate and the renderers still work; networks without one, e.g. stages = 1, lower)", s.Name(), i, n.Layer)
 		}
 	}
 	return g, nil

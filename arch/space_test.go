@@ -52,9 +52,9 @@ func spaces(t testing.TB) []arch.Space {
 	}
 }
 
-// trainable says whether s's architectures lower for training: enas-micro's
-// factorized reductions need a primitive train lacks, so only its
-// single-stage networks do.
+// trainable says whether all of s's architectures lower for training:
+// enas-micro's factorized reductions need a primitive train lacks, and only
+// single-stage networks are sure to have none.
 func trainable(s arch.Space) bool {
 	return s.Name() != "enas-micro" || s.Options().Stages == 1
 }
