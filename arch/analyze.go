@@ -37,11 +37,13 @@ type Analysis struct {
 	Output          Shape
 }
 
-// Analyze lowers a and infers every layer's shape and cost. A cost that
+// Analyze builds a's graph and infers every layer's shape and cost. For a
+// built-in space it reads the full graph, so it sizes networks that Lower
+// refuses (enas-micro's factorized reductions). A cost that
 // overflows int64 (or, for params, int) is an error that names the quantity
 // and the node's layer.
 func Analyze(s Space, a Arch) (*Analysis, error) {
-	g, err := s.Lower(a)
+	g, err := analysisGraph(s, a)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +142,7 @@ func Validate(s Space, a Arch, b Budget) error {
 	if b.MaxActivationBytes < 0 {
 		p.add("budget max_activation_bytes = %d: must be ≥ 0 (0 = unlimited)", b.MaxActivationBytes)
 	}
-	g, err := s.Lower(a)
+	g, err := analysisGraph(s, a)
 	if err != nil {
 		p.errs = append(p.errs, err)
 		return p.err()

@@ -28,6 +28,16 @@
 //     previous layer and one yes/no skip from each earlier layer, summed with
 //     the op's output and batch-normalised. A 2×2 max pool follows each layer
 //     in ReduceAfter; skips from before a reduction are average-pooled down.
+//   - "enas-micro": Pham et al. 2018, §2.4, micro (cell) space. A normal and
+//     a reduction cell are searched; per cell, each of Nodes nodes picks two
+//     inputs (the two previous cells' outputs or an earlier node) and an op
+//     for each (sep conv, average or max pool, identity), and sums them. The
+//     cell concatenates its unread nodes and convolves 1×1 back to its width.
+//     Stages of Cells normal cells are separated by reduction cells (stride 2
+//     on the cell inputs, channels doubled). Its factorized reductions need a
+//     one-pixel shift that train has no kernel for, so [Space.Lower] refuses
+//     networks that keep one (nearly all with more than one stage); analysis
+//     and rendering work on all.
 //
 // Errors name the package and the object ("arch: nas: ...", "arch: best.json:
 // ..."), and checks report every problem at once, one per line.

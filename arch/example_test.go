@@ -35,17 +35,19 @@ func ExampleNew() {
 	// log10 size 7.22
 	// arch: nas: options.layers = -1: must be in 1..128
 	// arch: nas: options.filter_sizes[1] = 4: kernel sizes must be odd and in 1..99
-	// arch: space "darts": unknown (known: enas-macro, nas)
+	// arch: space "darts": unknown (known: enas-macro, enas-micro, nas)
 }
 
 func ExampleNames() {
 	for _, name := range arch.Names() {
 		opt, _ := arch.DefaultOptions(name)
-		fmt.Printf("%s: %d layers on %v\n", name, opt.Layers, opt.Input)
+		s, _ := arch.New(name, opt)
+		fmt.Printf("%s: %d decisions on %v\n", name, len(s.Decisions()), opt.Input)
 	}
 	// Output:
-	// enas-macro: 12 layers on 1×28×28
-	// nas: 6 layers on 1×28×28
+	// enas-macro: 78 decisions on 1×28×28
+	// enas-micro: 40 decisions on 1×28×28
+	// nas: 39 decisions on 1×28×28
 }
 
 func ExampleArch_Hash() {

@@ -27,6 +27,8 @@ func FuzzDecode(f *testing.F) {
 		``, `null`, `{}`, `[]`, `{"space":"nas"}`, `{"space":"nas","decisions":[0,0,0,0],"options":{"layers":1}}`,
 		`{"space":"enas-macro","options":{"layers":2,"ops":["maxpool9x9"],"input":{"c":1,"h":1,"w":1}},"decisions":[0,0,1]}`,
 		`{"space":"enas-macro","options":{"layers":4,"reduce_after":[0,1,2]},"decisions":[0,0,1,0,1,1,0,1,1,1]}`,
+		`{"space":"enas-micro","options":{"nodes":1,"cells":1,"stages":2,"ops":["identity"],"input":{"c":1,"h":1,"w":1}},"decisions":[0,0,1,0,1,0,0,0]}`,
+		`{"space":"enas-micro","options":{"nodes":2,"stages":1},"decisions":[0,0,1,4,2,3,2,1,0,0,0,0,0,0,0,0],"layers":[{"cell":"reduce","layer":0,"op":"x","inputs":[]}]}`,
 		`{"space":"nas","options":{"layers":1e400}}`, `{"space":"nas","decisions":[1.5]}`,
 		`{"space":"nas","options":{"layers":1},"decisions":[0,0,0,0],"layers":[{"layer":0,"op":"conv","inputs":null}]}`,
 	} {

@@ -26,6 +26,12 @@ const (
 	KindDense         Kind = "dense"   // (N)×1×1 → Out×1×1, with bias
 )
 
+// kindShift moves a map up and left by one pixel, zero-filling the bottom
+// row and right column: the second path of ENAS's factorized reduction.
+// Infer knows it so that enas-micro can be sized, but train has no kernel for
+// it, so it stays unexported and Lower refuses a graph that holds it.
+const kindShift Kind = "shift"
+
 // Op is one primitive with its hyper-parameters; fields a kind does not use stay zero.
 type Op struct {
 	Kind   Kind `json:"kind"`
@@ -210,6 +216,8 @@ func (g *Graph) Infer() ([]Stats, error) {
 		case KindReLU:
 			s.Shape = in
 			s.FLOPs = mul("FLOPs", c, h, w)
+		case kindShift:
+			s.Shape = in
 		case KindConcat:
 			var ch int64
 			for _, x := range ins {

@@ -16,6 +16,7 @@ import (
 // layerJSON is the human-readable view of one searchable layer in an Arch's
 // JSON. It is derived from the decisions and never needed to decode.
 type layerJSON struct {
+	Cell   string   `json:"cell,omitempty"` // enas-micro: "normal" or "reduce"; Layer is then the node
 	Layer  int      `json:"layer"`
 	Op     string   `json:"op"`
 	Inputs []string `json:"inputs"`
@@ -78,7 +79,7 @@ func layersJSON(descs []layerDesc) []layerJSON {
 	var out []layerJSON
 	for _, d := range descs {
 		if d.index >= 0 {
-			out = append(out, layerJSON{Layer: d.index, Op: d.op, Inputs: d.inputs, Skips: d.skips})
+			out = append(out, layerJSON{Cell: d.cell, Layer: d.index, Op: d.op, Inputs: d.inputs, Skips: d.skips})
 		}
 	}
 	return out
@@ -164,6 +165,9 @@ func checkLayersAgree(p *problems, s builtin, got, want []layerJSON) {
 	}
 	for i := range min(len(got), len(want)) {
 		g, w := got[i], want[i]
+		if g.Cell != w.Cell {
+			p.add("layers[%d].cell = %q: want %q", i, g.Cell, w.Cell)
+		}
 		if g.Layer != w.Layer {
 			p.add("layers[%d].layer = %d: want %d", i, g.Layer, w.Layer)
 		}

@@ -28,8 +28,9 @@ type nasSpace struct {
 // newNAS returns a builtin interface holding nil on failure, never a typed nil.
 func newNAS(opt Options, p *problems) builtin {
 	def := nasDefaults()
-	unused(p, "nas", opt, "channels", "ops", "reduce_after")
+	unused(p, "nas", opt, "channels", "ops", "reduce_after", "nodes", "cells", "stages")
 	opt.Channels, opt.Ops, opt.ReduceAfter = 0, nil, nil
+	opt.Nodes, opt.Cells, opt.Stages = 0, 0, 0
 	opt = opt.withDefaults(def)
 	checkLayers(p, opt.Layers)
 	checkInput(p, opt.Input)

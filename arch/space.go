@@ -36,6 +36,11 @@ type Options struct {
 	Channels    int      `json:"channels,omitzero" toml:"channels"`
 	Ops         []string `json:"ops,omitzero" toml:"ops"`
 	ReduceAfter []int    `json:"reduce_after,omitzero" toml:"reduce_after"`
+
+	// enas-micro (also Channels and Ops)
+	Nodes  int `json:"nodes,omitzero" toml:"nodes"`   // searched nodes per cell
+	Cells  int `json:"cells,omitzero" toml:"cells"`   // normal cells per stage (N)
+	Stages int `json:"stages,omitzero" toml:"stages"` // stages; a reduction cell separates two
 }
 
 // clone copies the slices so a caller cannot mutate a space through them.
@@ -65,6 +70,15 @@ func (o Options) withDefaults(def Options) Options {
 	}
 	if o.Ops == nil {
 		o.Ops = def.Ops
+	}
+	if o.Nodes == 0 {
+		o.Nodes = def.Nodes
+	}
+	if o.Cells == 0 {
+		o.Cells = def.Cells
+	}
+	if o.Stages == 0 {
+		o.Stages = def.Stages
 	}
 	return o
 }
@@ -130,6 +144,7 @@ type spaceDef struct {
 var registry = map[string]spaceDef{
 	"nas":        {defaults: nasDefaults, build: newNAS},
 	"enas-macro": {defaults: enasDefaults, build: newENAS},
+	"enas-micro": {defaults: microDefaults, build: newMicro},
 }
 
 // Names lists the registered spaces, sorted.
@@ -212,6 +227,7 @@ type layerDesc struct {
 	op     string
 	inputs []string
 	skips  []string // enas-macro: layers summed into the branch output
+	cell   string   // enas-micro: "normal" or "reduce" for a searched node
 }
 
 // base holds what every built-in space shares: name, options and the
@@ -323,8 +339,25 @@ func (b *base) Neighbours(a Arch) []Arch {
 	return out
 }
 
-// lower is Lower for every built-in space.
+// lower is Lower for every built-in space: the full graph, refused if it
+// holds a primitive that train cannot build (kindShift).
 func lower(s builtin, a Arch) (*Graph, error) {
+	g, err := buildChecked(s, a)
+	if err != nil {
+		return nil, err
+	}
+	for i, n := range g.Nodes {
+		if n.Op.Kind == kindShift {
+			return nil, fmt.Errorf("arch: %s: cannot lower for training: node %d (%s) is the one-pixel shift of a "+
+				"factorized reduction, which the Graph primitives lack and train has no kernel for "+
+				"(Analyze, Validate and the renderers still work; networks without one, e.g. stages = 1, lower)", s.Name(), i, n.Layer)
+		}
+	}
+	return g, nil
+}
+
+// buildChecked checks that a belongs to s and builds its full graph.
+func buildChecked(s builtin, a Arch) (*Graph, error) {
 	b := s.core()
 	p := &problems{prefix: "arch: " + b.name + ": "}
 	b.checkArch(p, a)
@@ -333,6 +366,16 @@ func lower(s builtin, a Arch) (*Graph, error) {
 	}
 	g, _ := s.build(a.Decisions)
 	return g, nil
+}
+
+// analysisGraph is the graph Analyze and Validate read: for a built-in space
+// the full graph, analysis-only primitives included, so that a space that
+// cannot be trained yet can still be sized; otherwise Lower's.
+func analysisGraph(s Space, a Arch) (*Graph, error) {
+	if b, ok := s.(builtin); ok {
+		return buildChecked(b, a)
+	}
+	return s.Lower(a)
 }
 
 // Option checks shared by the spaces. Each adds one problem per bad value.
@@ -398,12 +441,16 @@ func inRange(lo, hi int) func(int) string {
 // give two encodings, and two hashes, to one architecture.
 func unused(p *problems, space string, o Options, fields ...string) {
 	set := map[string]bool{
+		"layers":        o.Layers != 0,
 		"filter_sizes":  o.FilterSizes != nil,
 		"filter_counts": o.FilterCounts != nil,
 		"strides":       o.Strides != nil,
 		"channels":      o.Channels != 0,
 		"ops":           o.Ops != nil,
 		"reduce_after":  o.ReduceAfter != nil,
+		"nodes":         o.Nodes != 0,
+		"cells":         o.Cells != 0,
+		"stages":        o.Stages != 0,
 	}
 	for _, f := range fields {
 		if set[f] {

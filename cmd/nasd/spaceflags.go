@@ -86,19 +86,25 @@ type spaceFlags struct {
 	strides      intList
 	ops          stringList
 	reduceAfter  intList
+	nodes        int
+	cells        int
+	stages       int
 }
 
 func (sf *spaceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&sf.name, "space", "enas-macro", "search space: "+strings.Join(arch.Names(), ", "))
 	fs.IntVar(&sf.layers, "layers", 0, "number of layers (0 = the space's default)")
-	fs.IntVar(&sf.channels, "channels", 0, "enas-macro: channels of every layer (0 = default)")
+	fs.IntVar(&sf.channels, "channels", 0, "enas-macro: channels of every layer; enas-micro: channels of the first stage (0 = default)")
 	fs.IntVar(&sf.classes, "classes", 0, "number of classes (0 = the data set's)")
 	fs.Var(&sf.input, "input", "input shape CxHxW, e.g. 1x28x28 (default: the data set's)")
 	fs.Var(&sf.filterSizes, "filter-sizes", "nas: filter heights/widths to choose from, e.g. 1,3,5,7")
 	fs.Var(&sf.filterCounts, "filter-counts", "nas: numbers of filters to choose from, e.g. 24,36,48,64")
 	fs.Var(&sf.strides, "strides", "nas: strides to choose from, e.g. 1,2")
-	fs.Var(&sf.ops, "ops", "enas-macro: operations to choose from, e.g. conv3x3,sepconv5x5,maxpool3x3")
+	fs.Var(&sf.ops, "ops", "enas-macro, enas-micro: operations to choose from, e.g. conv3x3,sepconv5x5,maxpool3x3 or sep3x3,max3x3,identity")
 	fs.Var(&sf.reduceAfter, "reduce-after", "enas-macro: layers followed by a 2×2 reduction, e.g. 3,7")
+	fs.IntVar(&sf.nodes, "nodes", 0, "enas-micro: searched nodes per cell (0 = default)")
+	fs.IntVar(&sf.cells, "cells", 0, "enas-micro: normal cells per stage (0 = default)")
+	fs.IntVar(&sf.stages, "stages", 0, "enas-micro: stages, a reduction cell between two (0 = default)")
 }
 
 // space builds the configured space; zero options take the space's defaults,
@@ -114,6 +120,9 @@ func (sf *spaceFlags) space(dataInput arch.Shape, dataClasses int) (arch.Space, 
 		Strides:      sf.strides,
 		Ops:          sf.ops,
 		ReduceAfter:  sf.reduceAfter,
+		Nodes:        sf.nodes,
+		Cells:        sf.cells,
+		Stages:       sf.stages,
 	}
 	if opt.Input == (arch.Shape{}) {
 		opt.Input = dataInput
