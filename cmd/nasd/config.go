@@ -431,7 +431,7 @@ func (c *searchConfig) validate(file string, src []byte) error {
 			bad("budget", "stop_at", fmt.Sprintf("%q", b.StopAt), "must be an RFC3339 time such as 2026-12-01T08:00:00Z")
 		}
 	}
-	if b.Trials == 0 && b.Time.Duration == 0 {
+	if b.Trials == 0 && b.Time.Duration == 0 && c.Strategy.Name != enasName { // ENAS's budget is its epochs
 		add("budget", errors.New("trials and time are both unset: set at least one (stop_at is the job's end, not the search's: a chain of jobs would never finish)"))
 	}
 	if !contains(dataset.Names(), c.Data.Name) {
@@ -441,15 +441,17 @@ func (c *searchConfig) validate(file string, src []byte) error {
 	if err != nil {
 		add("space", err)
 	}
-	if !contains(controller.Names(), c.Strategy.Name) {
-		bad("strategy", "name", fmt.Sprintf("%q", c.Strategy.Name), "must be one of "+strings.Join(controller.Names(), ", "))
+	if c.Strategy.Name == enasName {
+		c.validateENAS(space, add)
+	} else if !contains(controller.Names(), c.Strategy.Name) {
+		bad("strategy", "name", fmt.Sprintf("%q", c.Strategy.Name), "must be one of "+strings.Join(append(controller.Names(), enasName), ", "))
 	} else if space != nil {
 		// The strategy checks its own options; its errors name the keys.
 		if _, err := controller.New(c.Strategy.Name, controller.Env{Space: space, Seed: c.Seed, Options: c.Strategy.Options}); err != nil {
 			add("strategy.options", err)
 		}
 	}
-	if c.Stopping.Name != "" && c.Stopping.Name != "none" {
+	if c.Stopping.Name != "" && c.Stopping.Name != "none" && c.Strategy.Name != enasName {
 		if _, err := controller.NewStopper(c.Stopping.Name, controller.StopperEnv{Epochs: c.epochs(), Options: c.Stopping.Options}); err != nil {
 			add("early_stopping.options", err)
 		}

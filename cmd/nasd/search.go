@@ -351,6 +351,9 @@ func serveTrials(ctx context.Context, tr cluster.Transport, stderr io.Writer) er
 
 // workerLoop builds the trainer the config asks for and serves trials until stopped.
 func workerLoop(ctx context.Context, tr cluster.Transport, cfg searchConfig, stderr io.Writer) error {
+	if cfg.Strategy.Name == enasName {
+		return enasWorkerLoop(ctx, tr, cfg)
+	}
 	space, err := arch.New(cfg.Space.Name, cfg.Space.Options)
 	if err != nil {
 		return err
@@ -409,6 +412,9 @@ func runController(parent context.Context, tr cluster.Transport, cfg searchConfi
 	}
 	for _, o := range sf.overrides {
 		fmt.Fprintf(stdout, "Resumed with -override: %s\n", o)
+	}
+	if cfg.Strategy.Name == enasName {
+		return runENASController(parent, tr, cfg, sf, run, stdout, stderr)
 	}
 	space, err := arch.New(cfg.Space.Name, cfg.Space.Options)
 	if err != nil {

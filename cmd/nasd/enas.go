@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"nasd/arch"
+	"nasd/cluster"
+	"nasd/controller"
+	"nasd/journal"
+	"nasd/train"
+	"nasd/train/dataset"
+	"nasd/worker"
+)
+
+// enasName is the strategy name of an ENAS search: not a trial strategy of
+// the registry, but a search of its own (controller.RunENAS).
+const enasName = "enas"
+
+// enasPolicyDefaults are the ENAS controller's settings (Pham et al. 2018;
+// the authors' macro search: one LSTM layer of 64, logits 1.5·tanh(·/1.5),
+// entropy bonus 1e-4, Adam 1e-3, baseline decay 0.99); the user's
+// [strategy.options] override them.
+var enasPolicyDefaults = map[string]any{"layers": int64(1), "hidden": int64(64), "tanh_constant": 1.5,
+	"entropy_weight": 1e-4, "lr": 1e-3, "baseline_decay": 0.99}
+
+// enasPolicy splits the strategy options into the schedule and the policy,
+// and makes the policy: the rl controller with ENAS's defaults.
+func enasPolicy(space arch.Space, seed uint64, options map[string]any) (controller.ENASOptions, controller.ENASPolicy, error) {
+	sched, rest, err := controller.ParseENASOptions(options)
+	opts := maps.Clone(enasPolicyDefaults)
+	maps.Copy(opts, rest)
+	s, perr := controller.New("rl", controller.Env{Space: space, Seed: seed, Options: opts})
+	if err := errors.Join(err, perr); err != nil {
+		return sched, nil, err
+	}
+	p, ok := s.(controller.ENASPolicy)
+	if !ok {
+		return sched, nil, errors.New("enas: the rl strategy cannot sample children")
+	}
+	return sched, p, nil
+}
+
+// validateENAS is validate's part for an ENAS search.
+func (c *searchConfig) validateENAS(space arch.Space, add func(string, error)) {
+	if space != nil {
+		if _, _, err := enasPolicy(space, c.Seed, c.Strategy.Options); err != nil {
+			add("strategy.options", err)
+		}
+		if space.Name() != "enas-macro" {
+			add("space", &arch.FieldError{Path: []string{"name"},
+				Msg: fmt.Sprintf("name = %q: the enas strategy shares weights over the enas-macro space only (so far)", space.Name())})
+		}
+	}
+	if c.Trainer.Kind != "real" {
+		add("trainer", &arch.FieldError{Path: []string{"kind"},
+			Msg: fmt.Sprintf("kind = %q: the enas strategy trains its shared weights on real data", c.Trainer.Kind)})
+	}
+	if c.Stopping.Name != "" && c.Stopping.Name != "none" {
+		add("early_stopping", &arch.FieldError{Path: []string{"name"},
+			Msg: fmt.Sprintf("name = %q: the enas strategy has no trials to stop early", c.Stopping.Name)})
+	}
+}
+
+// enasWorkerLoop is a worker of an ENAS search: the data, a replica of the
+// shared weights, and rank 0's plans until it says stop.
+func enasWorkerLoop(ctx context.Context, tr cluster.Transport, cfg searchConfig) error {
+	space, err := arch.New(cfg.Space.Name, cfg.Space.Options)
+	if err != nil {
+		return err
+	}
+	sched, _, err := enasPolicy(space, cfg.Seed, cfg.Strategy.Options)
+	if err != nil {
+		return err
+	}
+	spec := cfg.Data
+	spec.Seed = cfg.Seed
+	data, err := dataset.Load(spec)
+	if err != nil {
+		return err
+	}
+	sn, err := train.NewSupernet(space, cfg.Seed, train.SupernetOptions{})
+	if err != nil {
+		return err
+	}
+	defer sn.Close()
+	return worker.RunENAS(ctx, tr, space, sn, data, worker.ENASConfig{Batch: sched.Batch, Momentum: sched.Momentum,
+		L2: sched.L2, Seed: cfg.Seed})
+}
+
+// runENASController is rank 0 of an ENAS search: journal, policy, loop,
+// exit code.
+func runENASController(parent context.Context, tr cluster.Transport, cfg searchConfig, sf *searchFlags, run *journal.Run, stdout, stderr io.Writer) int {
+	resume := sf.resume != ""
+	space, err := arch.New(cfg.Space.Name, cfg.Space.Options)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	sched, policy, err := enasPolicy(space, cfg.Seed, cfg.Strategy.Options)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	runID := filepath.Base(cfg.RunDir)
+	log, err := run.NewLog(runID)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer log.Close()
+	cfgJSON, _ := cfg.marshal()
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGUSR1, os.Interrupt)
+	defer stop()
+	fmt.Fprintf(stdout, "ENAS search %s: space %s, %d workers, %d epochs, minibatch %d a worker; run directory %s\n",
+		runID, cfg.Space.Name, tr.Size()-1, sched.Epochs, sched.Batch, cfg.RunDir)
+	sum, err := controller.RunENAS(ctx, controller.ENASConfig{RunID: runID, Seed: cfg.Seed, Space: space, Options: sched,
+		ConfigJSON: cfgJSON}, policy, tr, run, log, resume)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	var we workerError
+	if errors.As(context.Cause(parent), &we) {
+		return fail(stderr, we)
+	}
+	fmt.Fprintf(stdout, "\nShared-weight training: %d epochs, %d steps; %d checkpoints.\n", sum.Epochs, sum.Steps, sum.Checkpoints)
+	if sum.Interrupted {
+		fmt.Fprintf(stdout, "Checkpointed; continue with: nasd search -resume %s\n", cfg.RunDir)
+		return exitCheckpointed
+	}
+	if sum.Best != nil {
+		fmt.Fprintf(stdout, "Derived: validation accuracy %.4f with the shared weights (%.4f on one minibatch); %s\n",
+			sum.BestValAcc, sum.BestBatchAcc, filepath.Join(cfg.RunDir, "best.json"))
+		fmt.Fprintf(stdout, "Retrain it from scratch: nasd train -arch %s\n", filepath.Join(cfg.RunDir, "best.json"))
+	}
+	return exitOK
+}
