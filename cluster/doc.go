@@ -62,4 +62,15 @@
 // after Close. Every message is copied, so ranks never share buffers. Tests
 // and single-process runs use it; the MPI transport lives in mpi.go (build
 // tag mpi).
+//
+// # Collectives for ENAS
+//
+// Every rank of ENAS holds a replica of the shared weights; after each step
+// the gradients are summed with [Transport.AllreduceFloat32], which adds in
+// rank order, ((g_0 + g_1) + g_2) + ..., on both transports: the replicas
+// stay bit-identical, and a run repeats exactly with the same rank count.
+// [AllreduceBuckets] sends only the [Buckets] (the parameters of one
+// (layer, op) pair each) that some rank used this step: an
+// [Transport.AllreduceOr] of the used masks, then one AllreduceFloat32 of
+// the union's buckets. docs/performance.md has the cost model.
 package cluster

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -34,7 +35,8 @@ var ErrClosed = errors.New("transport closed")
 //     collective calls, as in MPI; a rank calling a different collective or
 //     root at the same position gets an error, as do those waiting with it.
 //     Bcast and Scatter return on root at once and wait on the others for
-//     root; Gather returns at once on the others and waits on root for all.
+//     root; Gather returns at once on the others and waits on root for all;
+//     AllreduceFloat32 and AllreduceOr wait on every rank for all.
 //   - ctx ends a rank's wait with ctx.Err(). A collective cancelled while
 //     waiting has still taken part (its contribution counts and its place in
 //     the sequence is used), so the ranks stay aligned; MPI cannot cancel a
@@ -105,6 +107,11 @@ type round struct {
 	n        int    // how many have
 	data     []byte // Bcast: root's b
 	parts    [][]byte
+	count    int         // Allreduce*: the length every rank must pass
+	acc      []float32   // AllreduceFloat32: sum of ranks 0..folded-1
+	pending  [][]float32 // AllreduceFloat32: copies of ranks ≥ folded that came early
+	folded   int
+	bits     []uint64      // AllreduceOr: OR of the ranks so far
 	done     bool          // ready is closed
 	ready    chan struct{} // closed when waiters can take their result, or err is set
 	err      error
@@ -114,9 +121,24 @@ const (
 	opBcast = iota
 	opScatter
 	opGather
+	opAllreduceFloat32
+	opAllreduceOr
 )
 
-var opNames = [...]string{opBcast: "Bcast", opScatter: "Scatter", opGather: "Gather"}
+var opNames = [...]string{opBcast: "Bcast", opScatter: "Scatter", opGather: "Gather",
+	opAllreduceFloat32: "AllreduceFloat32", opAllreduceOr: "AllreduceOr"}
+
+// callName names a collective call for errors: "Bcast(root 0)", "AllreduceOr".
+func callName(op, root int) string {
+	if op >= opAllreduceFloat32 {
+		return opNames[op]
+	}
+	return opNames[op] + "(root " + strconv.Itoa(root) + ")"
+}
+
+// needsAll reports whether every rank's arrival is needed to finish a round
+// of op (Gather's root and every rank of an allreduce wait for all).
+func needsAll(op int) bool { return op == opGather || op >= opAllreduceFloat32 }
 
 type inProcess struct {
 	h    *hub
@@ -332,8 +354,8 @@ func (t *inProcess) abortErr() error {
 func (t *inProcess) join(seq uint64, r *round, op, root int, rootPart func(*round) error, mine []byte) error {
 	name := opNames[op]
 	if r.op != op || r.root != root {
-		err := t.errorf(name, "%s(root %d) is collective call #%d of this rank, where rank %d called %s(root %d): every rank must call the same collectives in the same order",
-			name, root, seq, r.first, opNames[r.op], r.root)
+		err := t.errorf(name, "%s is collective call #%d of this rank, where rank %d called %s: every rank must call the same collectives in the same order",
+			callName(op, root), seq, r.first, callName(r.op, r.root))
 		r.fail(err)
 		return err
 	}
@@ -374,9 +396,9 @@ func (r *round) fail(err error) {
 func (h *hub) settle(seq uint64, r *round) {
 	if !r.done {
 		for q := range h.size {
-			needed := r.op == opGather || q == r.root
+			needed := needsAll(r.op) || q == r.root
 			if needed && !r.arrived[q] && h.closed[q] {
-				r.fail(fmt.Errorf("cluster: %s(root %d), collective call #%d: rank %d closed before taking part", opNames[r.op], r.root, seq, q))
+				r.fail(fmt.Errorf("cluster: %s, collective call #%d: rank %d closed before taking part", callName(r.op, r.root), seq, q))
 				break
 			}
 		}
@@ -387,6 +409,127 @@ func (h *hub) settle(seq uint64, r *round) {
 		}
 	}
 	delete(h.rounds, seq)
+}
+
+// AllreduceFloat32 sums in rank order: rank q's buf is added once ranks
+// 0..q-1 are in, so a rank that comes early is copied and one that comes in
+// turn is added straight from its buf. The sum is made once and copied to
+// every rank, which makes it bit-identical everywhere.
+func (t *inProcess) AllreduceFloat32(ctx context.Context, buf []float32) error {
+	return t.allreduce(ctx, opAllreduceFloat32, len(buf), func(r *round) {
+		if len(buf) == 0 {
+			return
+		}
+		if t.rank != r.folded {
+			r.pending[t.rank] = slices.Clone(buf)
+			return
+		}
+		r.fold(buf)
+		for r.folded < t.h.size && r.pending[r.folded] != nil {
+			x := r.pending[r.folded]
+			r.pending[r.folded] = nil
+			r.fold(x)
+		}
+	}, func(r *round) { copy(buf, r.acc) })
+}
+
+// fold adds the next rank's x to the sum. h.mu must be held.
+func (r *round) fold(x []float32) {
+	if r.folded == 0 {
+		r.acc = slices.Clone(x)
+	} else {
+		for i, v := range x {
+			r.acc[i] += v
+		}
+	}
+	r.folded++
+}
+
+// AllreduceOr ORs in arrival order: OR is exact in any order.
+func (t *inProcess) AllreduceOr(ctx context.Context, bits []uint64) error {
+	return t.allreduce(ctx, opAllreduceOr, len(bits), func(r *round) {
+		if r.bits == nil {
+			r.bits = slices.Clone(bits)
+			return
+		}
+		for i, w := range bits {
+			r.bits[i] |= w
+		}
+	}, func(r *round) { copy(bits, r.bits) })
+}
+
+// allreduce takes part in this rank's next collective call, an allreduce of
+// n elements: add deposits this rank's part under h.mu, and once every rank
+// has, out copies the result (read-only by then) back.
+func (t *inProcess) allreduce(ctx context.Context, op, n int, add, out func(*round)) error {
+	h := t.h
+	name := opNames[op]
+	h.mu.Lock()
+	if err := t.stateErr(name); err != nil {
+		h.mu.Unlock()
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		h.mu.Unlock()
+		return err
+	}
+	seq := t.seq
+	t.seq++
+	r := h.rounds[seq]
+	if r == nil {
+		r = &round{op: op, root: -1, first: t.rank, count: n, arrived: make([]bool, h.size), ready: make(chan struct{})}
+		if op == opAllreduceFloat32 {
+			r.pending = make([][]float32, h.size)
+		}
+		h.rounds[seq] = r
+	}
+	r.arrived[t.rank] = true
+	r.n++
+	err := t.joinReduce(seq, r, op, n, add)
+	h.settle(seq, r)
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-r.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-h.abortCh:
+		return t.abortErr()
+	case <-h.closedCh[t.rank]:
+		return fmt.Errorf("cluster: rank %d: %s: %w", t.rank, name, ErrClosed)
+	}
+	if r.err != nil {
+		return r.err
+	}
+	out(r)
+	return nil
+}
+
+// joinReduce records this rank's part in allreduce round r. h.mu must be held.
+func (t *inProcess) joinReduce(seq uint64, r *round, op, n int, add func(*round)) error {
+	name := opNames[op]
+	if r.op != op {
+		err := t.errorf(name, "%s is collective call #%d of this rank, where rank %d called %s: every rank must call the same collectives in the same order",
+			name, seq, r.first, callName(r.op, r.root))
+		r.fail(err)
+		return err
+	}
+	if r.done && r.err != nil {
+		return r.err
+	}
+	if n != r.count {
+		err := t.errorf(name, "%d elements, where rank %d passed %d: every rank must pass the same length", n, r.first, r.count)
+		r.fail(err)
+		return err
+	}
+	add(r)
+	if r.n == t.h.size && !r.done {
+		r.done = true
+		close(r.ready)
+	}
+	return nil
 }
 
 // Abort ends the job: every pending and later call of every rank returns

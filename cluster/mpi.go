@@ -25,7 +25,8 @@ const tagMessage = 1
 // Point-to-point messages use Send and RecvAny (any source, polled with
 // back-off so a waiting rank does not burn a core; messages from one sender
 // keep their order); Bcast, Scatter and Gather are MPI's non-blocking
-// collectives with the sizes sent first. A collective that ctx ends keeps its
+// collectives with the sizes sent first; the allreduces check first that
+// every rank passed the same length. A collective that ctx ends keeps its
 // place in this rank's sequence and completes during the next collective, so
 // ranks stay aligned when the late peer arrives; Close refuses to finalize
 // while one is unfinished, and Abort is the way out. On root, Bcast returns b
@@ -120,6 +121,23 @@ func (t *mpiTransport) Gather(ctx context.Context, root int, b []byte) ([][]byte
 		return nil, err
 	}
 	return mpi.Gatherv(ctx, root, b)
+}
+
+// AllreduceFloat32 is mpi.AllreduceFloat32Ordered: MPI moves the blocks and
+// each rank adds one in rank order, so the sums match the in-process
+// transport's bit for bit.
+func (t *mpiTransport) AllreduceFloat32(ctx context.Context, buf []float32) error {
+	if err := t.check("AllreduceFloat32"); err != nil {
+		return err
+	}
+	return mpi.AllreduceFloat32Ordered(ctx, buf)
+}
+
+func (t *mpiTransport) AllreduceOr(ctx context.Context, bits []uint64) error {
+	if err := t.check("AllreduceOr"); err != nil {
+		return err
+	}
+	return mpi.AllreduceOrUint64(ctx, bits)
 }
 
 // Abort ends every rank of the job with code (MPI_Abort); it returns only if

@@ -169,6 +169,13 @@ func TestMPITransport(t *testing.T) {
 		}
 	})
 
+	// The ENAS collectives, as the in-process transport checks them.
+	t.Run("Collectives", func(t *testing.T) {
+		if err := collectiveSuite(ctx, tr); err != nil {
+			t.Error(err)
+		}
+	})
+
 	// One failing rank fails the test on every rank.
 	f := []float64{0}
 	if t.Failed() {

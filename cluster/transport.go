@@ -25,6 +25,16 @@ type Transport interface {
 	Scatter(ctx context.Context, root int, parts [][]byte) ([]byte, error)
 	// Gather collects every rank's b on root (indexed by rank); other ranks get nil.
 	Gather(ctx context.Context, root int, b []byte) ([][]byte, error)
+	// AllreduceFloat32 replaces buf on every rank by the element-wise sum of
+	// every rank's buf, added in rank order in float32: ((b_0 + b_1) + b_2) + ...
+	// So the result is bit-identical on every rank, the same on every run
+	// with the same rank count, and the same for both transports. Every rank
+	// passes the same length (a mismatch is an error on every rank that
+	// reaches the call). On error buf is unchanged.
+	AllreduceFloat32(ctx context.Context, buf []float32) error
+	// AllreduceOr replaces bits on every rank by the bitwise OR of every
+	// rank's bits (a union of masks); like AllreduceFloat32 otherwise.
+	AllreduceOr(ctx context.Context, bits []uint64) error
 	// Abort ends the whole job with code (MPI_Abort): the way out when a rank
 	// must stop while others are busy, e.g. after a checkpoint on SIGTERM.
 	Abort(code int) error

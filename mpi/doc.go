@@ -42,7 +42,8 @@
 //
 // MPI's blocking calls busy-poll a core. Here nothing blocks inside MPI for
 // long: Send, RecvAny and the collectives post non-blocking operations
-// (Isend, Improbe, Ibcast, Iscatterv, Igatherv, Iallreduce, Ibarrier) and poll
+// (Isend, Improbe, Ibcast, Iscatterv, Igatherv, Iallgather, Ialltoall,
+// Iallreduce, Ibarrier) and poll
 // them: back to back for up to 1 ms (yielding the core to other processes
 // after 50 µs), then sleeping from 10 µs doubling to 1 ms. A waiting rank
 // costs a few percent of a core (measured: 10–16 ms of CPU over a 300 ms
@@ -61,6 +62,10 @@
 //
 // Bcast, Scatterv and Gatherv move byte slices of any size up to 2^31-1 bytes
 // in total: the sizes travel first, so a receiver needs no prior knowledge.
+// AllreduceFloat32Ordered sums in rank order whatever algorithm MPI picks
+// (MPI only moves blocks; each rank adds one), so its result is bit-identical
+// on every rank and from run to run; AllreduceOrUint64 is MPI_BOR. Both
+// check first that every rank passed the same length.
 // Every rank must call the collectives in the same order, as in MPI. When a
 // context ends a collective, the call returns the context's error but the
 // operation stays queued on this rank: the next collective first completes

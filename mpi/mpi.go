@@ -947,6 +947,110 @@ func allreduceSum[T float32 | float64](ctx context.Context, name string, x []T, 
 	return runColl(ctx, c)
 }
 
+// sameCount returns the stages that start a collective whose ranks must all
+// pass n elements: every rank learns every count, so a mismatch fails every
+// rank alike instead of truncating or hanging inside MPI.
+func (c *coll) sameCount(n int, unit string) []func() (bool, error) {
+	p := Size()
+	mine := (*int64)(c.alloc(8))
+	*mine = int64(n)
+	counts := c.alloc(8 * p)
+	return []func() (bool, error){
+		func() (bool, error) {
+			return c.post(C.nasd_iallgather(unsafe.Pointer(mine), 1, C.NASD_I64, counts, c.req))
+		},
+		func() (bool, error) {
+			for i, k := range unsafe.Slice((*int64)(counts), p) {
+				if k != int64(n) {
+					return false, fmt.Errorf("mpi: %s: rank %d passed %d %s: every rank must pass the same count", c.op, i, k, unit)
+				}
+			}
+			return false, nil
+		},
+	}
+}
+
+// AllreduceFloat32Ordered replaces x on every rank by the element-wise sum of
+// all ranks' x, added in rank order in float32: ((x_0 + x_1) + x_2) + ...
+// MPI only moves data (Ialltoall hands rank j block j of every rank's x,
+// Iallgather spreads the sums), and rank j adds block j, so the result is
+// bit-identical on every rank and depends only on the inputs and Size(),
+// not on which algorithm MPI picks: MPI_Allreduce's order is unspecified (the
+// standard only recommends reproducibility). Each rank sends
+// 2(P-1)·ceil(n/P)·4 bytes, as in a ring allreduce. Every rank must pass the
+// same length; a mismatch is an error on every rank. On error x is unchanged.
+func AllreduceFloat32Ordered(ctx context.Context, x []float32) error {
+	n := len(x)
+	c := &coll{op: op{name: "AllreduceFloat32Ordered of " + strconv.Itoa(n) + " floats"}}
+	if n > MaxCount {
+		return countError(c.op.name, n, "elements")
+	}
+	p := Size()
+	blk := (n + p - 1) / max(p, 1)
+	var send, recv, sum unsafe.Pointer
+	c.stages = append(c.sameCount(n, "floats"),
+		func() (bool, error) {
+			if n == 0 {
+				return false, nil
+			}
+			send, recv = c.alloc(4*p*blk), c.alloc(4*p*blk)
+			s := unsafe.Slice((*float32)(send), p*blk)
+			clear(s[copy(s, x):]) // the last block's padding
+			return c.post(C.nasd_ialltoall(send, C.int(blk), C.NASD_F32, recv, c.req))
+		},
+		func() (bool, error) {
+			if n == 0 {
+				return false, nil
+			}
+			r := unsafe.Slice((*float32)(recv), p*blk)
+			sum = c.alloc(4 * blk)
+			acc := unsafe.Slice((*float32)(sum), blk)
+			copy(acc, r[:blk])
+			for q := 1; q < p; q++ { // rank order, whatever order the blocks arrived in
+				for i, v := range r[q*blk : (q+1)*blk] {
+					acc[i] += v
+				}
+			}
+			return c.post(C.nasd_iallgather(sum, C.int(blk), C.NASD_F32, send, c.req))
+		},
+	)
+	c.deliver = func() {
+		if n > 0 {
+			copy(x, unsafe.Slice((*float32)(send), n))
+		}
+	}
+	return runColl(ctx, c)
+}
+
+// AllreduceOrUint64 replaces x on every rank by the bitwise OR of all ranks'
+// x (MPI_BOR, exact in any order). Every rank must pass the same length; a
+// mismatch is an error on every rank. On error x is unchanged.
+func AllreduceOrUint64(ctx context.Context, x []uint64) error {
+	n := len(x)
+	c := &coll{op: op{name: "AllreduceOrUint64 of " + strconv.Itoa(n) + " words"}}
+	if n > MaxCount {
+		return countError(c.op.name, n, "elements")
+	}
+	buf := c.alloc(8 * n)
+	if n > 0 {
+		copy(unsafe.Slice((*uint64)(buf), n), x)
+	}
+	c.stages = append(c.sameCount(n, "words"),
+		func() (bool, error) {
+			if n == 0 {
+				return false, nil
+			}
+			return c.post(C.nasd_iallreduce_bor(buf, C.int(n), C.NASD_U64, c.req))
+		},
+	)
+	c.deliver = func() {
+		if n > 0 {
+			copy(x, unsafe.Slice((*uint64)(buf), n))
+		}
+	}
+	return runColl(ctx, c)
+}
+
 // truncateError formats the error of MPI_ERR_TRUNCATE for o, which no call of
 // this package can provoke (receive buffers are sized from the probe); the
 // tests use it to check the formatting of library errors.

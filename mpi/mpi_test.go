@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"runtime"
@@ -454,6 +455,58 @@ func TestAllreduce(t *testing.T) {
 		t.Error(err)
 	}
 	if err := AllreduceFloat32(ctx, []float32{}); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestAllreduceOrdered: the sum is rank-ordered (((x_0 + x_1) + x_2) + ...,
+// checked bit for bit on values whose order shows in the low bits), for
+// lengths that do and do not divide into Size() blocks; a length that
+// differs between ranks is an error on every rank; OR is exact.
+func TestAllreduceOrdered(t *testing.T) {
+	defer agree(t)
+	ctx := tctx(t)
+	p := Size()
+	v := func(q, i int) float32 {
+		return float32(1+(i*7+q*13)%97) / float32(1+(q*5+i)%31) * float32(int(1)<<((q+i)%20))
+	}
+	for _, n := range []int{0, 1, p - 1, p + 1, 4096, 100003} {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = v(Rank(), i)
+		}
+		if err := AllreduceFloat32Ordered(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+		for i := range x {
+			w := v(0, i)
+			for q := 1; q < p; q++ {
+				w += v(q, i)
+			}
+			if math.Float32bits(x[i]) != math.Float32bits(w) {
+				t.Fatalf("n = %d: sum[%d] = %v, rank-ordered sum %v", n, i, x[i], w)
+			}
+		}
+	}
+	if p > 1 {
+		x := make([]float32, 10+Rank())
+		err := AllreduceFloat32Ordered(ctx, x)
+		want := fmt.Sprintf("mpi: AllreduceFloat32Ordered of %d floats: rank ", 10+Rank())
+		if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "every rank must pass the same count") {
+			t.Errorf("lengths 10..%d: %v", 9+p, err)
+		}
+		if err := AllreduceOrUint64(ctx, make([]uint64, Rank())); err == nil {
+			t.Errorf("AllreduceOrUint64 of lengths 0..%d: no error", p-1)
+		}
+	}
+	b := []uint64{1 << Rank(), 0, 1 << 63}
+	if err := AllreduceOrUint64(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint64{1<<p - 1, 0, 1 << 63}; fmt.Sprint(b) != fmt.Sprint(want) {
+		t.Errorf("OR: %x, want %x", b, want)
+	}
+	if err := AllreduceOrUint64(ctx, nil); err != nil {
 		t.Error(err)
 	}
 }

@@ -20,7 +20,7 @@
 
 // Go-side encodings (see api.go: AnySource, AnyTag, ThreadLevel).
 enum { NASD_ANY = -1 };
-enum { NASD_BYTE = 0, NASD_I64, NASD_F32, NASD_F64 };
+enum { NASD_BYTE = 0, NASD_I64, NASD_F32, NASD_F64, NASD_U64 };
 
 typedef struct { int source, tag, count; } nasd_status;
 
@@ -49,6 +49,7 @@ static inline MPI_Datatype nasd_type(int t) {
 	case NASD_I64: return MPI_INT64_T;
 	case NASD_F32: return MPI_FLOAT;
 	case NASD_F64: return MPI_DOUBLE;
+	case NASD_U64: return MPI_UINT64_T;
 	}
 	return MPI_DATATYPE_NULL;
 }
@@ -238,6 +239,15 @@ static inline int nasd_igatherv(const void *s, int n, void *r, const int *counts
 // In place: buf holds this rank's values and receives the sums.
 static inline int nasd_iallreduce_sum(void *buf, int n, int t, void *req) {
 	return MPI_Iallreduce(MPI_IN_PLACE, buf, n, nasd_type(t), MPI_SUM, MPI_COMM_WORLD, (MPI_Request *)req);
+}
+
+// In place, bitwise OR: exact in any order, so MPI's algorithm cannot change it.
+static inline int nasd_iallreduce_bor(void *buf, int n, int t, void *req) {
+	return MPI_Iallreduce(MPI_IN_PLACE, buf, n, nasd_type(t), MPI_BOR, MPI_COMM_WORLD, (MPI_Request *)req);
+}
+// Block j of s (n elements) goes to rank j; block i of r comes from rank i.
+static inline int nasd_ialltoall(const void *s, int n, int t, void *r, void *req) {
+	return MPI_Ialltoall(s, n, nasd_type(t), r, n, nasd_type(t), MPI_COMM_WORLD, (MPI_Request *)req);
 }
 
 #endif

@@ -87,3 +87,9 @@ func AllreduceFloat32(context.Context, []float32) error { return ErrNotBuilt }
 
 // AllreduceFloat64 returns ErrNotBuilt.
 func AllreduceFloat64(context.Context, []float64) error { return ErrNotBuilt }
+
+// AllreduceFloat32Ordered returns ErrNotBuilt.
+func AllreduceFloat32Ordered(context.Context, []float32) error { return ErrNotBuilt }
+
+// AllreduceOrUint64 returns ErrNotBuilt.
+func AllreduceOrUint64(context.Context, []uint64) error { return ErrNotBuilt }
