@@ -61,7 +61,6 @@ type Supernet struct {
 	w, grad []float32 // flat parameters and their gradients
 	vel     []float64 // SGD momentum, per parameter
 	stats   []float32 // batch-norm running means and variances
-	steps   int       // ApplySGD calls
 
 	trainW, evalW *Weights       // both alias w; evalW has private running stats
 	offset        map[*Param]int // aliased parameter → offset in w
@@ -338,9 +337,7 @@ func (s *Supernet) Evaluate(child arch.Arch, x []float32, y []int32) (float64, e
 // would stand-alone.
 func (s *Supernet) ApplySGD(lr, momentum float64, nesterov bool, l2 float64) {
 	o := optimizer{kind: "sgd", momentum: momentum, nesterov: nesterov, decay: l2}
-	st := optState{m: s.vel, t: s.steps}
-	applyOpt(&o, s.w, s.grad, &st, lr)
-	s.steps = st.t
+	applyOpt(&o, s.w, s.grad, &optState{m: s.vel}, lr)
 }
 
 // Close drops every built net.

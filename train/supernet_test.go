@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -208,6 +209,14 @@ func TestSupernetGradOnlyUsedBuckets(t *testing.T) {
 		if _, err := sn.Step(c, x, y); err != nil {
 			t.Fatal(err)
 		}
+		// Evaluate changes nothing: weights, gradients, running statistics.
+		w, g, st := slices.Clone(sn.Weights()), slices.Clone(sn.Grad()), slices.Clone(sn.RunningStats())
+		if _, err := sn.Evaluate(c, x, y); err != nil {
+			t.Fatal(err)
+		}
+		if !sameBits(w, sn.Weights()) || !sameBits(g, sn.Grad()) || !sameBits(st, sn.RunningStats()) {
+			t.Fatalf("%v: Evaluate changed the supernet", c.Decisions)
+		}
 		for i, b := range sn.Buckets() {
 			nonzero := false
 			for _, g := range sn.Grad()[b.Offset : b.Offset+b.Len] {
@@ -221,12 +230,17 @@ func TestSupernetGradOnlyUsedBuckets(t *testing.T) {
 }
 
 // The same seed and children give bit-identical weights, momentum and
-// running statistics; another seed gives other weights.
+// running statistics, whether child nets are cached or rebuilt every step;
+// another seed gives other weights.
 func TestSupernetDeterministic(t *testing.T) {
 	s := snSpace(t, 5, 4, arch.Shape{C: 1, H: 8, W: 8}, 3, 0, 2)
 	set := syntheticSet(64, 1, 8, 8, 3, 0.5, 6)
-	run := func(seed uint64) *Supernet {
-		sn := newSn(t, s, seed)
+	run := func(seed uint64, maxNets int) *Supernet {
+		sn, err := NewSupernet(s, seed, SupernetOptions{MaxNets: maxNets})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sn.Close()
 		r := rand.New(rand.NewPCG(9, 9))
 		for k := range 6 {
 			sn.ZeroGrad()
@@ -241,7 +255,7 @@ func TestSupernetDeterministic(t *testing.T) {
 		}
 		return sn
 	}
-	a, b, c := run(1), run(1), run(2)
+	a, b, c := run(1, 0), run(1, 1), run(2, 0)
 	if !sameBits(a.Weights(), b.Weights()) || !sameBits(a.RunningStats(), b.RunningStats()) {
 		t.Fatal("same seed, different weights or running statistics")
 	}
@@ -352,7 +366,8 @@ func TestSupernetFashionMNIST(t *testing.T) {
 // over the child's own weights). "interleaved" alternates the two in one
 // loop and reports supernet/standalone time, which a busy machine's drift
 // does not skew. "space-lowering" is the space's own lowering of the child
-// trained by Train's trainer: another network, for scale.
+// trained by Train's trainer: another network, for scale. "miss-vs-hit"
+// prices building a new child's net.
 func BenchmarkSupernetStep(b *testing.B) {
 	const batch, lr = 64, 0.05
 	s, err := arch.New("enas-macro", arch.Options{Layers: 6, Input: arch.Shape{C: 1, H: 28, W: 28}, Classes: 10, Channels: 16})
@@ -413,6 +428,32 @@ func BenchmarkSupernetStep(b *testing.B) {
 		b.ReportMetric(float64(batch*b.N)/ts.Seconds(), "supernet-img/s")
 		b.ReportMetric(float64(batch*b.N)/ta.Seconds(), "standalone-img/s")
 		b.ReportMetric(ts.Seconds()/ta.Seconds(), "time-ratio")
+	})
+	// A new child (a cache miss) builds its net first: each iteration
+	// steps a newly sampled child twice, a miss then a hit.
+	b.Run("miss-vs-hit", func(b *testing.B) {
+		sn := newSn(b, s, 1)
+		r := rand.New(rand.NewPCG(6, 8))
+		var miss, hit time.Duration
+		b.ResetTimer()
+		for range b.N {
+			c := s.Sample(r)
+			for k := range 2 {
+				t0 := time.Now()
+				sn.ZeroGrad()
+				if _, err := sn.Step(c, x, y); err != nil {
+					b.Fatal(err)
+				}
+				sn.ApplySGD(lr, 0.9, true, 1e-4)
+				if k == 0 {
+					miss += time.Since(t0)
+				} else {
+					hit += time.Since(t0)
+				}
+			}
+		}
+		b.ReportMetric(miss.Seconds()*1e3/float64(b.N), "miss-ms")
+		b.ReportMetric(hit.Seconds()*1e3/float64(b.N), "hit-ms")
 	})
 	b.Run("space-lowering", func(b *testing.B) {
 		g, err := s.Lower(child)
