@@ -18,13 +18,16 @@ import (
 // own sub-graph.
 //
 // Each child is lowered to an arch.Graph of this package's primitives and
-// built once (an LRU cache keyed by its decisions and batch size); the
+// built once (an LRU cache keyed by its decisions, batch size and mode; the
+// space and options are checked when a child is first built); the
 // parameter tensors of the built net alias slices of one flat []float32, so
 // a step reads the shared weights in place and costs what the child costs,
 // with no copies and no masking of unused ops. Step adds the child's
 // gradients into one flat gradient buffer at the same offsets; ApplySGD
-// updates the whole flat buffer from it. Between the two a caller may sum
-// the gradient buffer over ranks (Allreduce), keeping every copy identical.
+// updates the whole flat buffer from it. Gradients add up: after k Steps
+// (on one rank or summed over ranks by an Allreduce between Step and
+// ApplySGD, which keeps every copy identical) the buffer holds the sum of k
+// mean-loss gradients, and ScaleGrad(1/k) makes it their mean.
 //
 // The child network, per layer i with op o on the previous layer's output:
 //
