@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	G "gorgonia.org/gorgonia"
@@ -21,6 +22,12 @@ type BuildOptions struct {
 	// Buffers, when set, is memory shared with the other nets built with it
 	// (see Buffers); nil gives the net buffers of its own.
 	Buffers *Buffers
+	// BatchStats makes an evaluation net (Train false) normalise with each
+	// batch's own statistics, as ENAS evaluates children during the search
+	// (running statistics are shared by all children and so fit none). It
+	// still updates the store's running statistics; such a net runs only
+	// full batches, since padding would change the statistics.
+	BatchStats bool
 }
 
 // Net is an architecture built as a compiled Gorgonia graph for one batch size
@@ -30,6 +37,7 @@ type Net struct {
 	arch   *arch.Graph
 	batch  int
 	train  bool
+	full   bool // runs only full batches (training, or batch statistics)
 	g      *G.ExprGraph
 	prog   runner
 	nodes  []*G.Node // per arch node
@@ -78,23 +86,31 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 	B := opt.Batch
 	dt := dtypeOf[T]()
 	g := G.NewGraph()
-	n := &Net{arch: ag, batch: B, train: opt.Train, g: g, nodes: make([]*G.Node, len(ag.Nodes))}
+	n := &Net{arch: ag, batch: B, train: opt.Train, full: opt.Train || opt.BatchStats, g: g, nodes: make([]*G.Node, len(ag.Nodes))}
 	pnodes := G.Nodes{}
 	byName := map[string]*G.Node{}
 	// param adds a store tensor to the graph as an input node, once per name
-	// (a Prefix may map several nodes to one name).
+	// (a Prefix may map several nodes to one name). A tensor the store holds
+	// as not trainable is a constant (the fixed shift of the supernet's
+	// factorized reduction): read, but given no gradient and never updated.
 	param := func(name string, shape []int, init initKind, fanIn int) (*G.Node, error) {
-		p, err := w.param(name, shape, init, fanIn, true)
-		if err != nil {
-			return nil, err
+		p := w.Get(name)
+		constant := p != nil && !p.Trainable && slices.Equal(p.Shape, shape)
+		if !constant {
+			var err error
+			if p, err = w.param(name, shape, init, fanIn, true); err != nil {
+				return nil, err
+			}
 		}
 		if nd, ok := byName[name]; ok {
 			return nd, nil
 		}
 		nd := G.NewTensor(g, dt, len(shape), G.WithShape(shape...), G.WithName(name), G.WithValue(p.Value))
 		byName[name] = nd
-		n.params = append(n.params, p)
-		pnodes = append(pnodes, nd)
+		if !constant {
+			n.params = append(n.params, p)
+			pnodes = append(pnodes, nd)
+		}
 		return nd, nil
 	}
 	// needsGrad[i]: node i depends on a parameter, so its gradient is needed.
@@ -162,7 +178,7 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 			if err != nil {
 				return nil, err
 			}
-			y, err = k.BatchNorm(x, gn, bn, mean.Value, variance.Value, opt.Train)
+			y, err = k.BatchNorm(x, gn, bn, mean.Value, variance.Value, opt.Train || opt.BatchStats)
 			needsGrad[i] = true
 		case arch.KindReLU:
 			y, err = k.ReLU(x)
@@ -248,12 +264,12 @@ func (n *Net) Shapes() []tensor.Shape {
 
 // Run runs the graph on len(labels) examples (x holds their C·H·W values
 // each): forward, and in training mode backward. An evaluation net pads a
-// short batch and ignores the padding; a training net needs a full batch,
-// since padding would change the batch-norm statistics. It returns the mean
-// loss and the number of correct predictions.
+// short batch and ignores the padding; a training or BatchStats net needs a
+// full batch, since padding would change the batch-norm statistics. It
+// returns the mean loss and the number of correct predictions.
 func (n *Net) Run(x []float32, labels []int32) (loss float64, correct int, err error) {
 	m := len(labels)
-	if m < 1 || m > n.batch || (n.train && m != n.batch) {
+	if m < 1 || m > n.batch || (n.full && m != n.batch) {
 		return 0, 0, fmt.Errorf("train: Run: %d examples for a net of batch %d (training %v)", m, n.batch, n.train)
 	}
 	if len(x) < m*n.arch.Input.Elems() {

@@ -61,3 +61,54 @@ func ExampleBuild() {
 	// parameters: 430890
 	// first: node1/conv/W
 }
+
+// A supernet holds every candidate op's weights of an enas-macro space in
+// one flat buffer; each Step trains one sampled child on its own sub-graph
+// and adds its gradients into one flat gradient buffer.
+func ExampleSupernet() {
+	s, err := arch.New("enas-macro", arch.Options{Layers: 3, Input: arch.Shape{C: 1, H: 8, W: 8}, Classes: 2, Channels: 4})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	sn, err := train.NewSupernet(s, 1, train.SupernetOptions{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer sn.Close()
+	// Layer 0 conv3x3; layer 1 avgpool3x3 + skip from 0; layer 2 sepconv3x3 + skip from 1.
+	child, _ := s.Arch([]int{0, 5, 1, 2, 0, 1})
+	used, _ := sn.UsedBuckets(child)
+	n := 0
+	for i, b := range sn.Buckets() {
+		if used[i] {
+			fmt.Println(b.Name)
+			n++
+		}
+	}
+	fmt.Printf("%d of %d buckets, %d shared weights\n", n, len(used), len(sn.Weights()))
+
+	x, y := make([]float32, 8*64), []int32{0, 1, 0, 1, 0, 1, 0, 1}
+	for i := range x {
+		x[i] = float32(y[i/64]) - 0.5
+	}
+	sn.ZeroGrad()
+	if _, err := sn.Step(child, x, y); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// Here ranks would sum sn.Grad() and call sn.ScaleGrad(1/ranks).
+	sn.ApplySGD(0.1, 0.9, true, 1e-4)
+	// Output:
+	// stem
+	// layer 0/conv3x3
+	// pool after layer 0/from layer 0
+	// layer 1/avgpool3x3
+	// layer 1/out
+	// pool after layer 1/from layer 1
+	// layer 2/sepconv3x3
+	// layer 2/out
+	// head
+	// 9 of 25 buckets, 2806 shared weights
+}
