@@ -144,7 +144,7 @@ type ENASConfig struct {
 
 // ENASSummary is what an ENAS search did.
 type ENASSummary struct {
-	Epochs, Steps int       // completed
+	Epochs, Steps int        // completed
 	Best          *arch.Arch // the derived architecture (nil if the search did not get there)
 	BestBatchAcc  float64    // its accuracy on the derive minibatch
 	BestValAcc    float64    // its accuracy on the whole validation split
@@ -156,12 +156,12 @@ type ENASSummary struct {
 // enasState is the ENAS loop's part of a checkpoint.
 type enasState struct {
 	Version     int    `json:"version"`
-	Epoch       int    `json:"epoch"`        // the epoch under way
-	Step        int    `json:"step"`         // next shared-weight step in it
-	Phase       string `json:"phase"`        // "train", "controller" (the epoch's steps are done), "done"
-	Steps       int    `json:"steps"`        // shared-weight steps so far
-	Workers     int    `json:"workers"`      // rank count the run was made with
-	Weights     string `json:"weights"`      // file of the shared weights
+	Epoch       int    `json:"epoch"`   // the epoch under way
+	Step        int    `json:"step"`    // next shared-weight step in it
+	Phase       string `json:"phase"`   // "train", "controller" (the epoch's steps are done), "done"
+	Steps       int    `json:"steps"`   // shared-weight steps so far
+	Workers     int    `json:"workers"` // rank count the run was made with
+	Weights     string `json:"weights"` // file of the shared weights
 	WeightsHash string `json:"weights_sha256"`
 	Checkpoints int    `json:"checkpoints"`
 	RNG         []byte `json:"rng"` // rank 0's PCG (validation minibatch choice)
@@ -439,7 +439,7 @@ func (l *enasLoop) endEpoch(ctx context.Context) error {
 			return err
 		}
 		for i, tr := range trials {
-			r := Result{TrialID: tr.ID, Status: StatusOK, Reward: acc[i], ValAcc: []float64{acc[i]}, BestValAcc: acc[i]}
+			r := Result{TrialID: tr.ID, Status: "ok", Reward: acc[i], ValAcc: []float64{acc[i]}, BestValAcc: acc[i]}
 			if err := l.p.Observe(r); err != nil {
 				return strategyError{fmt.Errorf("controller: enas: policy %s: %w", l.p.Name(), err)}
 			}

@@ -194,7 +194,7 @@ func (w *enasWorker) train(ctx context.Context, plan cluster.ENASPlan) error {
 	w.sn.ScaleGrad(1 / float32(w.workers))
 	w.sn.ApplySGD(plan.LR, w.cfg.Momentum, true, w.cfg.L2)
 	if plan.Check {
-		sum := sha256.Sum256(w.state())
+		sum := w.checksum()
 		if _, err := w.t.Gather(ctx, 0, sum[:]); err != nil {
 			return fmt.Errorf("worker: enas: Gather of checksums: %w", err)
 		}
@@ -253,6 +253,24 @@ func (w *enasWorker) state() []byte {
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
 	}
 	return b
+}
+
+// checksum hashes the weights and the momentum: what the averaged steps
+// keep identical on every replica. The batch-norm running statistics are
+// each replica's own (each normalised its own minibatches); the search
+// scores children with batch statistics and never reads them.
+func (w *enasWorker) checksum() []byte {
+	h := sha256.New()
+	var b [8]byte
+	for _, v := range w.sn.Weights() {
+		binary.LittleEndian.PutUint32(b[:4], math.Float32bits(v))
+		h.Write(b[:4])
+	}
+	for _, v := range w.sn.Momentum() {
+		binary.LittleEndian.PutUint64(b[:], math.Float64bits(v))
+		h.Write(b[:])
+	}
+	return h.Sum(nil)
 }
 
 // load receives a replica's state from rank 0 and takes it.

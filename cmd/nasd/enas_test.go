@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"nasd/arch"
+	"nasd/journal"
+)
+
+// enasTOML is a small ENAS search on real Fashion-MNIST: 2 epochs of a
+// 4-layer, 8-channel supernet, seconds on 2 cores.
+const enasTOML = `
+seed = 3
+workers = 2
+[data]
+train_subset = 2000
+val_subset = 500
+[space]
+name = "enas-macro"
+layers = 4
+channels = 8
+[strategy]
+name = "enas"
+[strategy.options]
+epochs = 2
+batch_size = 32
+controller_steps = 3
+controller_batch = 4
+derive_samples = 4
+checkpoint_steps = 10
+checksum_steps = 5
+[trainer]
+kind = "real"
+`
+
+func needFashionMNIST(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); err != nil {
+		t.Skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+	}
+}
+
+// enasOutcome is what identifies an ENAS search's result: the derived
+// architecture and the final shared weights.
+type enasOutcome struct {
+	best        []byte
+	weightsHash string
+	epochs      []map[string]any
+	derive      map[string]any
+	starts      []map[string]any
+}
+
+func readENAS(t *testing.T, dir string) enasOutcome {
+	t.Helper()
+	var o enasOutcome
+	var err error
+	if o.best, err = os.ReadFile(filepath.Join(dir, "best.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := arch.Load(filepath.Join(dir, "best.json")); err != nil {
+		t.Fatalf("best.json: %v", err)
+	}
+	run, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Close()
+	c, _, err := run.LoadCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		WeightsHash string `json:"weights_sha256"`
+	}
+	if err := json.Unmarshal(c.Loop, &st); err != nil {
+		t.Fatal(err)
+	}
+	o.weightsHash = st.WeightsHash
+	if _, err := journal.ReadEvents(dir, func(e journal.Event) error {
+		var m map[string]any
+		if err := json.Unmarshal(e.Raw, &m); err != nil {
+			return err
+		}
+		switch e.Kind {
+		case "enas_epoch":
+			o.epochs = append(o.epochs, m)
+		case "enas_derive":
+			o.derive = m
+		case "run_start":
+			o.starts = append(o.starts, m)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// An ENAS search in process: it trains the shared weights with the replicas
+// checked identical, trains the policy, derives a child that arch.Load
+// reads, and the same seed gives the same search (derived child and final
+// shared weights, bit for bit).
+func TestENASSearch(t *testing.T) {
+	needFashionMNIST(t)
+	cfg := writeConfig(t, enasTOML)
+	var outs []enasOutcome
+	for i := range 2 {
+		dir := filepath.Join(t.TempDir(), fmt.Sprintf("run%d", i))
+		code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", dir)
+		if code != exitOK || !strings.Contains(out, "Derived: validation accuracy") {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		outs = append(outs, readENAS(t, dir))
+	}
+	o := outs[0]
+	if len(o.epochs) != 2 || o.derive == nil {
+		t.Fatalf("%d enas_epoch events, derive %v", len(o.epochs), o.derive)
+	}
+	for _, e := range o.epochs {
+		// 2000 examples / (32 × 2 workers) = 31 steps, a child per worker each.
+		if e["children_trained"] != 62.0 || e["checksums_verified"].(float64) < 6 || e["updates"] == nil {
+			t.Errorf("enas_epoch %v", e)
+		}
+	}
+	if cs := o.derive["candidates"].([]any); len(cs) != 4 {
+		t.Errorf("derive: %d candidates, want 4", len(cs))
+	}
+	if !bytes.Equal(outs[0].best, outs[1].best) || outs[0].weightsHash != outs[1].weightsHash || outs[0].weightsHash == "" {
+		t.Errorf("same seed, different searches: weights %s vs %s\n%s\n%s", outs[0].weightsHash, outs[1].weightsHash, outs[0].best, outs[1].best)
+	}
+}
+
+// kill -9 in the middle of an epoch: the resumed search loses only the steps
+// since the last checkpoint and ends exactly where the uninterrupted one did.
+func TestENASKillResume(t *testing.T) {
+	needFashionMNIST(t)
+	cfg := writeConfig(t, enasTOML)
+	ref := filepath.Join(t.TempDir(), "ref")
+	if code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", ref); code != exitOK {
+		t.Fatalf("reference: exit %d\n%s\n%s", code, out, errOut)
+	}
+	want := readENAS(t, ref)
+
+	dir := filepath.Join(t.TempDir(), "killed")
+	cmd := nasdProcess(t, nil, "search", "-config", cfg, "-run-dir", dir)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		// The third checkpoint is mid-epoch 1 (steps 10, 20, 30 of 31).
+		if _, err := os.Stat(filepath.Join(dir, weightsFile(3))); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no third checkpoint within 2 minutes")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	code, out, errOut := nasd(t, "search", "-resume", dir)
+	if code != exitOK {
+		t.Fatalf("resume: exit %d\n%s\n%s", code, out, errOut)
+	}
+	got := readENAS(t, dir)
+	if n := len(got.starts); n != 2 || got.starts[1]["from_step"].(float64) < 10 || got.starts[1]["from_epoch"] != 0.0 {
+		t.Fatalf("%d run_start events; the resumed one %v: want a resume in the middle of epoch 1", n, got.starts[n-1])
+	}
+	if !bytes.Equal(got.best, want.best) || got.weightsHash != want.weightsHash {
+		t.Errorf("resumed search differs from the uninterrupted one: weights %s vs %s\n%s\n%s", got.weightsHash, want.weightsHash, got.best, want.best)
+	}
+}
+
+func weightsFile(n int) string { return fmt.Sprintf("supernet-%06d.bin.zst", n) }
+
+// What ENAS cannot do is a configuration error naming the field.
+func TestENASConfigErrors(t *testing.T) {
+	cfg := writeConfig(t, `
+[space]
+name = "nas"
+[strategy]
+name = "enas"
+[strategy.options]
+epochs = 0
+hidden = -1
+[trainer]
+kind = "surrogate"
+`)
+	code, _, errOut := nasd(t, "search", "-config", cfg)
+	for _, want := range []string{"enas-macro space only", "options.epochs = 0", "hidden", `kind = "surrogate"`} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("missing %q", want)
+		}
+	}
+	if code != exitError || t.Failed() {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+}
