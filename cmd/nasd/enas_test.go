@@ -202,3 +202,24 @@ kind = "surrogate"
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
 }
+
+// Under mpirun the ENAS search is the same as in process with as many
+// workers: the collectives sum in rank order on both transports, so the
+// derived child and the final shared weights agree bit for bit.
+func TestMPIENASEqualsInProcess(t *testing.T) {
+	mpiBinary(t)
+	needFashionMNIST(t)
+	cfg := writeConfig(t, enasTOML)
+	local := filepath.Join(t.TempDir(), "local")
+	if code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", local); code != exitOK {
+		t.Fatalf("in process: exit %d\n%s\n%s", code, out, errOut)
+	}
+	dir := filepath.Join(t.TempDir(), "mpi")
+	if code, out, errOut := mpirunWait(t, 3, "search", "-config", cfg, "-run-dir", dir); code != exitOK {
+		t.Fatalf("mpirun -n 3: exit %d\n%s\n%s", code, out, errOut)
+	}
+	want, got := readENAS(t, local), readENAS(t, dir)
+	if !bytes.Equal(got.best, want.best) || got.weightsHash != want.weightsHash {
+		t.Errorf("mpirun -n 3 differs from 2 in-process workers: weights %s vs %s", got.weightsHash, want.weightsHash)
+	}
+}
