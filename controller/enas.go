@@ -140,6 +140,11 @@ type ENASConfig struct {
 	Options    ENASOptions
 	ConfigJSON []byte // the resolved configuration, logged in run_start
 	Version    string
+	// Stop, when done, ends the search at the next step boundary with a
+	// checkpoint (a signal, the job's end); its cause is the reason. The
+	// ctx of RunENAS, which the collectives use, ends the search at once
+	// with an error (a worker that failed).
+	Stop context.Context
 }
 
 // ENASSummary is what an ENAS search did.
@@ -208,9 +213,10 @@ func RunENAS(ctx context.Context, cfg ENASConfig, p ENASPolicy, t cluster.Transp
 	if err != nil {
 		l.log.Event(EventRunEnd).Str("reason", "error").Str("error", err.Error()).Msg("")
 		l.log.Flush()
-		// The workers wait for a plan: end them so the job does not hang.
-		if b, e := cluster.EncodeENAS(cluster.ENASPlan{Op: cluster.ENASStop}); e == nil {
-			t.Bcast(context.WithoutCancel(ctx), 0, b)
+		// Workers waiting for a plan must not hang the job; after a failed
+		// collective they are not waiting, and MPI's abort ends them.
+		if b, e := cluster.EncodeENAS(cluster.ENASPlan{Op: cluster.ENASStop}); e == nil && ctx.Err() == nil && !errors.As(err, new(collectiveError)) {
+			t.Bcast(ctx, 0, b)
 		}
 	}
 	return sum, err
@@ -230,16 +236,21 @@ func (l *enasLoop) run1(ctx context.Context, resume bool) (ENASSummary, error) {
 	}
 	l.logStart(resume)
 	o := l.cfg.Options
+	stopped := func() bool { return l.cfg.Stop != nil && l.cfg.Stop.Err() != nil }
 	interrupted := func() (ENASSummary, error) {
-		if err := l.checkpoint(context.WithoutCancel(ctx)); err != nil {
+		if err := l.checkpoint(ctx); err != nil {
 			return ENASSummary{}, err
 		}
-		return l.end(ctx, ENASSummary{Interrupted: true, Reason: "interrupted: " + context.Cause(ctx).Error()})
+		reason := "interrupted: " + context.Cause(l.cfg.Stop).Error()
+		if errors.Is(context.Cause(l.cfg.Stop), errENASDeadline) {
+			reason = "deadline"
+		}
+		return l.end(ctx, ENASSummary{Interrupted: true, Reason: reason})
 	}
 	for l.st.Epoch < o.Epochs {
 		if l.st.Phase == "train" {
 			for l.st.Step < l.info.StepsPerEpoch {
-				if ctx.Err() != nil {
+				if stopped() {
 					return interrupted()
 				}
 				if err := l.trainStep(ctx); err != nil {
@@ -253,7 +264,7 @@ func (l *enasLoop) run1(ctx context.Context, resume bool) (ENASSummary, error) {
 			}
 			l.st.Phase = "controller"
 		}
-		if ctx.Err() != nil {
+		if stopped() {
 			return interrupted()
 		}
 		if err := l.endEpoch(ctx); err != nil {
@@ -280,16 +291,31 @@ func (l *enasLoop) bcast(ctx context.Context, plan cluster.ENASPlan) error {
 		return err
 	}
 	if _, err := l.t.Bcast(ctx, 0, b); err != nil {
-		return fmt.Errorf("controller: enas: Bcast of a %s plan: %w", plan.Op, err)
+		return collectiveError{fmt.Errorf("controller: enas: Bcast of a %s plan: %w", plan.Op, err)}
 	}
 	return nil
+}
+
+// collectiveError is a collective that failed: the ranks are out of step,
+// and no further collective can be trusted.
+type collectiveError struct{ error }
+
+func (e collectiveError) Unwrap() error { return e.error }
+
+// errENASDeadline is the cause of a Stop context that the job's end ended.
+var errENASDeadline = errors.New("deadline")
+
+// ENASDeadline returns the cause to give a Stop context that ends at the
+// job's end: the summary's reason is then "deadline".
+func ENASDeadline(at time.Time) error {
+	return fmt.Errorf("%w: the job ends at %s", errENASDeadline, at.Format(time.RFC3339))
 }
 
 // gather collects the workers' answers (index: rank; 0 is rank 0's nil).
 func (l *enasLoop) gather(ctx context.Context, what string) ([][]byte, error) {
 	got, err := l.t.Gather(ctx, 0, nil)
 	if err != nil {
-		return nil, fmt.Errorf("controller: enas: Gather of %s: %w", what, err)
+		return nil, collectiveError{fmt.Errorf("controller: enas: Gather of %s: %w", what, err)}
 	}
 	return got, nil
 }
@@ -341,7 +367,7 @@ func (l *enasLoop) trainStep(ctx context.Context) error {
 	}
 	clear(l.zero) // the Allreduce leaves the sum in it
 	if _, err := cluster.AllreduceBuckets(ctx, l.t, l.zero, l.layout, l.layout.NewMask()); err != nil {
-		return fmt.Errorf("controller: enas: step %d: %w", l.st.Steps+1, err)
+		return collectiveError{fmt.Errorf("controller: enas: step %d: %w", l.st.Steps+1, err)}
 	}
 	if plan.Check {
 		if err := l.compareChecksums(ctx); err != nil {
@@ -523,7 +549,7 @@ func (l *enasLoop) derive(ctx context.Context) (ENASSummary, error) {
 // end stops the workers and logs run_end.
 func (l *enasLoop) end(ctx context.Context, sum ENASSummary) (ENASSummary, error) {
 	sum.Epochs, sum.Steps, sum.Checkpoints = l.st.Epoch, l.st.Steps, l.st.Checkpoints
-	if err := l.bcast(context.WithoutCancel(ctx), cluster.ENASPlan{Op: cluster.ENASStop}); err != nil {
+	if err := l.bcast(ctx, cluster.ENASPlan{Op: cluster.ENASStop}); err != nil {
 		return sum, err
 	}
 	e := l.log.Event(EventRunEnd).Str("reason", sum.Reason).Bool("interrupted", sum.Interrupted).

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"nasd/arch"
 	"nasd/cluster"
@@ -114,12 +115,24 @@ func runENASController(parent context.Context, tr cluster.Transport, cfg searchC
 	}
 	defer log.Close()
 	cfgJSON, _ := cfg.marshal()
-	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGUSR1, os.Interrupt)
+	// Signals and the job's end stop the search at a step boundary, with a
+	// checkpoint; parent (a worker's failure) ends it at once.
+	stopCtx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGUSR1, os.Interrupt)
 	defer stop()
+	if at := cfg.stopAt(); !at.IsZero() {
+		// A step and a checkpoint take far less than the default margin.
+		end := at.Add(-cfg.stopMargin())
+		if time.Until(end) <= 0 {
+			return fail(stderr, fmt.Errorf("search: the job ends at %s, within the stop margin (%v): nothing can run", at.Format(time.RFC3339), cfg.stopMargin()))
+		}
+		var cancel context.CancelFunc
+		stopCtx, cancel = context.WithDeadlineCause(stopCtx, end, controller.ENASDeadline(at))
+		defer cancel()
+	}
 	fmt.Fprintf(stdout, "ENAS search %s: space %s, %d workers, %d epochs, minibatch %d a worker; run directory %s\n",
 		runID, cfg.Space.Name, tr.Size()-1, sched.Epochs, sched.Batch, cfg.RunDir)
-	sum, err := controller.RunENAS(ctx, controller.ENASConfig{RunID: runID, Seed: cfg.Seed, Space: space, Options: sched,
-		ConfigJSON: cfgJSON}, policy, tr, run, log, resume)
+	sum, err := controller.RunENAS(parent, controller.ENASConfig{RunID: runID, Seed: cfg.Seed, Space: space, Options: sched,
+		ConfigJSON: cfgJSON, Stop: stopCtx}, policy, tr, run, log, resume)
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -129,6 +142,9 @@ func runENASController(parent context.Context, tr cluster.Transport, cfg searchC
 	}
 	fmt.Fprintf(stdout, "\nShared-weight training: %d epochs, %d steps; %d checkpoints.\n", sum.Epochs, sum.Steps, sum.Checkpoints)
 	if sum.Interrupted {
+		if sum.Reason == "deadline" {
+			fmt.Fprintf(stdout, "The job ends at %s: checkpointed before it.\n", cfg.stopAt().Format(time.RFC3339))
+		}
 		fmt.Fprintf(stdout, "Checkpointed; continue with: nasd search -resume %s\n", cfg.RunDir)
 		return exitCheckpointed
 	}

@@ -175,6 +175,21 @@ func TestENASKillResume(t *testing.T) {
 	if !bytes.Equal(got.best, want.best) || got.weightsHash != want.weightsHash {
 		t.Errorf("resumed search differs from the uninterrupted one: weights %s vs %s\n%s\n%s", got.weightsHash, want.weightsHash, got.best, want.best)
 	}
+
+	// The job's end: checkpointed a stop margin before it, exit 3, and the
+	// resumed search ends where the uninterrupted one did.
+	dir = filepath.Join(t.TempDir(), "deadline")
+	stopAt := time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339Nano)
+	code, out, errOut = nasd(t, "search", "-config", cfg, "-run-dir", dir, "-stop-at", stopAt, "-stop-margin", "1s")
+	if code != exitCheckpointed {
+		t.Fatalf("with -stop-at %s: exit %d, want %d\n%s\n%s", stopAt, code, exitCheckpointed, out, errOut)
+	}
+	if code, out, errOut := nasd(t, "search", "-resume", dir); code != exitOK {
+		t.Fatalf("resume after the deadline: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if got := readENAS(t, dir); !bytes.Equal(got.best, want.best) || got.weightsHash != want.weightsHash {
+		t.Errorf("search resumed after a deadline differs from the uninterrupted one")
+	}
 }
 
 func weightsFile(n int) string { return fmt.Sprintf("supernet-%06d.bin.zst", n) }

@@ -246,8 +246,9 @@ epochs = 1
 		t.Fatalf("%d results", len(res))
 	}
 	for id, r := range res {
-		// (accuracy)^3 of a network that learned something on 10 classes is > 0.1^3.
-		if r <= 0.001 || r > 1 {
+		// (accuracy)^3 of a network at chance or better on 10 classes: ≥ 0.1^3
+		// (one epoch on 500 images may stay at chance).
+		if r < 0.001 || r > 1 {
 			t.Errorf("trial %s: reward %v", id, r)
 		}
 	}
