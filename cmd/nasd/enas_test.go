@@ -175,20 +175,44 @@ func TestENASKillResume(t *testing.T) {
 	if !bytes.Equal(got.best, want.best) || got.weightsHash != want.weightsHash {
 		t.Errorf("resumed search differs from the uninterrupted one: weights %s vs %s\n%s\n%s", got.weightsHash, want.weightsHash, got.best, want.best)
 	}
+}
 
-	// The job's end: checkpointed a stop margin before it, exit 3, and the
-	// resumed search ends where the uninterrupted one did.
-	dir = filepath.Join(t.TempDir(), "deadline")
-	stopAt := time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339Nano)
-	code, out, errOut = nasd(t, "search", "-config", cfg, "-run-dir", dir, "-stop-at", stopAt, "-stop-margin", "1s")
-	if code != exitCheckpointed {
-		t.Fatalf("with -stop-at %s: exit %d, want %d\n%s\n%s", stopAt, code, exitCheckpointed, out, errOut)
+// The job's end (-stop-at, minus the stop margin) stops the search at a
+// step boundary with a checkpoint and exit 3, twice in a row, and the second
+// job goes on from where the first stopped. (That a resumed search ends
+// where an uninterrupted one does is TestENASKillResume's.)
+func TestENASDeadline(t *testing.T) {
+	needFashionMNIST(t)
+	// 40 epochs: no job below ends the search, however fast the machine.
+	cfg := writeConfig(t, strings.Replace(enasTOML, "epochs = 2", "epochs = 40", 1))
+	dir := filepath.Join(t.TempDir(), "deadline")
+	var steps []float64
+	for job := range 2 {
+		stopAt := time.Now().Add(8 * time.Second).UTC().Format(time.RFC3339Nano)
+		args := []string{"search", "-config", cfg, "-run-dir", dir}
+		if job > 0 {
+			args = []string{"search", "-resume", dir}
+		}
+		code, out, errOut := nasd(t, append(args, "-stop-at", stopAt, "-stop-margin", "1s")...)
+		if code != exitCheckpointed || !strings.Contains(out, "checkpointed before it") {
+			t.Fatalf("job %d, -stop-at %s: exit %d, want %d\n%s\n%s", job+1, stopAt, code, exitCheckpointed, out, errOut)
+		}
+		var end map[string]any
+		if _, err := journal.ReadEvents(dir, func(e journal.Event) error {
+			if e.Kind == "run_end" {
+				return json.Unmarshal(e.Raw, &end)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if end["reason"] != "deadline" || end["interrupted"] != true {
+			t.Fatalf("job %d: run_end %v", job+1, end)
+		}
+		steps = append(steps, end["steps"].(float64))
 	}
-	if code, out, errOut := nasd(t, "search", "-resume", dir); code != exitOK {
-		t.Fatalf("resume after the deadline: exit %d\n%s\n%s", code, out, errOut)
-	}
-	if got := readENAS(t, dir); !bytes.Equal(got.best, want.best) || got.weightsHash != want.weightsHash {
-		t.Errorf("search resumed after a deadline differs from the uninterrupted one")
+	if steps[0] < 1 || steps[1] <= steps[0] {
+		t.Errorf("steps at the two deadlines: %v; want progress in each job", steps)
 	}
 }
 
