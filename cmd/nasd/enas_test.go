@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -260,5 +262,32 @@ func TestMPIENASEqualsInProcess(t *testing.T) {
 	want, got := readENAS(t, local), readENAS(t, dir)
 	if !bytes.Equal(got.best, want.best) || got.weightsHash != want.weightsHash {
 		t.Errorf("mpirun -n 3 differs from 2 in-process workers: weights %s vs %s", got.weightsHash, want.weightsHash)
+	}
+}
+
+// A derived child retrains wider (-channels with -arch): the same
+// decisions, more parameters; flags that would change the decisions are
+// refused.
+func TestTrainWidensArch(t *testing.T) {
+	space, err := arch.New("enas-macro", arch.Options{Layers: 4, Channels: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := space.Sample(rand.New(rand.NewPCG(1, 2)))
+	b, wide, err := widen(a, space, 32, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	na, _ := arch.Analyze(space, a)
+	nb, _ := arch.Analyze(wide, b)
+	if !slices.Equal(a.Decisions, b.Decisions) || wide.Options().Channels != 32 || nb.Params <= 4*na.Params {
+		t.Fatalf("widened to 32 channels: %d → %d params, decisions %v → %v", na.Params, nb.Params, a.Decisions, b.Decisions)
+	}
+	f := filepath.Join(t.TempDir(), "a.json")
+	var buf bytes.Buffer
+	arch.WriteJSON(&buf, a)
+	os.WriteFile(f, buf.Bytes(), 0o644)
+	if code, _, errOut := nasd(t, "train", "-arch", f, "-layers", "6"); code != exitUsage || !strings.Contains(errOut, "-layers with -arch") {
+		t.Fatalf("-layers with -arch: exit %d, %s", code, errOut)
 	}
 }

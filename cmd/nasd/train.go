@@ -90,6 +90,18 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *archFile != "" {
+		// An architecture's decisions fix its space's shape; only the
+		// widths may grow, as for a derived network's final training.
+		for _, name := range []string{"space", "layers", "filter-sizes", "filter-counts", "strides", "ops", "reduce-after", "nodes", "stages"} {
+			if set[name] {
+				fmt.Fprintf(stderr, "nasd train: -%s with -arch: the architecture's decisions fix it (-channels and -cells may widen it)\n", name)
+				return exitUsage
+			}
+		}
+	}
 	df.spec.Seed = *seed
 	if err := cfg.Validate(); err != nil {
 		return fail(stderr, err)
@@ -109,6 +121,9 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	if *archFile != "" {
 		if a, space, err = arch.Load(*archFile); err != nil {
 			return fail(stderr, err)
+		}
+		if a, space, err = widen(a, space, sf.channels, sf.cells); err != nil {
+			return fail(stderr, fmt.Errorf("%s: %w", *archFile, err))
 		}
 	} else {
 		if space, err = sf.space(dataShape, data.Train.Classes); err != nil {
@@ -172,4 +187,29 @@ func printResult(w io.Writer, r train.Result) {
 	}
 	fmt.Fprintf(w, "Parameters:           %d\nSteps:                %d\nWall time:            %.1fs (%.0f img/s)\n",
 		r.Params, r.Steps, r.WallSeconds, r.ExamplesPerSec)
+}
+
+// widen gives a with channels and cells (when > 0) in place of its space's:
+// the same decisions in a wider network, as a search's derived child is
+// trained at the end (ENAS: 36 channels in search, 96 in the final network).
+func widen(a arch.Arch, space arch.Space, channels, cells int) (arch.Arch, arch.Space, error) {
+	if channels == 0 && cells == 0 {
+		return a, space, nil
+	}
+	opt := space.Options()
+	if channels > 0 {
+		opt.Channels = channels
+	}
+	if cells > 0 {
+		opt.Cells = cells
+	}
+	wide, err := arch.New(space.Name(), opt)
+	if err != nil {
+		return a, space, err
+	}
+	b, err := wide.Arch(a.Decisions)
+	if err != nil {
+		return a, space, err
+	}
+	return b, wide, nil
 }
