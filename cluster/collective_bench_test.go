@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 
@@ -54,7 +55,9 @@ func newRankBench(ctx context.Context, tr cluster.Transport, kind string, n int)
 		return rankBench{}, err
 	}
 	// pick is the op rank q's child uses in layer l at step i.
-	pick := func(q, i, l int) int { return int(uint64(q*7919+i*104729+l*1299709)*0x9e3779b97f4a7c15>>32) % benchOps }
+	pick := func(q, i, l int) int {
+		return rand.New(rand.NewPCG(uint64(q), uint64(i*benchLayers+l))).IntN(benchOps)
+	}
 	maskFor := func(q, i int) cluster.Mask {
 		m := bs.NewMask()
 		if q == 0 {
