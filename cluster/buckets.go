@@ -54,11 +54,20 @@ func NewBuckets(size int, list []Bucket) (*Buckets, error) {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return list[a].Off - list[b].Off })
-	for k := 1; k < len(order); k++ {
-		a, b := list[order[k-1]], list[order[k]]
-		if a.Len > 0 && b.Len > 0 && a.Off+a.Len > b.Off {
-			errs = append(errs, fmt.Errorf("cluster: buckets %s [%d, %d) and %s [%d, %d) overlap",
-				a.Name, a.Off, a.Off+a.Len, b.Name, b.Off, b.Off+b.Len))
+	last := -1 // the bucket reaching furthest so far; empty ones hold nothing
+	for _, k := range order {
+		b := list[k]
+		if b.Len == 0 {
+			continue
+		}
+		if last >= 0 {
+			if a := list[last]; a.Off+a.Len > b.Off {
+				errs = append(errs, fmt.Errorf("cluster: buckets %s [%d, %d) and %s [%d, %d) overlap",
+					a.Name, a.Off, a.Off+a.Len, b.Name, b.Off, b.Off+b.Len))
+			}
+		}
+		if last < 0 || b.Off+b.Len > list[last].Off+list[last].Len {
+			last = k
 		}
 	}
 	if len(errs) > 0 {

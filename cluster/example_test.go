@@ -100,3 +100,46 @@ func ExampleNewInProcess() {
 	// Output:
 	// map[t000001:0.6 t000002:0.7]
 }
+
+// One ENAS ω step on three ranks: rank 0 (the controller) trains nothing,
+// ranks 1 and 2 each used some of the shared weights' buckets; only the
+// union's buckets travel, and every replica ends with the same gradients.
+func ExampleAllreduceBuckets() {
+	bs, err := cluster.NewBuckets(6, []cluster.Bucket{
+		{Name: "cell0/conv3x3", Off: 0, Len: 2},
+		{Name: "cell0/conv5x5", Off: 2, Len: 2},
+		{Name: "cell0/maxpool", Off: 4, Len: 2},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ts := cluster.NewInProcess(3)
+	grads := make([][]float32, 3)
+	var wg sync.WaitGroup
+	for r, tr := range ts {
+		wg.Go(func() {
+			g := make([]float32, 6)
+			used := bs.NewMask()
+			if r > 0 {
+				used.Set(r - 1) // rank 1 used conv3x3, rank 2 conv5x5
+				for i := 2 * (r - 1); i < 2*r; i++ {
+					g[i] = float32(10*r + i)
+				}
+			}
+			union, err := cluster.AllreduceBuckets(context.Background(), tr, g, bs, used)
+			if err != nil {
+				fmt.Println(err)
+			}
+			if r == 0 {
+				fmt.Println("buckets sent:", union.Count(), "floats:", bs.Floats(union))
+			}
+			grads[r] = g
+		})
+	}
+	wg.Wait()
+	fmt.Println(grads)
+	// Output:
+	// buckets sent: 2 floats: 4
+	// [[10 11 22 23 0 0] [10 11 22 23 0 0] [10 11 22 23 0 0]]
+}

@@ -15,7 +15,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,5 +200,54 @@ func TestMPITransport(t *testing.T) {
 	}
 	if _, err := tr.Gather(ctx, 0, nil); !errors.Is(err, cluster.ErrClosed) {
 		t.Errorf("Gather after Close: %v", err)
+	}
+}
+
+// BenchmarkMPICollectives times the cases of BenchmarkCollectives over MPI.
+// Every rank must make the same number of calls, so give a fixed count, and
+// skip the tests (TestMPITransport finalizes MPI):
+//
+//	go test -c -tags mpi -o cluster.test ./cluster
+//	mpirun -n 4 --bind-to none --output-filename /tmp/b ./cluster.test \
+//	    -test.run '^$' -test.bench MPICollectives -test.benchtime 20x
+//	grep ^Benchmark /tmp/b/1/rank.0/stdout
+//
+// scripts/mpi-test.sh -bench does that for 2 and 4 ranks.
+func BenchmarkMPICollectives(b *testing.B) {
+	if n, _ := mpi.LauncherSize(); n > 1 && !strings.HasSuffix(flag.Lookup("test.benchtime").Value.String(), "x") {
+		b.Skip("under a launcher, give -test.benchtime Nx: every rank must make the same number of calls")
+	}
+	tr, err := cluster.NewMPI()
+	if err != nil {
+		b.Skipf("%v (run the benchmark alone: -test.run '^$')", err)
+	}
+	defer func() {
+		if err := tr.Close(); err != nil {
+			b.Error(err)
+		}
+	}()
+	ctx := context.Background()
+	for _, kind := range []string{"float32", "buckets"} {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("%s/P=%d/n=%d", kind, tr.Size(), n), func(b *testing.B) {
+				rb, err := newRankBench(ctx, tr, kind, n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(4 * n))
+				if err := mpi.Barrier(); err != nil { // start together
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for i := range b.N {
+					if err := rb.step(i); err != nil {
+						b.Error(err)
+						_ = tr.Abort(1) // the other ranks would wait for this one
+					}
+				}
+				b.StopTimer()
+				report(b, rb, b.N)
+			})
+		}
 	}
 }

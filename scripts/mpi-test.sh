@@ -6,7 +6,7 @@
 # summary; exits non-zero on any failure.
 #
 #   scripts/mpi-test.sh            # tests
-#   scripts/mpi-test.sh -bench     # and the benchmarks (round trip, Gatherv), in µs
+#   scripts/mpi-test.sh -bench     # and the benchmarks (round trip, Gatherv, ENAS collectives)
 #
 # Environment: GO (default go), MPI_TEST_TIMEOUT (seconds per launch, default
 # 120), KEEP=1 keeps the logs. Pitfalls followed (shared/reference/mpi/NOTES.md):
@@ -134,6 +134,13 @@ if build ompi-mpi "mpi" ./mpi "$B/mpi.test" && build ompi-cluster "mpi" ./cluste
 			out=$TMP/bench-ompi-$n
 			run "ompi bench -n $n" pass "$OMPIRUN" -n "$n" --bind-to none --output-filename "$out" "$B/mpi.test" \
 				-test.run '^$' -test.bench "$what" -test.benchtime 2000x
+			grep -h '^Benchmark' "$out"/1/rank.0/stdout | sed "s/^/    n=$n  /"
+		done
+		# The ENAS collectives through the transport (docs/performance.md).
+		for n in 2 4; do
+			out=$TMP/bench-coll-$n
+			run "ompi bench collectives -n $n" pass "$OMPIRUN" -n "$n" --bind-to none --output-filename "$out" \
+				"$B/cluster.test" -test.run '^$' -test.bench MPICollectives -test.benchtime 20x
 			grep -h '^Benchmark' "$out"/1/rank.0/stdout | sed "s/^/    n=$n  /"
 		done
 	fi
