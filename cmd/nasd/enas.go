@@ -27,10 +27,10 @@ const enasName = "enas"
 
 // enasPolicyDefaults are the ENAS controller's settings (Pham et al. 2018;
 // the authors' macro search: one LSTM layer of 64, logits 1.5·tanh(·/1.5),
-// entropy bonus 1e-4, Adam 1e-3, baseline decay 0.99); the user's
-// [strategy.options] override them.
+// entropy bonus 1e-4, Adam 1e-3, baseline decay 0.99, skip penalty 0.8
+// toward 0.4); the user's [strategy.options] override them.
 var enasPolicyDefaults = map[string]any{"layers": int64(1), "hidden": int64(64), "tanh_constant": 1.5,
-	"entropy_weight": 1e-4, "lr": 1e-3, "baseline_decay": 0.99}
+	"entropy_weight": 1e-4, "lr": 1e-3, "baseline_decay": 0.99, "skip_weight": 0.8, "skip_target": 0.4}
 
 // enasPolicy splits the strategy options into the schedule and the policy,
 // and makes the policy: the rl controller with ENAS's defaults.

@@ -103,7 +103,7 @@ func (m *model) buildGraph(rows int, entropyWeight float64) (bg *batchGraph, err
 		return n
 	}
 
-	var lps, ents G.Nodes
+	var lps, ents, kls G.Nodes
 	hs := make([]*G.Node, m.l)
 	cs := make([]*G.Node, m.l)
 	anchor := make([]*G.Node, m.anchors)
@@ -169,6 +169,14 @@ func (m *model) buildGraph(rows int, entropyWeight float64) (bg *batchGraph, err
 			bg.sign[sk.dec] = sdata
 			lps = append(lps, must(G.Neg(must(G.Softplus(must(G.HadamardProd(sg, z)))))))
 			ents = append(ents, must(G.Sub(must(G.Softplus(z)), must(G.HadamardProd(must(G.Sigmoid(z)), z)))))
+			if m.skipWeight > 0 {
+				// KL(Bernoulli(p) ‖ Bernoulli(target)), p = σ(z), as in forward.
+				p := must(G.Sigmoid(z))
+				q := must(G.Sub(G.NewConstant(1.0), p))
+				lp := must(G.Sub(must(G.Neg(must(G.Softplus(must(G.Neg(z)))))), G.NewConstant(math.Log(m.skipTarget))))
+				lq := must(G.Sub(must(G.Neg(must(G.Softplus(z)))), G.NewConstant(math.Log(1-m.skipTarget))))
+				kls = append(kls, must(G.Add(must(G.HadamardProd(p, lp)), must(G.HadamardProd(q, lq)))))
+			}
 			mw, mdata := input(fmt.Sprintf("mix%d", sk.dec), rows, 1)
 			bg.mixw[sk.dec] = mdata
 			mix = append(mix, must(G.BroadcastHadamardProd(anchor[sk.from], mw, nil, []byte{1})))
@@ -186,6 +194,12 @@ func (m *model) buildGraph(rows int, entropyWeight float64) (bg *batchGraph, err
 	if entropyWeight > 0 {
 		bonus := must(G.Mul(must(G.Sum(must(G.HadamardProd(entw, bg.ent)))), G.NewConstant(entropyWeight)))
 		bg.cost = must(G.Sub(bg.cost, bonus))
+	}
+	if len(kls) > 0 {
+		// ENAS's skip penalty (Pham et al. 2018, §2.3): weighted like the
+		// entropy, so it is a mean over the batch.
+		pen := must(G.Mul(must(G.Sum(must(G.HadamardProd(entw, sum(kls))))), G.NewConstant(m.skipWeight)))
+		bg.cost = must(G.Add(bg.cost, pen))
 	}
 	G.Read(bg.logp, &bg.logpVal)
 	G.Read(bg.ent, &bg.entVal)

@@ -39,6 +39,8 @@ var graphCases = []struct {
 	{"nas2-single-choices", "nas", arch.Options{Layers: 2, FilterCounts: []int{24}, Strides: []int{1}}, func(o *Options) { o.Hidden = 5 }},
 	// only the last decision has a choice
 	{"nas1-last-only", "nas", arch.Options{Layers: 1, FilterSizes: []int{3}, FilterCounts: []int{24}, Strides: []int{1, 2}}, nil},
+	// ENAS's skip-rate penalty
+	{"enas5-skip-penalty", "enas-macro", arch.Options{Layers: 5}, func(o *Options) { o.SkipWeight, o.SkipTarget, o.TanhConstant, o.Hidden, o.Layers = 0.8, 0.4, 1.5, 8, 1 }},
 	// one decision: one step, no recurrence
 	{"enas1-one-step", "enas-macro", arch.Options{Layers: 1}, nil},
 }
@@ -112,6 +114,7 @@ func TestGradientCheck(t *testing.T) {
 				for i, s := range seqs {
 					lp, e := m.score(w, s)
 					l -= adv[i]*lp + beta*ent[i]*e
+					l += m.skipWeight * ent[i] * w.skipKL
 				}
 				return l
 			}

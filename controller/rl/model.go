@@ -70,6 +70,8 @@ type model struct {
 	h, l        int
 	invTemp     float64 // 1/temperature
 	tanhC       float64
+	skipWeight  float64 // weight of the skip-rate penalty (0: off)
+	skipTarget  float64 // its target skip probability
 	decisions   []arch.Decision
 	params      []*param
 	wx, wh, b   [][4]*param // per LSTM layer and gate i, f, g, o: H×H, H×H (nil with one step), 1×H
@@ -214,7 +216,8 @@ func (m *model) plan(share bool) error {
 // newModel lays out the plan for the space's decisions and allocates and
 // initialises the weights uniformly in ±opt.InitRange from init.
 func newModel(ds []arch.Decision, opt Options, init *rand.Rand) (*model, error) {
-	m := &model{h: opt.Hidden, l: opt.Layers, invTemp: 1 / opt.Temperature, tanhC: opt.TanhConstant, decisions: ds}
+	m := &model{h: opt.Hidden, l: opt.Layers, invTemp: 1 / opt.Temperature, tanhC: opt.TanhConstant, decisions: ds,
+		skipWeight: opt.SkipWeight, skipTarget: opt.SkipTarget}
 	for k, d := range ds {
 		if len(d.Choices) == 0 {
 			return nil, fmt.Errorf("decision %d (%s) has no choices", k, d.Name)
@@ -299,6 +302,7 @@ type work struct {
 	aPrev   [][]float64 // per slot: W_prev·h_j (only slots read as j)
 	curr    []float64   // W_curr·h_i
 	actions []int
+	skipKL  float64 // Σ over the skips of KL(Bernoulli(p) ‖ Bernoulli(target)), of the last forward
 }
 
 func (m *model) newWork() *work {
@@ -376,6 +380,7 @@ func (m *model) transform(l []float64) {
 func (m *model) forward(w *work, pick func(k int, probs []float64) int) (logp, ent float64) {
 	H := m.h
 	clear(w.actions)
+	w.skipKL = 0
 	for l := range m.l {
 		clear(w.h[l])
 		clear(w.c[l])
@@ -484,6 +489,10 @@ func (m *model) forward(w *work, pick func(k int, probs []float64) int) (logp, e
 				logp -= softplus(z)
 			}
 			ent += softplus(z) - p*z
+			if m.skipWeight > 0 { // log p = −softplus(−z), log(1−p) = −softplus(z)
+				t := m.skipTarget
+				w.skipKL += p*(-softplus(-z)-math.Log(t)) + (1-p)*(-softplus(z)-math.Log(1-t))
+			}
 		}
 		for j := range w.x {
 			w.x[j] /= 1 + n

@@ -26,6 +26,8 @@ type Options struct {
 	FailureReward float64 // reward of a failed trial
 	InitRange     float64 // weights start uniform in ±InitRange
 	ShareHeads    bool    // one head and embedding per decision kind, not per decision
+	SkipWeight    float64 // weight of ENAS's skip-rate penalty KL(p_skip ‖ SkipTarget); 0: off
+	SkipTarget    float64 // the skip probability the penalty pulls toward
 }
 
 // DefaultOptions returns the defaults: Zoph & Le 2017 §4.1 (2 layers × 35
@@ -46,6 +48,8 @@ func DefaultOptions() Options {
 		FailureReward: 0,
 		InitRange:     0.08,
 		ShareHeads:    false,
+		SkipWeight:    0,
+		SkipTarget:    0.4,
 	}
 }
 
@@ -103,6 +107,8 @@ var options = map[string]option{
 	"lr":             floatOpt(func(o *Options) *float64 { return &o.LR }, 0, 10, true, "in (0, 10]"),
 	"grad_clip":      floatOpt(func(o *Options) *float64 { return &o.GradClip }, 0, math.MaxFloat64, false, "≥ 0 (0 = off)"),
 	"failure_reward": floatOpt(func(o *Options) *float64 { return &o.FailureReward }, -1e6, 1e6, false, "finite, within ±1e6"),
+	"skip_weight":    floatOpt(func(o *Options) *float64 { return &o.SkipWeight }, 0, 1e6, false, "≥ 0 (0 = off)"),
+	"skip_target":    floatOpt(func(o *Options) *float64 { return &o.SkipTarget }, 0, math.Nextafter(1, 0), true, "in (0, 1)"),
 	"init_range":     floatOpt(func(o *Options) *float64 { return &o.InitRange }, 0, 10, true, "in (0, 10]"),
 	"share_heads": {set: func(o *Options, v any) string {
 		b, ok := v.(bool)

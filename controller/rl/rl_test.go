@@ -2,7 +2,10 @@ package rl_test
 
 import (
 	"encoding/json"
+	"maps"
+	"math"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -266,12 +269,12 @@ func TestOptions(t *testing.T) {
 	// TOML types: ints as int64, floats as float64; an int for a float is fine.
 	s, err := mk(map[string]any{"layers": int64(1), "hidden": int64(100), "temperature": int64(5), "tanh_constant": 2.5,
 		"entropy_weight": 1e-4, "baseline_decay": 0.99, "lr": 0.00035, "grad_clip": 1.0, "batch": int64(16),
-		"failure_reward": -1.0, "init_range": 0.1, "share_heads": true})
+		"failure_reward": -1.0, "init_range": 0.1, "share_heads": true, "skip_weight": 0.8, "skip_target": 0.3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := rl.Options{Layers: 1, Hidden: 100, Temperature: 5, TanhConstant: 2.5, EntropyWeight: 1e-4, BaselineDecay: 0.99,
-		LR: 0.00035, GradClip: 1, Batch: 16, FailureReward: -1, InitRange: 0.1, ShareHeads: true}
+		LR: 0.00035, GradClip: 1, Batch: 16, FailureReward: -1, InitRange: 0.1, ShareHeads: true, SkipWeight: 0.8, SkipTarget: 0.3}
 	if got := s.Options(); got != want {
 		t.Errorf("options %+v, want %+v", got, want)
 	}
@@ -289,7 +292,7 @@ func TestOptions(t *testing.T) {
 		{"layers": int64(0)}, {"layers": 2.5}, {"hidden": int64(1)}, {"hidden": "35"},
 		{"temperature": 0.0}, {"temperature": -1.0}, {"tanh_constant": -1.0}, {"entropy_weight": -0.1},
 		{"baseline_decay": 1.0}, {"baseline_decay": -0.1}, {"lr": 0.0}, {"grad_clip": -1.0}, {"batch": int64(-1)},
-		{"init_range": 0.0}, {"share_heads": int64(1)}, {"lr": "fast"},
+		{"init_range": 0.0}, {"share_heads": int64(1)}, {"lr": "fast"}, {"skip_target": 1.0}, {"skip_weight": -1.0},
 	} {
 		if _, err := mk(bad); err == nil {
 			t.Errorf("options %v accepted", bad)
@@ -401,5 +404,46 @@ func TestSample(t *testing.T) {
 	}
 	if x, y := a.Sample(3), c.Sample(3); !reflect.DeepEqual(x, y) {
 		t.Fatalf("after Restore:\n%v\nwant\n%v", y, x)
+	}
+}
+
+// ENAS's skip penalty pulls the skip rate toward its target: with the same
+// reward for every child (no signal but the penalty), 40 updates move the
+// sampled skip rate from ~0.5 to near 0.15, and without it the rate stays.
+// Reference: Pham et al. 2018, §2.3 (KL(p ‖ q) on the skip probabilities).
+func TestSkipPenalty(t *testing.T) {
+	rate := func(opts map[string]any) float64 {
+		s := newRL(t, "rl", "enas-macro", 6, 3, opts)
+		skip := regexp.MustCompile(`skip from`)
+		var isSkip []bool
+		sp, _ := arch.New("enas-macro", arch.Options{Layers: 6})
+		for _, d := range sp.Decisions() {
+			isSkip = append(isSkip, skip.MatchString(d.Name))
+		}
+		for range 40 {
+			for _, tr := range propose(t, s, 8) {
+				if err := s.Observe(controller.Result{TrialID: tr.ID, Status: "ok", Reward: 0.5}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		on, all := 0, 0
+		for _, a := range s.Sample(200) {
+			for k, d := range a.Decisions {
+				if isSkip[k] {
+					on += d
+					all++
+				}
+			}
+		}
+		return float64(on) / float64(all)
+	}
+	base := map[string]any{"lr": 0.05, "hidden": int64(16), "layers": int64(1)}
+	with := maps.Clone(base)
+	with["skip_weight"], with["skip_target"] = 2.0, 0.15
+	r0, r1 := rate(base), rate(with)
+	t.Logf("skip rate after 40 updates: %.3f without the penalty, %.3f with it (target 0.15)", r0, r1)
+	if math.Abs(r0-0.5) > 0.1 || math.Abs(r1-0.15) > 0.07 {
+		t.Fatalf("skip rate %.3f without the penalty (want ~0.5), %.3f with it (want ~0.15)", r0, r1)
 	}
 }
