@@ -145,6 +145,20 @@ type ENASConfig struct {
 	// ctx of RunENAS, which the collectives use, ends the search at once
 	// with an error (a worker that failed).
 	Stop context.Context
+	// Progress, if set, is called after every shared-weight step and at
+	// each epoch's end (on rank 0's goroutine; keep it quick).
+	Progress func(ENASProgress)
+}
+
+// ENASProgress is where an ENAS search is.
+type ENASProgress struct {
+	Epoch, Epochs       int // Epoch is 1-based, the one under way
+	Step, StepsPerEpoch int
+	// At an epoch's end: its mean shared loss and controller reward, and
+	// how long it took.
+	EpochDone                  bool
+	SharedLoss, ControllerMean float64
+	Seconds                    float64
 }
 
 // ENASSummary is what an ENAS search did.
@@ -193,6 +207,7 @@ type enasLoop struct {
 
 	stepsSinceCkpt int
 	checksums      int
+	epochStart     time.Time
 }
 
 // RunENAS is rank 0's side of an ENAS search (Pham et al. 2018) over every
@@ -205,7 +220,7 @@ type enasLoop struct {
 // epoch end; resume restarts from the newest checkpoint. A cancelled ctx
 // checkpoints and returns an interrupted summary.
 func RunENAS(ctx context.Context, cfg ENASConfig, p ENASPolicy, t cluster.Transport, run *journal.Run, log *journal.Log, resume bool) (ENASSummary, error) {
-	l := &enasLoop{cfg: cfg, p: p, t: t, run: run, log: log, start: time.Now()}
+	l := &enasLoop{cfg: cfg, p: p, t: t, run: run, log: log, start: time.Now(), epochStart: time.Now()}
 	l.pcg = rand.NewPCG(cfg.Seed, 0x656e6173) // "enas"
 	l.rng = rand.New(l.pcg)
 	l.st = enasState{Version: enasStateVersion, Phase: "train", Workers: t.Size() - 1}
@@ -377,6 +392,9 @@ func (l *enasLoop) trainStep(ctx context.Context) error {
 	l.st.Step++
 	l.st.Steps++
 	l.stepsSinceCkpt++
+	if l.cfg.Progress != nil {
+		l.cfg.Progress(ENASProgress{Epoch: l.st.Epoch + 1, Epochs: o.Epochs, Step: l.st.Step, StepsPerEpoch: l.info.StepsPerEpoch})
+	}
 	return nil
 }
 
@@ -493,6 +511,18 @@ func (l *enasLoop) endEpoch(ctx context.Context) error {
 		}
 	}
 	e.Float64("controller_s", time.Since(began).Seconds()).Float64("elapsed_s", l.elapsed().Seconds()).Msg("")
+	if l.cfg.Progress != nil {
+		p := ENASProgress{Epoch: l.st.Epoch + 1, Epochs: o.Epochs, Step: l.st.Step, StepsPerEpoch: l.info.StepsPerEpoch,
+			EpochDone: true, Seconds: time.Since(l.epochStart).Seconds()}
+		if tot.Steps > 0 {
+			p.SharedLoss = tot.LossSum / float64(tot.Steps)
+		}
+		if len(rewards) > 0 {
+			p.ControllerMean = mean(rewards)
+		}
+		l.cfg.Progress(p)
+	}
+	l.epochStart = time.Now()
 	l.checksums = 0
 	return nil
 }

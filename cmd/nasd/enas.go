@@ -131,8 +131,10 @@ func runENASController(parent context.Context, tr cluster.Transport, cfg searchC
 	}
 	fmt.Fprintf(stdout, "ENAS search %s: space %s, %d workers, %d epochs, minibatch %d a worker; run directory %s\n",
 		runID, cfg.Space.Name, tr.Size()-1, sched.Epochs, sched.Batch, cfg.RunDir)
+	bar := newProgress(stdout, stderr)
 	sum, err := controller.RunENAS(parent, controller.ENASConfig{RunID: runID, Seed: cfg.Seed, Space: space, Options: sched,
-		ConfigJSON: cfgJSON, Stop: stopCtx}, policy, tr, run, log, resume)
+		ConfigJSON: cfgJSON, Stop: stopCtx, Progress: bar.enasUpdate}, policy, tr, run, log, resume)
+	bar.finish()
 	if err != nil {
 		return fail(stderr, err)
 	}

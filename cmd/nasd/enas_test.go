@@ -117,7 +117,7 @@ func TestENASSearch(t *testing.T) {
 	for i := range 2 {
 		dir := filepath.Join(t.TempDir(), fmt.Sprintf("run%d", i))
 		code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", dir)
-		if code != exitOK || !strings.Contains(out, "Derived: validation accuracy") {
+		if code != exitOK || !strings.Contains(out, "Derived: validation accuracy") || !strings.Contains(out, "epoch 2/2  31 steps  shared loss") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
 		outs = append(outs, readENAS(t, dir))

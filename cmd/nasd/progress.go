@@ -113,3 +113,23 @@ func (p *searchProgress) update(u controller.Progress) {
 		strings.Repeat("=", done), strings.Repeat(" ", width-done), best, u.Running, eta)
 	p.drawn = true
 }
+
+// enasUpdate shows an ENAS search: a bar over the epoch's steps on a
+// terminal, a line per epoch.
+func (p *progress) enasUpdate(u controller.ENASProgress) {
+	if u.EpochDone {
+		p.clear()
+		fmt.Fprintf(p.out, "epoch %d/%d  %d steps  shared loss %.4f  controller reward %.4f  (%.1fs)\n",
+			u.Epoch, u.Epochs, u.StepsPerEpoch, u.SharedLoss, u.ControllerMean, u.Seconds)
+		return
+	}
+	if p.bar == nil || u.StepsPerEpoch == 0 || time.Since(p.lastDraw) < 100*time.Millisecond {
+		return
+	}
+	p.lastDraw = time.Now()
+	const width = 30
+	done := u.Step * width / u.StepsPerEpoch
+	fmt.Fprintf(p.bar, "\repoch %d/%d [%s%s] step %d/%d ", u.Epoch, u.Epochs, strings.Repeat("=", done), strings.Repeat(" ", width-done),
+		u.Step, u.StepsPerEpoch)
+	p.drawn = true
+}
