@@ -108,13 +108,11 @@ func runENASController(parent context.Context, tr cluster.Transport, cfg searchC
 	if err != nil {
 		return fail(stderr, err)
 	}
-	runID := filepath.Base(cfg.RunDir)
-	log, err := run.NewLog(runID)
+	runID, log, cfgJSON, err := openLog(run, cfg)
 	if err != nil {
 		return fail(stderr, err)
 	}
 	defer log.Close()
-	cfgJSON, _ := cfg.marshal()
 	// Signals and the job's end stop the search at a step boundary, with a
 	// checkpoint; parent (a worker's failure) ends it at once.
 	stopCtx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGUSR1, os.Interrupt)

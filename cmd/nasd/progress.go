@@ -48,14 +48,18 @@ func (p *progress) update(u train.Progress) {
 			e.Epoch, epochs, e.TrainLoss, e.TrainAcc, e.ValAcc, e.Seconds)
 		return
 	}
-	if p.bar == nil || u.StepsPerEpoch == 0 || time.Since(p.lastDraw) < 100*time.Millisecond {
+	p.draw(fmt.Sprint(u.Epoch), u.Step, u.StepsPerEpoch, fmt.Sprintf("%d/%d loss %.4f", u.Step, u.StepsPerEpoch, u.Loss))
+}
+
+// draw redraws the bar of an epoch (at most every 100 ms, on a terminal).
+func (p *progress) draw(epoch string, step, steps int, tail string) {
+	if p.bar == nil || steps == 0 || time.Since(p.lastDraw) < 100*time.Millisecond {
 		return
 	}
 	p.lastDraw = time.Now()
 	const width = 30
-	done := u.Step * width / u.StepsPerEpoch
-	fmt.Fprintf(p.bar, "\repoch %d [%s%s] %d/%d loss %.4f ", u.Epoch, strings.Repeat("=", done), strings.Repeat(" ", width-done),
-		u.Step, u.StepsPerEpoch, u.Loss)
+	done := step * width / steps
+	fmt.Fprintf(p.bar, "\repoch %s [%s%s] %s ", epoch, strings.Repeat("=", done), strings.Repeat(" ", width-done), tail)
 	p.drawn = true
 }
 
@@ -123,13 +127,5 @@ func (p *progress) enasUpdate(u controller.ENASProgress) {
 			u.Epoch, u.Epochs, u.StepsPerEpoch, u.SharedLoss, u.ControllerMean, u.Seconds)
 		return
 	}
-	if p.bar == nil || u.StepsPerEpoch == 0 || time.Since(p.lastDraw) < 100*time.Millisecond {
-		return
-	}
-	p.lastDraw = time.Now()
-	const width = 30
-	done := u.Step * width / u.StepsPerEpoch
-	fmt.Fprintf(p.bar, "\repoch %d/%d [%s%s] step %d/%d ", u.Epoch, u.Epochs, strings.Repeat("=", done), strings.Repeat(" ", width-done),
-		u.Step, u.StepsPerEpoch)
-	p.drawn = true
+	p.draw(fmt.Sprintf("%d/%d", u.Epoch, u.Epochs), u.Step, u.StepsPerEpoch, fmt.Sprintf("step %d/%d", u.Step, u.StepsPerEpoch))
 }

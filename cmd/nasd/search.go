@@ -424,13 +424,11 @@ func runController(parent context.Context, tr cluster.Transport, cfg searchConfi
 	if err != nil {
 		return fail(stderr, err)
 	}
-	runID := filepath.Base(cfg.RunDir)
-	log, err := run.NewLog(runID)
+	runID, log, cfgJSON, err := openLog(run, cfg)
 	if err != nil {
 		return fail(stderr, err)
 	}
 	defer log.Close()
-	cfgJSON, _ := cfg.marshal()
 	ccfg := controller.Config{Mode: cfg.Mode, MaxTrials: cfg.Budget.Trials, MaxTime: cfg.Budget.Time.Duration,
 		StopAt: cfg.stopAt(), StopMargin: cfg.stopMargin(), Override: sf.override, Overrides: sf.overrides, Seed: cfg.Seed,
 		TrialTimeout: cfg.Budget.TrialTimeout.Duration, HangGrace: cfg.Budget.HangGrace.Duration, RunID: runID, CheckpointEvery: cfg.Budget.CheckpointEvery.Duration,
@@ -468,6 +466,18 @@ func runController(parent context.Context, tr cluster.Transport, cfg searchConfi
 		return exitCheckpointed
 	}
 	return exitOK
+}
+
+// openLog starts the job's segment of the event log; it returns the run ID
+// and the resolved configuration the log's run_start records.
+func openLog(run *journal.Run, cfg searchConfig) (string, *journal.Log, []byte, error) {
+	runID := filepath.Base(cfg.RunDir)
+	log, err := run.NewLog(runID)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	cfgJSON, _ := cfg.marshal()
+	return runID, log, cfgJSON, nil
 }
 
 func printSummary(w io.Writer, cfg searchConfig, s controller.Summary) {
