@@ -39,7 +39,15 @@ type archJSON struct {
 // "inputs" is the branch's input and "skips" the layers summed into it. An
 // Arch that is not valid is still written (useful in logs), without layers,
 // and will not decode.
-func (a Arch) MarshalJSON() ([]byte, error) {
+func (a Arch) MarshalJSON() ([]byte, error) { return a.marshal(true) }
+
+// CompactJSON is the canonical form without "layers": what identifies the
+// architecture (space, options with defaults filled in, decisions) and
+// decodes back to it. Logs repeating many architectures use it; the layers
+// are derived from the decisions.
+func (a Arch) CompactJSON() ([]byte, error) { return a.marshal(false) }
+
+func (a Arch) marshal(layers bool) ([]byte, error) {
 	out := archJSON{Space: a.Space, Options: a.Options, Decisions: a.Decisions}
 	if out.Decisions == nil {
 		out.Decisions = []int{}
@@ -49,27 +57,10 @@ func (a Arch) MarshalJSON() ([]byte, error) {
 			out.Options = s.core().opt
 			p := &problems{}
 			s.core().checkDecisions(p, a.Decisions)
-			if p.ok() {
+			if layers && p.ok() {
 				_, descs := s.build(a.Decisions)
 				out.Layers = layersJSON(descs)
 			}
-		}
-	}
-	return json.Marshal(out)
-}
-
-// CompactJSON is the canonical form without "layers": what identifies the
-// architecture (space, options with defaults filled in, decisions) and
-// decodes back to it. Logs repeating many architectures use it; the layers
-// are derived from the decisions.
-func (a Arch) CompactJSON() ([]byte, error) {
-	out := archJSON{Space: a.Space, Options: a.Options, Decisions: a.Decisions}
-	if out.Decisions == nil {
-		out.Decisions = []int{}
-	}
-	if def, ok := registry[a.Space]; ok {
-		if s := def.build(a.Options, &problems{}); s != nil {
-			out.Options = s.core().opt
 		}
 	}
 	return json.Marshal(out)

@@ -272,3 +272,27 @@ func TestWritersReportErrors(t *testing.T) {
 		t.Error("a write error was lost")
 	}
 }
+
+// The compact form (event logs) has no layers and decodes to the same
+// architecture, for every space.
+func TestCompactJSONRoundTrip(t *testing.T) {
+	for _, name := range arch.Names() {
+		s, err := arch.New(name, arch.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := s.Sample(rand.New(rand.NewPCG(3, 4)))
+		b, err := a.CompactJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, _ := a.MarshalJSON()
+		var back arch.Arch
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, b)
+		}
+		if strings.Contains(string(b), `"layers"`) || len(b) >= len(full) || back.Hash() != a.Hash() || !reflect.DeepEqual(back.Decisions, a.Decisions) {
+			t.Errorf("%s: compact %s decodes to %v", name, b, back)
+		}
+	}
+}
