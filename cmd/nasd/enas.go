@@ -133,12 +133,12 @@ func runENASController(parent context.Context, tr cluster.Transport, cfg searchC
 	sum, err := controller.RunENAS(parent, controller.ENASConfig{RunID: runID, Seed: cfg.Seed, Space: space, Options: sched,
 		ConfigJSON: cfgJSON, Stop: stopCtx, Progress: bar.enasUpdate}, policy, tr, run, log, resume)
 	bar.finish()
-	if err != nil {
-		return fail(stderr, err)
-	}
 	var we workerError
 	if errors.As(context.Cause(parent), &we) {
-		return fail(stderr, we)
+		return fail(stderr, we) // the cause, not the collective it broke
+	}
+	if err != nil {
+		return fail(stderr, err)
 	}
 	fmt.Fprintf(stdout, "\nShared-weight training: %d epochs, %d steps; %d checkpoints.\n", sum.Epochs, sum.Steps, sum.Checkpoints)
 	if sum.Interrupted {

@@ -220,6 +220,16 @@ func TestENASDeadline(t *testing.T) {
 
 func weightsFile(n int) string { return fmt.Sprintf("supernet-%06d.bin.zst", n) }
 
+// A worker that cannot start (no data) ends the ENAS search at once with
+// its error, exit 1.
+func TestENASWorkerErrorEndsRun(t *testing.T) {
+	cfg := writeConfig(t, strings.Replace(enasTOML, "train_subset = 2000", `dir = "/nonexistent"`, 1))
+	code, errOut := exitWithin(t, 30*time.Second, "search", "-config", cfg, "-run-dir", filepath.Join(t.TempDir(), "r"))
+	if code != exitError || !strings.Contains(errOut, ": dataset: fashion-mnist: /nonexistent: directory does not exist") {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+}
+
 // What ENAS cannot do is a configuration error naming the field.
 func TestENASConfigErrors(t *testing.T) {
 	cfg := writeConfig(t, `
