@@ -19,7 +19,7 @@ FASHION  := /usr/share/datasets/fashion-mnist
 DEB_PKGS := dataset-fashion-mnist libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf
 PYTHON   := /usr/bin/python3
 
-.PHONY: all build build-mpi deps test test-mpi test-long soak fuzz run bench bench-ablation bench-scale lint clean help
+.PHONY: all build build-mpi deps test test-mpi test-long soak fuzz run bench bench-ablation bench-scale bench-enas lint clean help
 
 all: build
 
@@ -30,6 +30,7 @@ help:
 	@echo "make bench      training/eval throughput of the reference CNN and an enas-macro child, side by side with PyTorch"
 	@echo "make bench-ablation  the effect of each child-training optimisation, one build per row"
 	@echo "make bench-scale  rank-0 cost per trial under mpirun -n 4/16/64 (surrogate trials)"
+	@echo "make bench-enas  ENAS shared-weight steps/s, Allreduce bytes and time at 1/2/4/8 workers, mpirun and in-process"
 	@echo "make test-mpi   the MPI binding and nasd search under mpirun (part of make test when MPI is there)"
 	@echo "make fuzz       run every parser's fuzz target for FUZZTIME each (default 20s; FUZZMINIMIZETIME 2s)"
 	@echo "make soak       SIGKILL whole mpirun jobs at random moments, resume, check the event log (docs/reliability.md)"
@@ -115,6 +116,12 @@ bench-ablation: deps
 
 bench-scale: build
 	GO="$(GO)" BIN=$(CURDIR)/$(BIN) bash bench/scale.sh
+
+# ENAS's shared-weight phase at WORKERS (default 1 2 4 8) workers, mpirun -n P+1 and in-process, on
+# Fashion-MNIST (docs/performance.md, "ENAS across ranks"). Knobs: WORKERS, MODES, STEPS, BATCH, LAYERS, CHANNELS.
+bench-enas: deps
+	$(if $(filter mpi,$(TAGS)),$(MAKE) --no-print-directory build-mpi,$(MAKE) --no-print-directory build)
+	GO="$(GO)" BIN=$(CURDIR)/$(BIN) bash bench/enas.sh
 
 clean:
 	rm -rf bin

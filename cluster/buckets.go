@@ -222,3 +222,14 @@ func AllreduceBytes(p, n int) int {
 	}
 	return 2 * (p - 1) * ((n + p - 1) / p) * 4
 }
+
+// AllreduceBucketsBytes returns the bytes each rank sends in an
+// AllreduceBuckets over p ranks of a layout of b buckets whose union holds n
+// floats: AllreduceBytes(p, n) plus the mask allreduce's message counted
+// once (MPI's exchanges of it, and the length checks, are not counted).
+func AllreduceBucketsBytes(p, b, n int) int {
+	if p <= 1 {
+		return 0
+	}
+	return 8*(maskWords(b)+2+maskWords(p)) + AllreduceBytes(p, n)
+}

@@ -31,3 +31,18 @@ func TestCollectiveSuite(t *testing.T) {
 		}
 	}
 }
+
+// AllreduceBucketsBytes: the packed floats' ring terms plus the mask once.
+func TestAllreduceBucketsBytes(t *testing.T) {
+	for _, c := range []struct{ p, b, n, want int }{
+		{1, 49, 1000, 0},
+		{2, 49, 14231, 8*(1+2+1) + 2*1*7116*4},
+		{3, 49, 10, 8*(1+2+1) + 2*2*4*4},
+		{512, 49, 71930, 8*(1+2+8) + 2*511*141*4},
+		{9, 130, 0, 8 * (3 + 2 + 1)},
+	} {
+		if got := cluster.AllreduceBucketsBytes(c.p, c.b, c.n); got != c.want {
+			t.Errorf("AllreduceBucketsBytes(%d, %d, %d) = %d, want %d", c.p, c.b, c.n, got, c.want)
+		}
+	}
+}

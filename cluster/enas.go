@@ -61,6 +61,11 @@ type ENASStats struct {
 	Seen    int     `json:"seen"`
 	// Diverged counts steps whose loss was not finite: they added no gradient.
 	Diverged int `json:"diverged,omitempty"`
+	// Wall-clock seconds summed over train plans: the child's forward and
+	// backward pass (StepS) and AllreduceBuckets (AllreduceS, waiting for
+	// the slowest rank included).
+	StepS      float64 `json:"step_s,omitempty"`
+	AllreduceS float64 `json:"allreduce_s,omitempty"`
 }
 
 // ENASScores is a worker's answer to an eval plan: the accuracies of its

@@ -208,6 +208,17 @@ type enasLoop struct {
 	stepsSinceCkpt int
 	checksums      int
 	epochStart     time.Time
+	traffic        enasTraffic
+}
+
+// enasTraffic is what the epoch's train steps moved and took on rank 0,
+// since the epoch began (or the run resumed).
+type enasTraffic struct {
+	steps   int
+	buckets int     // Σ union buckets
+	floats  int     // Σ union floats
+	bytes   int     // Σ bytes each rank sent in AllreduceBuckets (lengths not counted)
+	wall    float64 // Σ seconds of trainStep
 }
 
 // RunENAS is rank 0's side of an ENAS search (Pham et al. 2018) over every
@@ -371,6 +382,7 @@ func (l *enasLoop) setup(ctx context.Context) error {
 
 // trainStep trains one child per worker on the shared weights.
 func (l *enasLoop) trainStep(ctx context.Context) error {
+	began := time.Now()
 	o := l.cfg.Options
 	workers := l.t.Size() - 1
 	children := l.p.Sample(workers)
@@ -381,7 +393,8 @@ func (l *enasLoop) trainStep(ctx context.Context) error {
 		return err
 	}
 	clear(l.zero) // the Allreduce leaves the sum in it
-	if _, err := cluster.AllreduceBuckets(ctx, l.t, l.zero, l.layout, l.layout.NewMask()); err != nil {
+	union, err := cluster.AllreduceBuckets(ctx, l.t, l.zero, l.layout, l.layout.NewMask())
+	if err != nil {
 		return collectiveError{fmt.Errorf("controller: enas: step %d: %w", l.st.Steps+1, err)}
 	}
 	if plan.Check {
@@ -389,6 +402,13 @@ func (l *enasLoop) trainStep(ctx context.Context) error {
 			return err
 		}
 	}
+	n := l.layout.Floats(union)
+	tr := &l.traffic
+	tr.steps++
+	tr.buckets += union.Count()
+	tr.floats += n
+	tr.bytes += cluster.AllreduceBucketsBytes(l.t.Size(), l.layout.Len(), n)
+	tr.wall += time.Since(began).Seconds()
 	l.st.Step++
 	l.st.Steps++
 	l.stepsSinceCkpt++
@@ -466,6 +486,8 @@ func (l *enasLoop) endEpoch(ctx context.Context) error {
 		tot.Correct += s.Correct
 		tot.Seen += s.Seen
 		tot.Diverged += s.Diverged
+		tot.StepS += s.StepS
+		tot.AllreduceS += s.AllreduceS
 	}
 	o := l.cfg.Options
 	var rewards []float64
@@ -498,6 +520,19 @@ func (l *enasLoop) endEpoch(ctx context.Context) error {
 	if tot.Seen > 0 {
 		journal.Float(e, "shared_acc", float64(tot.Correct)/float64(tot.Seen))
 	}
+	if tr := l.traffic; tr.steps > 0 {
+		n := float64(tr.steps)
+		e.Int("train_steps", tr.steps).Float64("train_s", tr.wall)
+		journal.Float(e, "union_buckets", float64(tr.buckets)/n)
+		journal.Float(e, "union_floats", float64(tr.floats)/n)
+		journal.Float(e, "allreduce_bytes", float64(tr.bytes)/n)
+		if tot.StepS > 0 {
+			w := float64(tr.steps * (l.t.Size() - 1))
+			journal.Float(e, "step_s", tot.StepS/w)
+			journal.Float(e, "allreduce_s", tot.AllreduceS/w)
+		}
+	}
+	l.traffic = enasTraffic{}
 	if len(rewards) > 0 {
 		journal.Float(e, "controller_reward", mean(rewards))
 		journal.Float(e, "controller_reward_max", slices.Max(rewards))

@@ -4,6 +4,7 @@ package mpi
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -97,5 +98,36 @@ func BenchmarkGathervFloat64(b *testing.B) {
 	b.ReportMetric(float64(el.Nanoseconds())/1e3/float64(b.N), "µs/gather")
 	if err := Barrier(); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkAllreduceFloat32Ordered: the ENAS gradient collective over every
+// rank, from 1 float (the latency α) to 1 Mi floats (the bandwidth β).
+// bytes/rank is what each rank sends (2(p−1)·⌈n/p⌉·4).
+func BenchmarkAllreduceFloat32Ordered(b *testing.B) {
+	for _, n := range []int{1, 1 << 10, 1 << 14, 1 << 16, 1 << 18, 1 << 20} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			sameN(b)
+			ctx := context.Background()
+			x := make([]float32, n)
+			if err := Barrier(); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			t0 := time.Now()
+			for range b.N {
+				if err := AllreduceFloat32Ordered(ctx, x); err != nil {
+					b.Fatal(err)
+				}
+			}
+			el := time.Since(t0)
+			b.StopTimer()
+			p := Size()
+			b.ReportMetric(float64(el.Nanoseconds())/1e3/float64(b.N), "µs/allreduce")
+			b.ReportMetric(float64(2*(p-1)*((n+p-1)/p)*4), "bytes/rank")
+			if err := Barrier(); err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"time"
 
 	"nasd/arch"
 	"nasd/cluster"
@@ -166,7 +167,9 @@ func (w *enasWorker) train(ctx context.Context, plan cluster.ENASPlan) error {
 	x, y := w.batch(w.data.Train, perm[at:at+B])
 	w.sn.ZeroGrad()
 	used := w.layout.NewMask()
+	t0 := time.Now()
 	loss, err := w.sn.Step(child, x, y)
+	w.stats.StepS += time.Since(t0).Seconds()
 	switch {
 	case err == nil:
 		u, err := w.sn.UsedBuckets(child)
@@ -186,9 +189,11 @@ func (w *enasWorker) train(ctx context.Context, plan cluster.ENASPlan) error {
 	default:
 		return fmt.Errorf("worker: enas: step %d of epoch %d: %w", plan.Step, plan.Epoch, err)
 	}
+	t1 := time.Now()
 	if _, err := cluster.AllreduceBuckets(ctx, w.t, w.sn.Grad(), w.layout, used); err != nil {
 		return fmt.Errorf("worker: enas: %w", err)
 	}
+	w.stats.AllreduceS += time.Since(t1).Seconds()
 	// Steps sum gradients; the step is their mean over the workers (ENAS's
 	// average over sampled models, M = workers).
 	w.sn.ScaleGrad(1 / float32(w.workers))

@@ -133,6 +133,19 @@ func TestENASSearch(t *testing.T) {
 			t.Errorf("enas_epoch %v", e)
 		}
 	}
+	// Traffic is exact, so the same in both runs; times are only present.
+	size := o.starts[0]["shared_weights"].(float64)
+	for i, e := range o.epochs {
+		u, _ := e["union_floats"].(float64)
+		by, _ := e["allreduce_bytes"].(float64)
+		if e["train_steps"] != 31.0 || u <= 0 || u > size || by <= 0 || e["union_buckets"] == nil ||
+			e["step_s"] == nil || e["allreduce_s"] == nil || e["train_s"] == nil {
+			t.Errorf("enas_epoch traffic and times: %v", e)
+		}
+		if e2 := outs[1].epochs[i]; e2["union_floats"] != u || e2["allreduce_bytes"] != by {
+			t.Errorf("epoch %d: union %v, %v bytes; the same seed's rerun %v, %v", i+1, u, by, e2["union_floats"], e2["allreduce_bytes"])
+		}
+	}
 	if cs := o.derive["candidates"].([]any); len(cs) != 4 {
 		t.Errorf("derive: %d candidates, want 4", len(cs))
 	}
