@@ -37,13 +37,11 @@ type Analysis struct {
 	Output          Shape
 }
 
-// Analyze builds a's graph and infers every layer's shape and cost. For a
-// built-in space it reads the full graph, so it sizes networks that Lower
-// refuses (enas-micro's factorized reductions). A cost that
+// Analyze lowers a and infers every layer's shape and cost. A cost that
 // overflows int64 (or, for params, int) is an error that names the quantity
 // and the node's layer.
 func Analyze(s Space, a Arch) (*Analysis, error) {
-	g, err := analysisGraph(s, a)
+	g, err := s.Lower(a)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +140,7 @@ func Validate(s Space, a Arch, b Budget) error {
 	if b.MaxActivationBytes < 0 {
 		p.add("budget max_activation_bytes = %d: must be ≥ 0 (0 = unlimited)", b.MaxActivationBytes)
 	}
-	g, err := analysisGraph(s, a)
+	g, err := s.Lower(a)
 	if err != nil {
 		p.errs = append(p.errs, err)
 		return p.err()

@@ -34,10 +34,8 @@
 //     for each (sep conv, average or max pool, identity), and sums them. The
 //     cell concatenates its unread nodes and convolves 1×1 back to its width.
 //     Stages of Cells normal cells are separated by reduction cells (stride 2
-//     on the cell inputs, channels doubled). Its factorized reductions need a
-//     one-pixel shift that train has no kernel for, so [Space.Lower] refuses
-//     networks that keep one (nearly all with more than one stage); analysis
-//     and rendering work on all.
+//     on the cell inputs, channels doubled). Its factorized reductions use
+//     [KindShift], the one primitive no other space needs.
 //
 // Errors name the package and the object ("arch: nas: ...", "arch: best.json:
 // ..."), and checks report every problem at once, one per line.

@@ -24,13 +24,12 @@ const (
 	KindGlobalAvgPool Kind = "gap"     // C×H×W → C×1×1
 	KindFlatten       Kind = "flatten" // C×H×W → (C·H·W)×1×1, in C,H,W order
 	KindDense         Kind = "dense"   // (N)×1×1 → Out×1×1, with bias
+	// KindShift moves a map up and left by one pixel, y[c,i,j] = x[c,i+1,j+1],
+	// zero past the bottom and right edges: the second path of ENAS's
+	// factorized reduction, which no centred conv or pool can express. A copy:
+	// no params and 0 FLOPs, like concat and flatten.
+	KindShift Kind = "shift"
 )
-
-// kindShift moves a map up and left by one pixel, zero-filling the bottom
-// row and right column: the second path of ENAS's factorized reduction.
-// Infer knows it so that enas-micro can be sized, but train has no kernel for
-// it, so it stays unexported and Lower refuses a graph that holds it.
-const kindShift Kind = "shift"
 
 // Op is one primitive with its hyper-parameters; fields a kind does not use stay zero.
 type Op struct {
@@ -216,7 +215,7 @@ func (g *Graph) Infer() ([]Stats, error) {
 		case KindReLU:
 			s.Shape = in
 			s.FLOPs = mul("FLOPs", c, h, w)
-		case kindShift:
+		case KindShift:
 			s.Shape = in
 		case KindConcat:
 			var ch int64

@@ -372,7 +372,7 @@ func (s *microSpace) branch(g *Graph, layer string, x int, op microOp, opName st
 func factorizedReduce(g *Graph, layer string, x, c int) int {
 	x = g.add(Op{Kind: KindReLU}, layer, x)
 	a := g.add(Op{Kind: KindConv, KH: 1, KW: 1, Stride: 2, Out: c / 2}, layer, x)
-	b := g.add(Op{Kind: kindShift}, layer, x)
+	b := g.add(Op{Kind: KindShift}, layer, x)
 	b = g.add(Op{Kind: KindConv, KH: 1, KW: 1, Stride: 2, Out: c - c/2}, layer, b)
 	y := g.add(Op{Kind: KindConcat}, layer, a, b)
 	return g.add(Op{Kind: KindBatchNorm}, layer, y)

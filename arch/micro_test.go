@@ -257,19 +257,42 @@ func TestMicroFactorizedReduction(t *testing.T) {
 		t.Errorf("output %v", an.Output)
 	}
 
-	_, err = s.Lower(a)
-	wantLines(t, err, "arch: enas-micro: ", "cannot lower for training: node 22 (cell 1 node 0) is the one-pixel shift of a factorized reduction")
+	// Lower keeps the shift (node 22): relu → shift → conv 1×1 stride 2, the
+	// shift sized as its input with no params or FLOPs.
+	g, err := s.Lower(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := g.Infer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := g.Nodes[22]
+	if sh.Op.Kind != arch.KindShift || sh.Layer != "cell 1 node 0" || len(sh.Inputs) != 1 ||
+		g.Nodes[sh.Inputs[0]].Op.Kind != arch.KindReLU || g.Nodes[23].Op != (arch.Op{Kind: arch.KindConv, KH: 1, KW: 1, Stride: 2, Out: 2}) ||
+		!slices.Equal(g.Nodes[23].Inputs, []int{22}) {
+		t.Errorf("node 22 = %+v, node 23 = %+v: want the shift of a factorized reduction", sh, g.Nodes[23])
+	}
+	if st[22] != (arch.Stats{Shape: arch.Shape{C: 4, H: 5, W: 5}}) {
+		t.Errorf("shift stats %+v, want 4×5×5, 0 params, 0 FLOPs", st[22])
+	}
 
 	// Without identity on a reduction cell's inputs, and with no cell reading
 	// prev-prev (so no calibration across a reduction survives pruning),
-	// nothing needs a shift: two stages lower.
+	// nothing needs a factorized reduction, so no shift.
 	s = mustNew(t, "enas-micro", arch.Options{Nodes: 1, Cells: 1, Stages: 2, Ops: []string{"max3x3", "identity"}})
 	a, err = s.Arch([]int{1, 0, 1, 1, 1, 0, 1, 0}) // max3x3(prev) + identity(prev); reduce: max3x3(prev) twice
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Lower(a); err != nil {
-		t.Errorf("a two-stage network without factorized reduction: %v", err)
+	g, err = s.Lower(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range g.Nodes {
+		if n.Op.Kind == arch.KindShift {
+			t.Errorf("node %d (%s) is a shift in a network without factorized reduction", i, n.Layer)
+		}
 	}
 }
 

@@ -339,25 +339,9 @@ func (b *base) Neighbours(a Arch) []Arch {
 	return out
 }
 
-// lower is Lower for every built-in space: the full graph, refused if it
-// holds a primitive that train cannot build (kindShift).
+// lower is Lower for every built-in space: it checks that a belongs to s and
+// builds its full graph, every primitive of which train builds.
 func lower(s builtin, a Arch) (*Graph, error) {
-	g, err := buildChecked(s, a)
-	if err != nil {
-		return nil, err
-	}
-	for i, n := range g.Nodes {
-		if n.Op.Kind == kindShift {
-			return nil, fmt.Errorf("arch: %s: cannot lower for training: node %d (%s) is the one-pixel shift of a "+
-				"factorized reduction, which the Graph primitives lack and train has no kernel for "+
-				"(Analyze, Validate and the renderers still work; networks without one, e.g. stages = 1, lower)", s.Name(), i, n.Layer)
-		}
-	}
-	return g, nil
-}
-
-// buildChecked checks that a belongs to s and builds its full graph.
-func buildChecked(s builtin, a Arch) (*Graph, error) {
 	b := s.core()
 	p := &problems{prefix: "arch: " + b.name + ": "}
 	b.checkArch(p, a)
@@ -366,16 +350,6 @@ func buildChecked(s builtin, a Arch) (*Graph, error) {
 	}
 	g, _ := s.build(a.Decisions)
 	return g, nil
-}
-
-// analysisGraph is the graph Analyze and Validate read: for a built-in space
-// the full graph, analysis-only primitives included, so that a space that
-// cannot be trained yet can still be sized; otherwise Lower's.
-func analysisGraph(s Space, a Arch) (*Graph, error) {
-	if b, ok := s.(builtin); ok {
-		return buildChecked(b, a)
-	}
-	return s.Lower(a)
 }
 
 // Option checks shared by the spaces. Each adds one problem per bad value.

@@ -72,7 +72,7 @@ class GraphNet(nn.Module):
                 shape = (c, (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1)
             elif kind == "batchnorm":
                 self.mods[key] = nn.BatchNorm2d(c, eps=1e-5, momentum=0.1)
-            elif kind in ("relu", "add"):
+            elif kind in ("relu", "add", "shift"):
                 pass
             elif kind == "concat":
                 shape = (sum(shapes[j][0] for j in ins), max(shapes[j][1] for j in ins), max(shapes[j][2] for j in ins))
@@ -104,6 +104,8 @@ class GraphNet(nn.Module):
             elif kind == "concat":
                 h, w = max(z.shape[2] for z in ins), max(z.shape[3] for z in ins)
                 y = torch.cat([F.pad(z, (0, w - z.shape[3], 0, h - z.shape[2])) for z in ins], 1)
+            elif kind == "shift":  # y[i, j] = x[i+1, j+1], zero past the bottom/right edge
+                y = F.pad(ins[0][:, :, 1:, 1:], (0, 1, 0, 1))
             elif kind == "gap":
                 y = ins[0].mean(dim=(2, 3), keepdim=True)
             elif kind == "flatten":

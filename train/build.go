@@ -209,6 +209,8 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 			}
 			y, err = k.Dense(x, wn, bn, needDX)
 			needsGrad[i] = true
+		case arch.KindShift:
+			y, err = k.Shift(x)
 		default:
 			err = fmt.Errorf("unknown op kind %q", o.Kind)
 		}

@@ -95,9 +95,11 @@ func TestBuildSpaces(t *testing.T) {
 		// The default nas space on a small image: stride-2 layers shrink it to
 		// 1×1 under 5×5 and 7×7 kernels (kernels larger than the image).
 		{"nas", arch.Options{Layers: 6, Input: arch.Shape{C: 1, H: 11, W: 9}, Classes: 3, FilterCounts: []int{2, 4}}},
-		// enas-micro lowers only without reductions (no shift kernel for its
-		// factorized reduction); identity branches make add(x, x) and reuse.
+		// enas-micro: identity branches make add(x, x) and reuse; with the
+		// default 3 stages, reductions to 3×3 and 2×2 and factorized
+		// reductions (shifts) of odd-sized maps.
 		{"enas-micro", arch.Options{Stages: 1, Cells: 2, Nodes: 3, Input: arch.Shape{C: 1, H: 6, W: 5}, Classes: 3, Channels: 3}},
+		{"enas-micro", arch.Options{Cells: 1, Nodes: 3, Input: arch.Shape{C: 1, H: 6, W: 5}, Classes: 3, Channels: 2}},
 	}
 	const samples = 200
 	for _, sp := range spaces {

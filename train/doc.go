@@ -43,8 +43,9 @@
 // Our ops own their buffers and reuse them. The hot loops are C (im2col,
 // depthwise convolution, pooling, batch norm; vectorised by GCC, one binary
 // for any x86-64) and the build's gemm (oneDNN, OpenBLAS or gonum), with
-// pure-Go loops for builds without cgo. Every op's gradient is checked
-// against finite differences in the tests.
+// pure-Go loops for builds without cgo; copies (concat, flatten, the one-pixel
+// shift) are Go in every build, since memmove is already vectorised. Every
+// op's gradient is checked against finite differences in the tests.
 //
 // The graph runs on the package's own executor (exec.go), not Gorgonia's
 // TapeMachine: it computes the same bits (a test compares them) without the

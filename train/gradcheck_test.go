@@ -200,6 +200,10 @@ func TestGradients(t *testing.T) {
 			build: one(func(x *G.Node) (*G.Node, error) { return k.GlobalAvgPool(x) })},
 		{name: "flatten", shapes: [][]int{{2, 3, 3, 5}},
 			build: one(func(x *G.Node) (*G.Node, error) { return k.Flatten(x) })},
+		{name: "shift", shapes: [][]int{{2, 1, 4, 5}}, // 40 entries: all checked
+			build: one(func(x *G.Node) (*G.Node, error) { return k.Shift(x) })},
+		{name: "shift 1-wide", shapes: [][]int{{2, 2, 3, 1}},
+			build: one(func(x *G.Node) (*G.Node, error) { return k.Shift(x) })},
 		{name: "dense", shapes: [][]int{{3, 7, 1, 1}, {5, 7}, {5}},
 			build: func(xs []*G.Node) (*G.Node, error) { return k.Dense(xs[0], xs[1], xs[2], true) }},
 		{name: "softmax cross-entropy", shapes: [][]int{{3, 5, 1, 1}},
@@ -232,6 +236,8 @@ func TestNetGradients(t *testing.T) {
 	}{
 		"enas-like": {enasLike(2, 9, 7, 3, 3), nil},
 		"concat":    {concatNet(), nil},
+		// Three stages: factorized reductions, so shifts, inside a network.
+		"enas-micro": {microGraph(t, arch.Options{Nodes: 2, Cells: 1, Channels: 2, Input: arch.Shape{C: 1, H: 7, W: 6}, Classes: 3}, 1), nil},
 		// Nodes 1 and 3 share one weight tensor: its gradient is the sum
 		// over both uses.
 		"tied": {tied.g, func(i int, _ arch.Node) string { return fmt.Sprint("n", min(i, 3)%2) }},

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"testing"
 
 	"nasd/arch"
 	"nasd/train/dataset"
@@ -147,4 +148,28 @@ func sameBits(a, b []float32) bool {
 		}
 	}
 	return true
+}
+
+// microGraph lowers the first sampled enas-micro architecture (options opt,
+// seed) that holds a shift, so tests exercise the factorized reduction.
+func microGraph(t testing.TB, opt arch.Options, seed uint64) *arch.Graph {
+	t.Helper()
+	s, err := arch.New("enas-micro", opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(seed, 3))
+	for range 100 {
+		g, err := s.Lower(s.Sample(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range g.Nodes {
+			if n.Op.Kind == arch.KindShift {
+				return g
+			}
+		}
+	}
+	t.Fatalf("enas-micro %+v: no sample of 100 holds a shift", opt)
+	return nil
 }

@@ -26,6 +26,7 @@ type kernels interface {
 	GlobalAvgPool(x *G.Node) (*G.Node, error)
 	Flatten(x *G.Node) (*G.Node, error)
 	Dense(x, w, b *G.Node, needDX bool) (*G.Node, error)
+	Shift(x *G.Node) (*G.Node, error)
 	// SoftmaxCE returns the scalar mean loss node and the head through which
 	// labels go in and loss and accuracy come out.
 	SoftmaxCE(logits *G.Node) (*G.Node, lossHead, error)
@@ -76,6 +77,8 @@ func (k goKernels[T]) Flatten(x *G.Node) (*G.Node, error) {
 func (k goKernels[T]) Dense(x, w, b *G.Node, needDX bool) (*G.Node, error) {
 	return buildDense[T](k.buf, x, w, b, needDX)
 }
+
+func (k goKernels[T]) Shift(x *G.Node) (*G.Node, error) { return buildShift[T](k.buf, x) }
 
 func (k goKernels[T]) SoftmaxCE(logits *G.Node) (*G.Node, lossHead, error) {
 	n, h, err := buildSoftmaxCE[T](k.buf, logits)

@@ -287,7 +287,8 @@ func TestSharedBuffers(t *testing.T) {
 	for _, net := range []struct {
 		name string
 		g    *arch.Graph
-	}{{"enas-child", enasChild(t)}, {"reference-cnn", ReferenceCNN()}, {"nas", nasGraph}, {"variants", variantsGraph()}} {
+	}{{"enas-child", enasChild(t)}, {"reference-cnn", ReferenceCNN()}, {"nas", nasGraph}, {"variants", variantsGraph()},
+		{"enas-micro", microGraph(t, arch.Options{Nodes: 2, Cells: 1, Channels: 4, Input: arch.Shape{C: 1, H: 9, W: 8}, Classes: 3}, 1)}} {
 		for _, train := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/train=%v", net.name, train), func(t *testing.T) {
 				const batch = 3

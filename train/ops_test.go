@@ -183,6 +183,21 @@ type fwdCase struct {
 	build  func(k kernels, xs []*G.Node) (*G.Node, error)
 }
 
+// refShift is arch.KindShift: y[b,c,i,j] = x[b,c,i+1,j+1], 0 past the edge.
+func refShift(x *tensor4) *tensor4 {
+	y := newT4(x.b, x.c, x.h, x.w)
+	for b := range x.b {
+		for c := range x.c {
+			for i := range x.h - 1 {
+				for j := range x.w - 1 {
+					y.set(b, c, i, j, x.at(b, c, i+1, j+1))
+				}
+			}
+		}
+	}
+	return y
+}
+
 func t4(v []float64, s []int) *tensor4 { return &tensor4{s[0], s[1], s[2], s[3], v} }
 
 func runForward[T Float](t *testing.T, c fwdCase, in [][]float64) []float64 {
@@ -287,7 +302,14 @@ func TestForwardReference(t *testing.T) {
 		}
 	}
 	catShapes := [][]int{{2, 2, 5, 5}, {2, 3, 3, 4}, {2, 1, 5, 3}}
+	shift := func(s []int) fwdCase {
+		return fwdCase{name: fmt.Sprintf("shift %v", s), shapes: [][]int{s},
+			ref:   func(in [][]float64) []float64 { return refShift(t4(in[0], s)).v },
+			build: func(k kernels, xs []*G.Node) (*G.Node, error) { return k.Shift(xs[0]) }}
+	}
 	cases := []fwdCase{
+		// 1-pixel-high or -wide maps shift to all zeros.
+		shift([]int{2, 3, 5, 4}), shift([]int{1, 2, 2, 2}), shift([]int{2, 2, 1, 3}), shift([]int{2, 1, 4, 1}),
 		conv(3, 3, 1, true), conv(3, 5, 2, false), conv(1, 1, 1, true), conv(5, 1, 2, true), conv(7, 7, 1, false),
 		// Kernels larger than the image (the nas space samples them): the
 		// first taps have no output at all.

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"gorgonia.org/tensor"
+
 	"nasd/arch"
 	"nasd/train/dataset"
 )
@@ -277,5 +279,50 @@ func TestTrainEpochEnd(t *testing.T) {
 	want := Reward([]float64{full.Epochs[0].ValAcc, full.Epochs[1].ValAcc}, 5, "power", 3)
 	if res.Epochs[1].ValAcc != full.Epochs[1].ValAcc || math.Abs(res.Reward-want) > 1e-15 {
 		t.Errorf("stopped run: val acc %v reward %v, want %v and %v", res.Epochs[1].ValAcc, res.Reward, full.Epochs[1].ValAcc, want)
+	}
+}
+
+// TestTrainMicroFashionMNIST builds a sampled enas-micro network with the
+// default 3 stages (so factorized reductions, hence shifts, at 28×28 → 14×14
+// → 7×7) and takes SGD steps on one batch of real Fashion-MNIST images: the
+// loss stays finite and falls on that batch.
+func TestTrainMicroFashionMNIST(t *testing.T) {
+	if _, err := os.Stat(fashionDir); err != nil {
+		t.Skipf("Fashion-MNIST not installed at %s (apt-get install dataset-fashion-mnist): %v", fashionDir, err)
+	}
+	data, err := dataset.Load(dataset.Spec{Name: "fashion-mnist", Dir: fashionDir, TrainSubset: 16, ValSubset: 16, TestSubset: 16, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Default stages; fewer nodes and channels than the defaults keep it quick.
+	g := microGraph(t, arch.Options{Nodes: 3, Cells: 1, Channels: 8}, 7)
+	if g.Input != (arch.Shape{C: 1, H: 28, W: 28}) {
+		t.Fatalf("input %v", g.Input)
+	}
+	const batch, steps = 16, 8
+	n, err := Build(g, NewWeights(tensor.Float32, 1), BuildOptions{Batch: batch, Train: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	opt := newOptimizer(Config{Optimizer: "sgd", Momentum: 0.9})
+	x, y := data.Train.Images[:batch*data.Train.Size()], data.Train.Labels[:batch]
+	var losses []float64
+	for range steps {
+		loss, _, err := n.Run(x, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !finite(loss) {
+			t.Fatalf("losses %v: not finite", append(losses, loss))
+		}
+		losses = append(losses, loss)
+		opt.update(n, 0.05)
+	}
+	t.Logf("%d nodes, losses %.4f", len(g.Nodes), losses)
+	// Steps on one batch need not lower the loss every time (momentum), but
+	// eight of them must fit it better than the start.
+	if last := losses[len(losses)-1]; !(last < 0.8*losses[0]) {
+		t.Errorf("losses %v: the last is not below 0.8× the first", losses)
 	}
 }

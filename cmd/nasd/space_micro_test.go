@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,5 +61,35 @@ func TestSpaceENASMicro(t *testing.T) {
 	code, _, errOut = nasd(t, "space", "-space", "nas", "-nodes", "3")
 	if code != exitError || !strings.Contains(errOut, "options.nodes: not used by space nas") {
 		t.Errorf("-nodes with nas: code %d, stderr:\n%s", code, errOut)
+	}
+}
+
+// nasd train trains a sampled network of the default enas-micro space (three
+// stages, so factorized reductions and their shifts) for a tiny budget.
+func TestTrainMicroSample(t *testing.T) {
+	if _, err := os.Stat("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); err != nil {
+		t.Skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+	}
+	outPath := filepath.Join(t.TempDir(), "result.json")
+	code, out, errOut := nasd(t, "train", "-space", "enas-micro", "-sample", "-seed", "7",
+		"-subset", "64", "-val-subset", "32", "-epochs", "1", "-batch", "16", "-o", outPath)
+	if code != exitOK {
+		t.Fatalf("train: code %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"(space enas-micro)", "identity → factorized reduce", "relu → factorized reduce to", "epoch 1/1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("train output lacks %q:\n%s", want, out)
+		}
+	}
+	b, err := os.ReadFile(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res trainResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatalf("%s: %v", outPath, err)
+	}
+	if res.Result.Status != "ok" || len(res.Result.Epochs) != 1 {
+		t.Fatalf("result: %+v", res)
 	}
 }
