@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -170,6 +171,127 @@ func TestSupernetMicroParamsMatchSpace(t *testing.T) {
 		}
 		if got != an.Params {
 			t.Errorf("%v: supernet child has %d parameters, the space's network %d", c.Decisions, got, an.Params)
+		}
+	}
+}
+
+// With one stage (no factorized reduction, so the space lowers), the
+// supernet's child computes the space's own network: with the same weights
+// (the output conv's blocks stacked into one conv) both give the same
+// loss, up to float32 summation order.
+func TestSupernetMicroEqualsSpaceLowering(t *testing.T) {
+	s, err := arch.New("enas-micro", arch.Options{Nodes: 3, Cells: 2, Stages: 1, Channels: 4,
+		Input: arch.Shape{C: 1, H: 8, W: 8}, Classes: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := syntheticSet(16, 1, 8, 8, 3, 0.5, 8)
+	x, y := batchOf(set, 8, 0)
+	sn := newSn(t, s, 2)
+	r := rand.New(rand.NewPCG(4, 4))
+	for range 5 {
+		child := s.Sample(r)
+		sg, err := sn.ChildGraph(child)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sw, err := sn.ChildWeights(child)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The supernet child's parameter tensors in graph order.
+		var src [][]float32
+		for _, n := range sg.Nodes {
+			switch n.Op.Kind {
+			case arch.KindConv:
+				src = append(src, sw.Get(n.Layer+"/conv/W").Value.Float32s())
+			case arch.KindDepthwiseConv:
+				src = append(src, sw.Get(n.Layer+"/dwconv/W").Value.Float32s())
+			case arch.KindBatchNorm:
+				src = append(src, sw.Get(n.Layer+"/bn/gamma").Value.Float32s(), sw.Get(n.Layer+"/bn/beta").Value.Float32s())
+			case arch.KindDense:
+				src = append(src, sw.Get(n.Layer+"/dense/W").Value.Float32s(), sw.Get(n.Layer+"/dense/b").Value.Float32s())
+			}
+		}
+		g, err := s.Lower(child)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := g.Infer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := NewWeights(tensor.Float32, 0)
+		next := func() []float32 {
+			if len(src) == 0 {
+				t.Fatalf("%v: the space's network has more parameter tensors", child.Decisions)
+			}
+			v := src[0]
+			src = src[1:]
+			return v
+		}
+		for i, n := range g.Nodes {
+			pre := "node" + strconv.Itoa(i)
+			var inC int
+			if len(n.Inputs) > 0 {
+				inC = st[n.Inputs[0]].Shape.C
+			}
+			switch n.Op.Kind {
+			case arch.KindConv:
+				c := n.Op.Out
+				// A cell's output conv over k loose nodes: k c×c blocks.
+				k := 1
+				if strings.HasSuffix(n.Layer, " output") {
+					k = inC / c
+				}
+				v := make([]float32, 0, c*inC)
+				for range k {
+					v = append(v, next()...)
+				}
+				if len(v) != c*inC*n.Op.KH*n.Op.KW {
+					t.Fatalf("%v: node %d (%s): conv of %d weights, supernet gives %d", child.Decisions, i, n.Layer, c*inC*n.Op.KH*n.Op.KW, len(v))
+				}
+				if k > 1 { // stack the blocks: W[o][j·c+i] = block j [o][i]
+					stacked := make([]float32, len(v))
+					for j := range k {
+						for o := range c {
+							copy(stacked[o*inC+j*c:o*inC+(j+1)*c], v[j*c*c+o*c:j*c*c+(o+1)*c])
+						}
+					}
+					v = stacked
+				}
+				w.put(pre+"/conv/W", []int{c, inC, n.Op.KH, n.Op.KW}, true, v)
+			case arch.KindDepthwiseConv:
+				w.put(pre+"/dwconv/W", []int{inC, 1, n.Op.KH, n.Op.KW}, true, next())
+			case arch.KindBatchNorm:
+				w.put(pre+"/bn/gamma", []int{inC}, true, next())
+				w.put(pre+"/bn/beta", []int{inC}, true, next())
+			case arch.KindDense:
+				w.put(pre+"/dense/W", []int{n.Op.Out, inC}, true, next())
+				w.put(pre+"/dense/b", []int{n.Op.Out}, true, next())
+			}
+		}
+		if len(src) != 0 {
+			t.Fatalf("%v: %d supernet tensors left over", child.Decisions, len(src))
+		}
+		ln, err := Build(g, w, BuildOptions{Batch: 8, BatchStats: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sn2, err := Build(sg, sw, BuildOptions{Batch: 8, BatchStats: true, Prefix: SupernetPrefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lossSpace, _, err := ln.Run(x, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lossSn, _, err := sn2.Run(x, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(lossSpace-lossSn) > 1e-5*math.Max(1, math.Abs(lossSpace)) {
+			t.Errorf("%v: loss %v through the supernet, %v through the space's lowering", child.Decisions, lossSn, lossSpace)
 		}
 	}
 }
