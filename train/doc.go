@@ -23,9 +23,11 @@
 //     evaluation mode (batch-norm running statistics), an optional test
 //     evaluation, and Reward (Zoph & Le 2017: the best validation accuracy of
 //     the last 5 epochs, cubed).
-//   - Supernet holds the shared weights of an enas-macro space (ENAS, Pham et
-//     al. 2018) in one flat buffer split into buckets, one per (layer, op)
-//     and per factorized reduction. Step trains one sampled child, built once
+//   - Supernet holds the shared weights of an enas-macro or enas-micro space
+//     (ENAS, Pham et al. 2018) in one flat buffer split into buckets: macro,
+//     one per (layer, op) and per factorized reduction; micro, one per
+//     (cell, node, input slot, input, op) with weights, per input
+//     calibration and per node's block of a cell's output conv. Step trains one sampled child, built once
 //     and cached, whose parameter tensors alias the buffer, and adds its
 //     gradients into a flat gradient buffer that a caller can sum over ranks
 //     before ApplySGD.

@@ -12,10 +12,11 @@ import (
 	"nasd/arch"
 )
 
-// Supernet is the shared graph of an enas-macro space (Pham et al. 2018,
-// §2.3, and the authors' macro search code): it holds the weights of every
-// candidate op of every layer, and trains one sampled child per Step on its
-// own sub-graph.
+// Supernet is the shared graph of an enas-macro or enas-micro space (Pham
+// et al. 2018, §2.3 and §2.4, and the authors' search code): it holds the
+// weights of every candidate op of every layer (macro) or of every branch of
+// every cell (micro, see supernet_micro.go), and trains one sampled child
+// per Step on its own sub-graph.
 //
 // Each child is lowered to an arch.Graph of this package's primitives and
 // built once (an LRU cache keyed by its decisions, batch size and mode; the
@@ -29,7 +30,8 @@ import (
 // ApplySGD, which keeps every copy identical) the buffer holds the sum of k
 // mean-loss gradients, and ScaleGrad(1/k) makes it their mean.
 //
-// The child network, per layer i with op o on the previous layer's output:
+// The enas-macro child network, per layer i with op o on the previous
+// layer's output:
 //
 //	conv K:    1×1 conv → BN → ReLU → K×K conv → BN → ReLU
 //	sepconv K: 1×1 conv → BN → ReLU → K×K depthwise → 1×1 conv → BN → ReLU
@@ -56,6 +58,7 @@ type Supernet struct {
 	space   arch.Space
 	opt     arch.Options
 	ops     []snOp
+	micro   *snMicro // nil for enas-macro
 	reduce  []bool
 	buckets []Bucket
 	bucketI map[string]int
@@ -106,6 +109,9 @@ type paramSpec struct {
 	off       int // in w (trainable) or stats
 }
 
+// isShift reports whether a parameter prefix names a shift constant.
+func isShift(prefix string) bool { return strings.HasPrefix(prefix, shiftPrefix) }
+
 type snKey struct {
 	arch  string
 	batch int
@@ -126,12 +132,13 @@ const shiftPrefix = "fr-shift"
 // BuildOptions.Prefix to build a child stand-alone.
 func SupernetPrefix(_ int, n arch.Node) string { return n.Layer }
 
-// NewSupernet returns the shared weights of an enas-macro space, initialised
-// from seed: each tensor is drawn from (seed, its name) as Weights does, so a
-// stand-alone store of the same seed starts a child with the same values.
+// NewSupernet returns the shared weights of an enas-macro or enas-micro
+// space, initialised from seed: each tensor is drawn from (seed, its name)
+// as Weights does, so a stand-alone store of the same seed starts a child
+// with the same values.
 func NewSupernet(s arch.Space, seed uint64, o SupernetOptions) (*Supernet, error) {
-	if s == nil || s.Name() != "enas-macro" {
-		return nil, errors.New("train: supernet: need an enas-macro space")
+	if s == nil || (s.Name() != "enas-macro" && s.Name() != "enas-micro") {
+		return nil, errors.New("train: supernet: need an enas-macro or enas-micro space")
 	}
 	if o.MaxNets == 0 {
 		o.MaxNets = 256
@@ -145,17 +152,26 @@ func NewSupernet(s arch.Space, seed uint64, o SupernetOptions) (*Supernet, error
 	if opt.Channels < 2 {
 		return nil, fmt.Errorf("train: supernet: %d channels: factorized reduction needs ≥ 2", opt.Channels)
 	}
-	for _, name := range opt.Ops {
-		op, err := parseSnOp(name)
+	if s.Name() == "enas-micro" {
+		m, err := newSnMicro(opt)
 		if err != nil {
 			return nil, err
 		}
-		sn.ops = append(sn.ops, op)
+		sn.micro = m
+		sn.microDeclare()
+	} else {
+		for _, name := range opt.Ops {
+			op, err := parseSnOp(name)
+			if err != nil {
+				return nil, err
+			}
+			sn.ops = append(sn.ops, op)
+		}
+		for _, r := range opt.ReduceAfter {
+			sn.reduce[r] = true
+		}
+		sn.declare()
 	}
-	for _, r := range opt.ReduceAfter {
-		sn.reduce[r] = true
-	}
-	sn.declare()
 
 	init := NewWeights(tensor.Float32, seed)
 	sn.trainW, sn.evalW = NewWeights(tensor.Float32, seed), NewWeights(tensor.Float32, seed)
@@ -174,14 +190,14 @@ func NewSupernet(s arch.Space, seed uint64, o SupernetOptions) (*Supernet, error
 		}
 	}
 	sn.w, sn.grad, sn.vel, sn.stats = make([]float32, nw), make([]float32, nw), make([]float64, nw), make([]float32, ns)
-	shift := make([]float32, opt.Channels*9)
-	for c := range opt.Channels {
-		shift[c*9+8] = 1 // tap (2, 2): output (y, x) reads input (2y+1, 2x+1)
-	}
 	for i := range sn.specs {
 		p := &sn.specs[i]
 		switch {
 		case p.bucket < 0:
+			shift := make([]float32, p.shape[0]*9)
+			for c := range p.shape[0] {
+				shift[c*9+8] = 1 // tap (2, 2): output (y, x) reads input (2y+1, 2x+1)
+			}
 			sn.trainW.put(p.name, p.shape, false, shift)
 			sn.evalW.put(p.name, p.shape, false, shift)
 		case p.trainable:
@@ -355,7 +371,7 @@ func (s *Supernet) Close() error {
 
 // net returns child's net for a batch size and mode, building it once.
 func (s *Supernet) net(child arch.Arch, batch int, train bool) (*snNet, error) {
-	if child.Space != "enas-macro" {
+	if child.Space != s.space.Name() {
 		return nil, fmt.Errorf("train: supernet: architecture of space %q", child.Space)
 	}
 	k := snKey{decisionsKey(child.Decisions), batch, train}
@@ -403,13 +419,63 @@ func decisionsKey(d []int) string {
 
 // lower checks child and builds its graph, reporting the buckets it reads.
 func (s *Supernet) lower(child arch.Arch) (*arch.Graph, []bool, error) {
-	if _, err := s.space.Lower(child); err != nil { // validates space, options and decisions
+	// Both check space, options and decisions; enas-micro's Lower refuses
+	// the factorized reductions the supernet builds with its shift constant.
+	var err error
+	if s.micro != nil {
+		err = arch.Validate(s.space, child, arch.Budget{})
+	} else {
+		_, err = s.space.Lower(child)
+	}
+	if err != nil {
 		return nil, nil, fmt.Errorf("train: supernet: %w", err)
 	}
-	b := &snBuilder{s: s, used: make([]bool, len(s.buckets)),
+	b := &snBuilder{s: s, nodeBucket: []int{-1},
 		g: &arch.Graph{Input: s.opt.Input, Classes: s.opt.Classes, Nodes: []arch.Node{{Op: arch.Op{Kind: arch.KindInput}, Layer: "input"}}}}
-	b.child(child.Decisions)
-	return b.g, b.used, nil
+	if s.micro != nil {
+		b.microChild(child.Decisions)
+	} else {
+		b.child(child.Decisions)
+	}
+	used := b.prune()
+	return b.g, used, nil
+}
+
+// prune drops the nodes the logits do not depend on (a micro cell whose
+// successors read only prev-prev, an input calibration no node reads) and
+// returns the buckets of the nodes left: those are exactly the ones a Step
+// gives gradients.
+func (b *snBuilder) prune() []bool {
+	nodes := b.g.Nodes
+	live := make([]bool, len(nodes))
+	live[0], live[len(nodes)-1] = true, true
+	for i := len(nodes) - 1; i > 0; i-- {
+		if live[i] {
+			for _, j := range nodes[i].Inputs {
+				live[j] = true
+			}
+		}
+	}
+	used := make([]bool, len(b.s.buckets))
+	at := make([]int, len(nodes))
+	kept := nodes[:0:0]
+	for i, n := range nodes {
+		if !live[i] {
+			continue
+		}
+		if k := b.nodeBucket[i]; k >= 0 {
+			used[k] = true
+		}
+		at[i] = len(kept)
+		ins := make([]int, len(n.Inputs))
+		for k, j := range n.Inputs {
+			ins[k] = at[j]
+		}
+		n.Inputs = ins
+		kept = append(kept, n)
+	}
+	b.g.Nodes = kept
+	return used
 }
 
 // declare lists every bucket and parameter, in flat-buffer order.
@@ -436,11 +502,11 @@ func (s *Supernet) declare() {
 // their buckets and parameters instead, so that the two never disagree on
 // a name or shape.
 type snBuilder struct {
-	s      *Supernet
-	g      *arch.Graph // nil: declaring
-	used   []bool
-	bucket int
-	shift  bool // the shift constant is declared
+	s          *Supernet
+	g          *arch.Graph // nil: declaring
+	nodeBucket []int       // per graph node, the bucket it reads or -1
+	bucket     int         // of the fragment being emitted; -1: none
+	shifts     map[string]bool
 }
 
 // enter starts the fragment of a bucket.
@@ -453,18 +519,24 @@ func (b *snBuilder) enter(name string) {
 		return
 	}
 	b.bucket = s.bucketI[name]
-	b.used[b.bucket] = true
 }
+
+// free starts a fragment with no parameters (pools, identity, adds).
+func (b *snBuilder) free() { b.bucket = -1 }
 
 // add appends op (parameters named prefix/...) on inputs of inC channels.
 func (b *snBuilder) add(prefix string, op arch.Op, inC int, in ...int) int {
 	if b.g != nil {
 		b.g.Nodes = append(b.g.Nodes, arch.Node{Op: op, Inputs: in, Layer: prefix})
+		b.nodeBucket = append(b.nodeBucket, b.bucket)
 		return len(b.g.Nodes) - 1
 	}
-	if prefix == shiftPrefix {
-		if !b.shift {
-			b.shift = true
+	if isShift(prefix) {
+		if !b.shifts[prefix] {
+			if b.shifts == nil {
+				b.shifts = map[string]bool{}
+			}
+			b.shifts[prefix] = true
 			b.s.specs = append(b.s.specs, paramSpec{name: prefix + "/dwconv/W", shape: []int{inC, 1, op.KH, op.KW}, bucket: -1})
 		}
 		return -1

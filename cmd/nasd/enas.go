@@ -55,9 +55,9 @@ func (c *searchConfig) validateENAS(space arch.Space, add func(string, error)) {
 		if _, _, err := enasPolicy(space, c.Seed, c.Strategy.Options); err != nil {
 			add("strategy.options", err)
 		}
-		if space.Name() != "enas-macro" {
+		if n := space.Name(); n != "enas-macro" && n != "enas-micro" {
 			add("space", &arch.FieldError{Path: []string{"name"},
-				Msg: fmt.Sprintf("name = %q: the enas strategy shares weights over the enas-macro space only (so far)", space.Name())})
+				Msg: fmt.Sprintf("name = %q: the enas strategy shares weights over the enas-macro and enas-micro spaces only", n)})
 		}
 	}
 	if c.Trainer.Kind != "real" {

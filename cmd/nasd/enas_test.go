@@ -154,6 +154,66 @@ func TestENASSearch(t *testing.T) {
 	}
 }
 
+// enasMicroTOML is a tiny ENAS search over cells: normal, reduction,
+// normal cell of 2 nodes and 4 channels, one epoch on 512 images.
+const enasMicroTOML = `
+seed = 5
+workers = 2
+[data]
+train_subset = 512
+val_subset = 128
+[space]
+name = "enas-micro"
+nodes = 2
+channels = 4
+cells = 1
+stages = 2
+ops = ["sep3x3", "max3x3", "identity"]
+[strategy]
+name = "enas"
+[strategy.options]
+epochs = 1
+batch_size = 32
+controller_steps = 2
+controller_batch = 4
+derive_samples = 3
+checkpoint_steps = 4
+checksum_steps = 2
+[trainer]
+kind = "real"
+`
+
+// An ENAS search over enas-micro in process: the shared weights of the
+// cells train with the replicas checked identical, a derived cell
+// architecture is written, and the same seed gives the same search.
+func TestENASMicroSearch(t *testing.T) {
+	needFashionMNIST(t)
+	cfg := writeConfig(t, enasMicroTOML)
+	var outs []enasOutcome
+	for i := range 2 {
+		dir := filepath.Join(t.TempDir(), fmt.Sprintf("run%d", i))
+		code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", dir)
+		if code != exitOK || !strings.Contains(out, "Derived: validation accuracy") {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		outs = append(outs, readENAS(t, dir))
+	}
+	o := outs[0]
+	if len(o.epochs) != 1 || o.derive == nil {
+		t.Fatalf("%d enas_epoch events, derive %v", len(o.epochs), o.derive)
+	}
+	// 512 examples / (32 × 2 workers) = 8 steps, a child per worker each.
+	if e := o.epochs[0]; e["children_trained"] != 16.0 || e["checksums_verified"].(float64) < 4 {
+		t.Errorf("enas_epoch %v", e)
+	}
+	if !strings.Contains(string(o.best), `"enas-micro"`) {
+		t.Errorf("best.json is not an enas-micro architecture:\n%s", o.best)
+	}
+	if !bytes.Equal(outs[0].best, outs[1].best) || outs[0].weightsHash != outs[1].weightsHash || outs[0].weightsHash == "" {
+		t.Errorf("same seed, different searches: weights %s vs %s\n%s\n%s", outs[0].weightsHash, outs[1].weightsHash, outs[0].best, outs[1].best)
+	}
+}
+
 // kill -9 in the middle of an epoch: the resumed search loses only the steps
 // since the last checkpoint and ends exactly where the uninterrupted one did.
 func TestENASKillResume(t *testing.T) {
@@ -258,7 +318,7 @@ hidden = -1
 kind = "surrogate"
 `)
 	code, _, errOut := nasd(t, "search", "-config", cfg)
-	for _, want := range []string{"enas-macro space only", "options.epochs = 0", "hidden", `kind = "surrogate"`} {
+	for _, want := range []string{"enas-macro and enas-micro spaces only", "options.epochs = 0", "hidden", `kind = "surrogate"`} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("missing %q", want)
 		}
