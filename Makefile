@@ -97,7 +97,7 @@ fuzz:
 
 # Slow checks that do not belong in CI's budget.
 test-long: deps
-	NASD_LONG=1 $(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 60m ./...
+	NASD_LONG=1 NASD_ENAS_QUALITY=1 $(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 120m ./...
 
 # A small real search: the RL controller designs 8 enas-macro networks, 2 in-process workers.
 RUN_DIR ?= runs/quick-$(shell date +%Y%m%d-%H%M%S)
