@@ -86,60 +86,7 @@ func microChildren(t testing.TB, s arch.Space) []arch.Arch {
 // stand-alone, bit for bit, as TestSupernetMatchesStandAlone for macro.
 func TestSupernetMicroMatchesStandAlone(t *testing.T) {
 	s := snMicroSpace(t, 3, 4, arch.Shape{C: 1, H: 8, W: 8}, 3)
-	set := syntheticSet(64, 1, 8, 8, 3, 0.5, 3)
-	const seed, batch, lr, mom, l2 = 11, 8, 0.05, 0.9, 1e-3
-	for o, child := range microChildren(t, s) {
-		sn := newSn(t, s, seed)
-		g, err := sn.ChildGraph(child)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := sn.ChildWeights(child)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fresh := NewWeights(tensor.Float32, seed)
-		for _, name := range w.Names() {
-			if p := w.Get(name); isShift(name) {
-				fresh.put(name, p.Shape, false, p.Value.Float32s())
-			}
-		}
-		if _, err := Build(g, fresh, BuildOptions{Batch: batch, Train: true, Prefix: SupernetPrefix}); err != nil {
-			t.Fatal(err)
-		}
-		for _, name := range w.Names() {
-			if !sameBits(w.Get(name).Value.Float32s(), fresh.Get(name).Value.Float32s()) {
-				t.Fatalf("child %d: %s starts differently from a store of the same seed", o, name)
-			}
-		}
-		n, err := Build(g, w, BuildOptions{Batch: batch, Train: true, Prefix: SupernetPrefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		opt := newOptimizer(Config{Optimizer: "sgd", Momentum: mom, Nesterov: true, WeightDecay: l2})
-		for k := range 4 {
-			x, y := batchOf(set, batch, k)
-			want, _, err := n.Run(x, y)
-			if err != nil {
-				t.Fatal(err)
-			}
-			opt.update(n, lr)
-			sn.ZeroGrad()
-			got, err := sn.Step(child, x, y)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sn.ApplySGD(lr, mom, true, l2)
-			if got != want {
-				t.Fatalf("child %d step %d: loss %v, stand-alone %v", o, k, got, want)
-			}
-		}
-		for _, name := range w.Names() {
-			if !sameBits(sn.trainW.Get(name).Value.Float32s(), w.Get(name).Value.Float32s()) {
-				t.Errorf("child %d: %s differs from stand-alone after 4 steps", o, name)
-			}
-		}
-	}
+	checkMatchesStandAlone(t, s, microChildren(t, s))
 }
 
 // The supernet's child is the space's derived network: the same number of

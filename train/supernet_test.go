@@ -73,9 +73,17 @@ func batchOf(set *dataset.Set, b, k int) ([]float32, []int32) {
 // graph on the same values, and the flat SGD is Train's rule element-wise.
 func TestSupernetMatchesStandAlone(t *testing.T) {
 	s := snSpace(t, 5, 4, arch.Shape{C: 1, H: 8, W: 8}, 3, 0, 2)
+	checkMatchesStandAlone(t, s, []arch.Arch{fullChild(t, s, 0), fullChild(t, s, 3), s.Sample(rand.New(rand.NewPCG(1, 2)))})
+}
+
+// checkMatchesStandAlone trains each child 4 steps through a fresh supernet
+// and stand-alone (ChildGraph, ChildWeights, Train's optimizer): the
+// initial values, every loss and the final weights must agree bit for bit.
+func checkMatchesStandAlone(t *testing.T, s arch.Space, children []arch.Arch) {
+	t.Helper()
 	set := syntheticSet(64, 1, 8, 8, 3, 0.5, 3)
 	const seed, batch, lr, mom, l2 = 11, 8, 0.05, 0.9, 1e-3
-	for o, child := range []arch.Arch{fullChild(t, s, 0), fullChild(t, s, 3), s.Sample(rand.New(rand.NewPCG(1, 2)))} {
+	for o, child := range children {
 		sn := newSn(t, s, seed)
 		g, err := sn.ChildGraph(child)
 		if err != nil {
@@ -85,10 +93,14 @@ func TestSupernetMatchesStandAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The initial values are those of a plain store of the same seed.
+		// The initial values are those of a plain store of the same seed
+		// (the constant shift kernels aside).
 		fresh := NewWeights(tensor.Float32, seed)
-		shift := w.Get(shiftPrefix + "/dwconv/W")
-		fresh.put(shift.Name, shift.Shape, false, shift.Value.Float32s())
+		for _, name := range w.Names() {
+			if p := w.Get(name); isShift(name) {
+				fresh.put(name, p.Shape, false, p.Value.Float32s())
+			}
+		}
 		if _, err := Build(g, fresh, BuildOptions{Batch: batch, Train: true, Prefix: SupernetPrefix}); err != nil {
 			t.Fatal(err)
 		}
