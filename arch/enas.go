@@ -146,6 +146,12 @@ func (s *enasSpace) opHint(op string) string {
 //	  next layer's branch reads.
 //	head: gap → dense.
 //
+// With FinalNetwork (the network ENAS retrains from scratch, its
+// general_child fixed-arc path): layer i > 0 joins its chosen skips and its
+// branch by concat → relu → conv 1×1 → batchnorm instead of add → batchnorm,
+// and every reduction doubles the channels of the layers after it (the 1×1
+// conv brings a pooling branch's and the skips' channels to the layer's).
+//
 // A skip reads layer j's own output (before any reduction that follows it);
 // if reductions happened since, it is brought down by one parameter-free
 // avgpool 2×2 stride 2 per reduction. These nodes belong to the reading
@@ -167,14 +173,18 @@ func (s *enasSpace) build(d []int) (*Graph, []layerDesc) {
 		k := s.off[i]
 		l := layerName(i)
 		op := s.ops[d[k]]
+		width := o.Channels
+		if o.FinalNetwork {
+			width <<= reductions
+		}
 		switch op.kind {
 		case "conv":
-			x = g.add(Op{Kind: KindConv, KH: op.k, KW: op.k, Stride: 1, Out: o.Channels}, l, prev)
+			x = g.add(Op{Kind: KindConv, KH: op.k, KW: op.k, Stride: 1, Out: width}, l, prev)
 			x = g.add(Op{Kind: KindBatchNorm}, l, x)
 			x = g.add(Op{Kind: KindReLU}, l, x)
 		case "sepconv":
 			x = g.add(Op{Kind: KindDepthwiseConv, KH: op.k, KW: op.k, Stride: 1}, l, prev)
-			x = g.add(Op{Kind: KindConv, KH: 1, KW: 1, Stride: 1, Out: o.Channels}, l, x)
+			x = g.add(Op{Kind: KindConv, KH: 1, KW: 1, Stride: 1, Out: width}, l, x)
 			x = g.add(Op{Kind: KindBatchNorm}, l, x)
 			x = g.add(Op{Kind: KindReLU}, l, x)
 		case "maxpool", "avgpool":
@@ -199,14 +209,23 @@ func (s *enasSpace) build(d []int) (*Graph, []layerDesc) {
 			skips = append(skips, y)
 			names = append(names, layerName(j))
 		}
-		if len(skips) > 0 {
+		opName := o.Ops[d[k]]
+		switch {
+		case o.FinalNetwork && i > 0:
+			if len(skips) > 0 {
+				x = g.add(Op{Kind: KindConcat}, l, append(skips, x)...)
+			}
+			x = g.add(Op{Kind: KindReLU}, l, x)
+			x = g.add(Op{Kind: KindConv, KH: 1, KW: 1, Stride: 1, Out: width}, l, x)
+			opName += fmt.Sprintf(", concat → relu → conv 1×1, %d filters", width)
+		case len(skips) > 0:
 			x = g.add(Op{Kind: KindAdd}, l, append([]int{x}, skips...)...)
 		}
 		if i > 0 {
 			x = g.add(Op{Kind: KindBatchNorm}, l, x)
 		}
 		out[i], level[i] = x, reductions
-		descs = append(descs, layerDesc{name: l, index: i, op: o.Ops[d[k]], inputs: []string{prevName}, skips: names})
+		descs = append(descs, layerDesc{name: l, index: i, op: opName, inputs: []string{prevName}, skips: names})
 		prev, prevName = x, l
 
 		if s.reduce[i] {

@@ -317,3 +317,63 @@ func TestOverflowNode(t *testing.T) {
 		})
 	}
 }
+
+// The final network of the same architecture as TestENASHandComputed: joins
+// by concat → relu → conv 1×1, channels doubled after the reduction.
+func TestENASFinalNetworkHandComputed(t *testing.T) {
+	s, err := arch.New("enas-macro", arch.Options{
+		Layers: 3, Input: arch.Shape{C: 1, H: 8, W: 8}, Classes: 2, Channels: 4,
+		Ops: []string{"conv3x3", "sepconv3x3", "maxpool3x3"}, ReduceAfter: []int{0}, FinalNetwork: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Arch([]int{1, 0, 1, 2, 1, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.Lower(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := func(c, h, w int) arch.Shape { return arch.Shape{C: c, H: h, W: w} }
+	checkNodes(t, g, []nodeWant{
+		{arch.KindInput, "image", sh(1, 8, 8), 0, 0},
+		{arch.KindConv, "stem", sh(4, 8, 8), 36, 4608},
+		{arch.KindBatchNorm, "stem", sh(4, 8, 8), 8, 512},
+		{arch.KindDepthwiseConv, "layer 0", sh(4, 8, 8), 36, 4608},
+		{arch.KindConv, "layer 0", sh(4, 8, 8), 16, 2048},
+		{arch.KindBatchNorm, "layer 0", sh(4, 8, 8), 8, 512},
+		{arch.KindReLU, "layer 0", sh(4, 8, 8), 0, 256}, // layer 0 has no join
+		{arch.KindMaxPool, "pool after layer 0", sh(4, 4, 4), 0, 256},
+		{arch.KindConv, "layer 1", sh(8, 4, 4), 3 * 3 * 4 * 8, 2 * 288 * 16}, // 8 channels after the reduction
+		{arch.KindBatchNorm, "layer 1", sh(8, 4, 4), 16, 256},
+		{arch.KindReLU, "layer 1", sh(8, 4, 4), 0, 128},
+		{arch.KindAvgPool, "layer 1", sh(4, 4, 4), 0, 256},
+		{arch.KindConcat, "layer 1", sh(12, 4, 4), 0, 0}, // skip's 4 channels, then the branch's 8
+		{arch.KindReLU, "layer 1", sh(12, 4, 4), 0, 192},
+		{arch.KindConv, "layer 1", sh(8, 4, 4), 12 * 8, 2 * 96 * 16},
+		{arch.KindBatchNorm, "layer 1", sh(8, 4, 4), 16, 256},
+		{arch.KindMaxPool, "layer 2", sh(8, 4, 4), 0, 9 * 128},
+		{arch.KindAvgPool, "layer 2", sh(4, 4, 4), 0, 256},
+		{arch.KindConcat, "layer 2", sh(12, 4, 4), 0, 0},
+		{arch.KindReLU, "layer 2", sh(12, 4, 4), 0, 192},
+		{arch.KindConv, "layer 2", sh(8, 4, 4), 96, 3072}, // the 1×1 gives the pool branch the layer's width
+		{arch.KindBatchNorm, "layer 2", sh(8, 4, 4), 16, 256},
+		{arch.KindGlobalAvgPool, "head", sh(8, 1, 1), 0, 128},
+		{arch.KindDense, "head", sh(2, 1, 1), 8*2 + 2, 2 * 8 * 2},
+	})
+	plain, _ := arch.New("enas-macro", arch.Options{
+		Layers: 3, Input: arch.Shape{C: 1, H: 8, W: 8}, Classes: 2, Channels: 4,
+		Ops: []string{"conv3x3", "sepconv3x3", "maxpool3x3"}, ReduceAfter: []int{0},
+	})
+	b, _ := plain.Arch(a.Decisions)
+	if a.Hash() == b.Hash() {
+		t.Error("the final network hashes like the searched child")
+	}
+	for _, name := range []string{"nas", "enas-micro"} {
+		if _, err := arch.New(name, arch.Options{FinalNetwork: true}); err == nil || !strings.Contains(err.Error(), "final_network") {
+			t.Errorf("%s with final_network: %v, want an error naming final_network", name, err)
+		}
+	}
+}

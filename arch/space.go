@@ -41,6 +41,11 @@ type Options struct {
 	Nodes  int `json:"nodes,omitzero" toml:"nodes"`   // searched nodes per cell
 	Cells  int `json:"cells,omitzero" toml:"cells"`   // normal cells per stage (N)
 	Stages int `json:"stages,omitzero" toml:"stages"` // stages; a reduction cell separates two
+
+	// enas-macro: the network ENAS trains from scratch after a search, in
+	// place of the sampled child's shape (skips joined by concatenation and a
+	// 1×1 conv instead of a sum; channels doubled after each reduction).
+	FinalNetwork bool `json:"final_network,omitzero" toml:"final_network"`
 }
 
 // clone copies the slices so a caller cannot mutate a space through them.
@@ -425,6 +430,7 @@ func unused(p *problems, space string, o Options, fields ...string) {
 		"nodes":         o.Nodes != 0,
 		"cells":         o.Cells != 0,
 		"stages":        o.Stages != 0,
+		"final_network": o.FinalNetwork,
 	}
 	for _, f := range fields {
 		if set[f] {

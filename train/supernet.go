@@ -147,6 +147,9 @@ func NewSupernet(s arch.Space, seed uint64, o SupernetOptions) (*Supernet, error
 		return nil, fmt.Errorf("train: supernet: MaxNets %d: must be ≥ 1", o.MaxNets)
 	}
 	opt := s.Options()
+	if opt.FinalNetwork {
+		return nil, errors.New("train: supernet: final_network describes the retrained network, not the shared graph of a search")
+	}
 	sn := &Supernet{space: s, opt: opt, reduce: make([]bool, opt.Layers), bucketI: map[string]int{},
 		offset: map[*Param]int{}, buf: NewBuffers(), maxNets: o.MaxNets, lru: list.New(), nets: map[snKey]*list.Element{}}
 	if opt.Channels < 2 {

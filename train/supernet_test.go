@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -491,4 +492,14 @@ func BenchmarkSupernetStep(b *testing.B) {
 			}
 		})
 	})
+}
+
+func TestSupernetRejectsFinalNetwork(t *testing.T) {
+	s, err := arch.New("enas-macro", arch.Options{Layers: 3, Channels: 4, FinalNetwork: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewSupernet(s, 1, SupernetOptions{}); err == nil || !strings.Contains(err.Error(), "final_network") {
+		t.Fatalf("NewSupernet of a final-network space: %v, want an error naming final_network", err)
+	}
 }

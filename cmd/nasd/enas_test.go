@@ -360,7 +360,7 @@ func TestTrainWidensArch(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := space.Sample(rand.New(rand.NewPCG(1, 2)))
-	b, wide, err := widen(a, space, 32, 0)
+	b, wide, err := widen(a, space, 32, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,6 +368,14 @@ func TestTrainWidensArch(t *testing.T) {
 	nb, _ := arch.Analyze(wide, b)
 	if !slices.Equal(a.Decisions, b.Decisions) || wide.Options().Channels != 32 || nb.Params <= 4*na.Params {
 		t.Fatalf("widened to 32 channels: %d → %d params, decisions %v → %v", na.Params, nb.Params, a.Decisions, b.Decisions)
+	}
+	c, final, err := widen(a, space, 0, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, _ := arch.Analyze(final, c)
+	if !slices.Equal(a.Decisions, c.Decisions) || !final.Options().FinalNetwork || nc.Params <= na.Params {
+		t.Fatalf("final network: %d → %d params, options %+v", na.Params, nc.Params, final.Options())
 	}
 	f := filepath.Join(t.TempDir(), "a.json")
 	var buf bytes.Buffer

@@ -89,6 +89,7 @@ type spaceFlags struct {
 	nodes        int
 	cells        int
 	stages       int
+	final        bool
 }
 
 func (sf *spaceFlags) register(fs *flag.FlagSet) {
@@ -105,6 +106,7 @@ func (sf *spaceFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&sf.nodes, "nodes", 0, "enas-micro: searched nodes per cell (0 = default)")
 	fs.IntVar(&sf.cells, "cells", 0, "enas-micro: normal cells per stage (0 = default)")
 	fs.IntVar(&sf.stages, "stages", 0, "enas-micro: stages, a reduction cell between two (0 = default)")
+	fs.BoolVar(&sf.final, "final-network", false, "enas-macro: the network ENAS retrains after a search: skips joined by concat + 1×1 conv, channels doubled after each reduction")
 }
 
 // space builds the configured space; zero options take the space's defaults,
@@ -123,6 +125,7 @@ func (sf *spaceFlags) space(dataInput arch.Shape, dataClasses int) (arch.Space, 
 		Nodes:        sf.nodes,
 		Cells:        sf.cells,
 		Stages:       sf.stages,
+		FinalNetwork: sf.final,
 	}
 	if opt.Input == (arch.Shape{}) {
 		opt.Input = dataInput

@@ -97,7 +97,7 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 		// widths may grow, as for a derived network's final training.
 		for _, name := range []string{"space", "layers", "filter-sizes", "filter-counts", "strides", "ops", "reduce-after", "nodes", "stages"} {
 			if set[name] {
-				fmt.Fprintf(stderr, "nasd train: -%s with -arch: the architecture's decisions fix it (-channels and -cells may widen it)\n", name)
+				fmt.Fprintf(stderr, "nasd train: -%s with -arch: the architecture's decisions fix it (-channels, -cells and -final-network may widen it)\n", name)
 				return exitUsage
 			}
 		}
@@ -122,7 +122,7 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 		if a, space, err = arch.Load(*archFile); err != nil {
 			return fail(stderr, err)
 		}
-		if a, space, err = widen(a, space, sf.channels, sf.cells); err != nil {
+		if a, space, err = widen(a, space, sf.channels, sf.cells, sf.final); err != nil {
 			return fail(stderr, fmt.Errorf("%s: %w", *archFile, err))
 		}
 	} else {
@@ -189,11 +189,12 @@ func printResult(w io.Writer, r train.Result) {
 		r.Params, r.Steps, r.WallSeconds, r.ExamplesPerSec)
 }
 
-// widen gives a with channels and cells (when > 0) in place of its space's:
-// the same decisions in a wider network, as a search's derived child is
-// trained at the end (ENAS: 36 channels in search, 96 in the final network).
-func widen(a arch.Arch, space arch.Space, channels, cells int) (arch.Arch, arch.Space, error) {
-	if channels == 0 && cells == 0 {
+// widen gives a with channels and cells (when > 0) in place of its space's,
+// and with final the space's final-network shape: the same decisions in the
+// network a search's derived child is trained as at the end (ENAS: 36
+// channels in search, 96 in the final network, concat joins).
+func widen(a arch.Arch, space arch.Space, channels, cells int, final bool) (arch.Arch, arch.Space, error) {
+	if channels == 0 && cells == 0 && !final {
 		return a, space, nil
 	}
 	opt := space.Options()
@@ -203,6 +204,7 @@ func widen(a arch.Arch, space arch.Space, channels, cells int) (arch.Arch, arch.
 	if cells > 0 {
 		opt.Cells = cells
 	}
+	opt.FinalNetwork = opt.FinalNetwork || final
 	wide, err := arch.New(space.Name(), opt)
 	if err != nil {
 		return a, space, err
