@@ -113,15 +113,18 @@ func TestNASHandComputed(t *testing.T) {
 // A three-layer enas-macro network on an 8×8 image with a reduction after
 // layer 0, computed by hand (formulas as in TestNASHandComputed; a pool costs
 // KH·KW FLOPs per output value, an add one per value per extra input).
-func TestENASHandComputed(t *testing.T) {
+// enasHand is the small enas-macro architecture the hand-computed tests
+// check: layer 0 sepconv3x3; layer 1 conv3x3, skip from 0; layer 2
+// maxpool3x3, skip from 0; a reduction after layer 0.
+func enasHand(t *testing.T, final bool) (arch.Space, arch.Arch, *arch.Graph) {
+	t.Helper()
 	s, err := arch.New("enas-macro", arch.Options{
 		Layers: 3, Input: arch.Shape{C: 1, H: 8, W: 8}, Classes: 2, Channels: 4,
-		Ops: []string{"conv3x3", "sepconv3x3", "maxpool3x3"}, ReduceAfter: []int{0},
+		Ops: []string{"conv3x3", "sepconv3x3", "maxpool3x3"}, ReduceAfter: []int{0}, FinalNetwork: final,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// layer 0: sepconv3x3. layer 1: conv3x3, skip from 0. layer 2: maxpool3x3, skip from 0.
 	a, err := s.Arch([]int{1, 0, 1, 2, 1, 0})
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +133,11 @@ func TestENASHandComputed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, a, g
+}
+
+func TestENASHandComputed(t *testing.T) {
+	s, a, g := enasHand(t, false)
 	sh := func(c, h, w int) arch.Shape { return arch.Shape{C: c, H: h, W: w} }
 	checkNodes(t, g, []nodeWant{
 		{arch.KindInput, "image", sh(1, 8, 8), 0, 0},
@@ -321,21 +329,7 @@ func TestOverflowNode(t *testing.T) {
 // The final network of the same architecture as TestENASHandComputed: joins
 // by concat → relu → conv 1×1, channels doubled after the reduction.
 func TestENASFinalNetworkHandComputed(t *testing.T) {
-	s, err := arch.New("enas-macro", arch.Options{
-		Layers: 3, Input: arch.Shape{C: 1, H: 8, W: 8}, Classes: 2, Channels: 4,
-		Ops: []string{"conv3x3", "sepconv3x3", "maxpool3x3"}, ReduceAfter: []int{0}, FinalNetwork: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Arch([]int{1, 0, 1, 2, 1, 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := s.Lower(a)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, a, g := enasHand(t, true)
 	sh := func(c, h, w int) arch.Shape { return arch.Shape{C: c, H: h, W: w} }
 	checkNodes(t, g, []nodeWant{
 		{arch.KindInput, "image", sh(1, 8, 8), 0, 0},
@@ -363,12 +357,7 @@ func TestENASFinalNetworkHandComputed(t *testing.T) {
 		{arch.KindGlobalAvgPool, "head", sh(8, 1, 1), 0, 128},
 		{arch.KindDense, "head", sh(2, 1, 1), 8*2 + 2, 2 * 8 * 2},
 	})
-	plain, _ := arch.New("enas-macro", arch.Options{
-		Layers: 3, Input: arch.Shape{C: 1, H: 8, W: 8}, Classes: 2, Channels: 4,
-		Ops: []string{"conv3x3", "sepconv3x3", "maxpool3x3"}, ReduceAfter: []int{0},
-	})
-	b, _ := plain.Arch(a.Decisions)
-	if a.Hash() == b.Hash() {
+	if _, b, _ := enasHand(t, false); a.Hash() == b.Hash() {
 		t.Error("the final network hashes like the searched child")
 	}
 	for _, name := range []string{"nas", "enas-micro"} {
