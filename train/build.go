@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 
@@ -22,6 +23,12 @@ type BuildOptions struct {
 	// Buffers, when set, is memory shared with the other nets built with it
 	// (see Buffers); nil gives the net buffers of its own.
 	Buffers *Buffers
+	// Dropout > 0 puts inverted dropout of that rate on the input of the
+	// last node (the classifier) of a training net, its masks drawn from
+	// DropoutRNG (required then): one stream per trainer, so a run's masks
+	// follow from its seed and its sequence of steps.
+	Dropout    float64
+	DropoutRNG *rand.PCG
 	// BatchStats makes an evaluation net (Train false) normalise with each
 	// batch's own statistics, as ENAS evaluates children during the search
 	// (running statistics are shared by all children and so fit none). It
@@ -199,6 +206,14 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 		case arch.KindFlatten:
 			y, err = k.Flatten(x)
 		case arch.KindDense:
+			if opt.Train && opt.Dropout > 0 && i == len(ag.Nodes)-1 {
+				if opt.DropoutRNG == nil {
+					return nil, fmt.Errorf("train: build: dropout %g without a DropoutRNG", opt.Dropout)
+				}
+				if x, err = k.Dropout(x, opt.Dropout, opt.DropoutRNG); err != nil {
+					return nil, fmt.Errorf("train: build: node %d (%s): %w", i, node.Layer, err)
+				}
+			}
 			in := x.Shape().TotalSize() / B
 			var wn, bn *G.Node
 			if wn, err = param(pre+"/dense/W", []int{o.Out, in}, initHe, in); err != nil {

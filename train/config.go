@@ -44,6 +44,11 @@ type Config struct {
 
 	Augment dataset.Augment `json:"augment" toml:"augment"`
 
+	// Dropout is the rate of inverted dropout on the classifier's input (the
+	// last dense layer's), in training only; 0 = none. ENAS's final networks
+	// train with it.
+	Dropout float64 `json:"dropout,omitzero" toml:"dropout"`
+
 	// Reward = f(max validation accuracy over the last RewardEpochs epochs);
 	// see Reward.
 	RewardEpochs int     `json:"reward_epochs" toml:"reward_epochs"`
@@ -139,6 +144,9 @@ func (c Config) Validate() error {
 		bad("batch_size", c.BatchSize, "must be ≥ 1 (0 = default 64)")
 	}
 	oneOf("optimizer", c.Optimizer, Optimizers)
+	if !finite(c.Dropout) || c.Dropout < 0 || c.Dropout >= 1 {
+		bad("dropout", c.Dropout, "must be in [0, 1)")
+	}
 	if !finite(c.LR) || c.LR < 0 {
 		bad("lr", c.LR, "must be a finite number > 0 (0 = default)")
 	}

@@ -3,6 +3,7 @@ package train
 import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+	"math/rand/v2"
 )
 
 // kernels makes the Gorgonia nodes of each primitive, one method per
@@ -27,6 +28,9 @@ type kernels interface {
 	Flatten(x *G.Node) (*G.Node, error)
 	Dense(x, w, b *G.Node, needDX bool) (*G.Node, error)
 	Shift(x *G.Node) (*G.Node, error)
+	// Dropout zeroes each element with probability rate and scales the rest
+	// by 1/(1−rate), a fresh mask from rng every forward pass.
+	Dropout(x *G.Node, rate float64, rng *rand.PCG) (*G.Node, error)
 	// SoftmaxCE returns the scalar mean loss node and the head through which
 	// labels go in and loss and accuracy come out.
 	SoftmaxCE(logits *G.Node) (*G.Node, lossHead, error)
@@ -67,6 +71,10 @@ func (k goKernels[T]) Concat(xs []*G.Node) (*G.Node, error) { return buildConcat
 func (k goKernels[T]) Add(xs []*G.Node) (*G.Node, error)    { return buildAdd[T](k.buf, xs) }
 func (k goKernels[T]) GlobalAvgPool(x *G.Node) (*G.Node, error) {
 	return buildGlobalAvgPool[T](k.buf, x)
+}
+
+func (k goKernels[T]) Dropout(x *G.Node, rate float64, rng *rand.PCG) (*G.Node, error) {
+	return buildDropout[T](k.buf, x, rate, rng)
 }
 
 func (k goKernels[T]) Flatten(x *G.Node) (*G.Node, error) {

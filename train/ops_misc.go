@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"unsafe"
 
 	G "gorgonia.org/gorgonia"
@@ -479,4 +480,55 @@ func (k *softmaxCE[T]) backward(in []G.Value) (G.Value, error) {
 		}
 	}
 	return k.dz, nil
+}
+
+// dropout is inverted dropout: y = x ⊙ m, m_i = 0 with probability rate, else
+// 1/(1−rate), so evaluation needs no rescaling. The mask is drawn serially
+// from one stream (cheap next to the layers around it: it sits on the
+// classifier's input) and kept for the backward pass, dx = dy ⊙ m.
+type dropout[T Float] struct {
+	rate  float64
+	scale T
+	rng   *rand.PCG
+	mask  []T
+	y, dx *tensor.Dense
+}
+
+func buildDropout[T Float](a *Buffers, x *G.Node, rate float64, rng *rand.PCG) (*G.Node, error) {
+	if !(rate >= 0 && rate < 1) || rng == nil {
+		return nil, fmt.Errorf("dropout rate %g: want [0, 1) and a random stream", rate)
+	}
+	xs := x.Shape()
+	k := &dropout[T]{rate: rate, scale: T(1 / (1 - rate)), rng: rng, mask: make([]T, xs.TotalSize()),
+		y: newTensor[T](a, xs...), dx: newTensor[T](a, xs...)}
+	fwd := newOp("dropout", xs, []int{xs.Dims()}, k.forward)
+	fwd.wrt = []bool{true}
+	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+		dx, err := G.ApplyOp(newOp("dropout_dx", xs, []int{xs.Dims()}, k.backward), grad)
+		return G.Nodes{dx}, err
+	}
+	return G.ApplyOp(fwd, x)
+}
+
+func (k *dropout[T]) forward(in []G.Value) (G.Value, error) {
+	x, y := raw[T](in[0]), raw[T](k.y)
+	// A draw below rate·2⁵³ drops: exact for every rate a float64 holds.
+	cut := uint64(k.rate * (1 << 53))
+	for i := range k.mask {
+		m := k.scale
+		if k.rng.Uint64()>>11 < cut {
+			m = 0
+		}
+		k.mask[i] = m
+		y[i] = x[i] * m
+	}
+	return k.y, nil
+}
+
+func (k *dropout[T]) backward(in []G.Value) (G.Value, error) {
+	dy, dx := raw[T](in[0]), raw[T](k.dx)
+	for i, m := range k.mask {
+		dx[i] = dy[i] * m
+	}
+	return k.dx, nil
 }

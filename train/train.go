@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"time"
 
 	"gorgonia.org/tensor"
@@ -174,6 +175,7 @@ type trainer struct {
 	w    *Weights
 	opt  *optimizer
 	nets map[netKey]*Net
+	drop *rand.PCG // dropout masks, shared by the training nets in step order
 }
 
 type netKey struct {
@@ -183,13 +185,14 @@ type netKey struct {
 
 func newTrainer(g *arch.Graph, cfg Config, seed uint64) *trainer {
 	return &trainer{g: g, cfg: cfg, w: NewWeights(tensor.Float32, mix(seed, saltInit)), opt: newOptimizer(cfg),
-		nets: map[netKey]*Net{}, buf: NewBuffers()}
+		nets: map[netKey]*Net{}, buf: NewBuffers(), drop: rand.NewPCG(mix(seed, saltDropout), saltDropout)}
 }
 
 // Seeds of a run's random streams derive from the trial seed and a salt.
 const (
 	saltInit = 1 + iota
 	saltData
+	saltDropout
 )
 
 // net returns the compiled net for a batch size and mode, building it once.
@@ -198,7 +201,7 @@ func (t *trainer) net(batch int, train bool) (*Net, error) {
 	if n, ok := t.nets[k]; ok {
 		return n, nil
 	}
-	n, err := buildWith(t.g, t.w, BuildOptions{Batch: batch, Train: train, Buffers: t.buf}, t.kern)
+	n, err := buildWith(t.g, t.w, BuildOptions{Batch: batch, Train: train, Buffers: t.buf, Dropout: t.cfg.Dropout, DropoutRNG: t.drop}, t.kern)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,7 @@ func registerTrainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.Float64Var(&c.StepGamma, "step-gamma", c.StepGamma, "step schedule: decay factor")
 	fs.IntVar(&c.Augment.Pad, "augment-pad", c.Augment.Pad, "random-crop augmentation: zero padding in pixels (0 = off)")
 	fs.BoolVar(&c.Augment.FlipH, "flip", c.Augment.FlipH, "random horizontal flips")
+	fs.Float64Var(&c.Dropout, "dropout", c.Dropout, "dropout rate on the classifier's input, in training (0 = none)")
 	fs.IntVar(&c.RewardEpochs, "reward-epochs", c.RewardEpochs, "reward: best validation accuracy over the last k epochs")
 	fs.Float64Var(&c.RewardPower, "reward-power", c.RewardPower, "reward: exponent p of (accuracy)^p")
 	fs.StringVar(&c.RewardKind, "reward", c.RewardKind, "reward kind: power or exp")
