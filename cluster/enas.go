@@ -9,7 +9,11 @@ import (
 // it: before each collective step it broadcasts an ENASPlan (Bcast from 0),
 // and then every rank makes the calls the plan's Op names, in this order:
 //
-//	train  workers Step their child Children[rank-1] on their minibatch;
+//	policy the plan carries the policy's sampler state (Policy); workers
+//	       keep it to sample their own children until the next policy plan
+//	train  workers Step their child on their minibatch: Children[rank-1]
+//	       when the plan lists children, else one they sample from the
+//	       policy with the generator PCG(SampleSeed, rank);
 //	       every rank: AllreduceBuckets of the gradient (rank 0 adds nothing);
 //	       workers apply SGD; if Check, Gather of each rank's weight checksum
 //	eval   workers score their share of Children (child i on rank
@@ -28,12 +32,17 @@ type ENASPlan struct {
 	Step     int     `json:"step,omitempty"` // within the epoch
 	LR       float64 `json:"lr,omitempty"`
 	Children [][]int `json:"children,omitempty"` // decision lists
-	Batch    int     `json:"batch,omitempty"`
-	Check    bool    `json:"check,omitempty"`
+	// SampleSeed seeds the workers' own child draws of a train plan
+	// without Children.
+	SampleSeed uint64 `json:"sample_seed,omitempty"`
+	Policy     []byte `json:"policy,omitempty"` // policy plan: the sampler state
+	Batch      int    `json:"batch,omitempty"`
+	Check      bool   `json:"check,omitempty"`
 }
 
 // ENAS plan ops.
 const (
+	ENASPolicy  = "policy"
 	ENASTrain   = "train"
 	ENASEval    = "eval"
 	ENASStatsOp = "stats"

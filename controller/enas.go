@@ -35,6 +35,10 @@ const (
 type ENASPolicy interface {
 	Strategy
 	Sample(n int) []arch.Arch
+	// SamplerState encodes the current policy for the workers, which draw
+	// their own shared-weight children from it (rank 0 would otherwise
+	// sample every worker's child serially, each step).
+	SamplerState() ([]byte, error)
 }
 
 // ENASOptions is the schedule of an ENAS search. Defaults (ENASDefaults)
@@ -219,6 +223,9 @@ type enasTraffic struct {
 	floats  int     // Σ union floats
 	bytes   int     // Σ bytes each rank sent in AllreduceBuckets (lengths not counted)
 	wall    float64 // Σ seconds of trainStep
+	// policyBytes is the size of the policy plans broadcast (once per
+	// epoch, and again after a resume).
+	policyBytes int
 }
 
 // RunENAS is rank 0's side of an ENAS search (Pham et al. 2018) over every
@@ -275,6 +282,9 @@ func (l *enasLoop) run1(ctx context.Context, resume bool) (ENASSummary, error) {
 	}
 	for l.st.Epoch < o.Epochs {
 		if l.st.Phase == "train" {
+			if err := l.sendPolicy(ctx); err != nil {
+				return ENASSummary{}, err
+			}
 			for l.st.Step < l.info.StepsPerEpoch {
 				if stopped() {
 					return interrupted()
@@ -380,15 +390,26 @@ func (l *enasLoop) setup(ctx context.Context) error {
 	return nil
 }
 
-// trainStep trains one child per worker on the shared weights.
+// sendPolicy gives the workers the policy they sample their children from
+// in the shared-weight phase: it changes only in the controller phase.
+func (l *enasLoop) sendPolicy(ctx context.Context) error {
+	state, err := l.p.SamplerState()
+	if err != nil {
+		return strategyError{fmt.Errorf("controller: enas: %w", err)}
+	}
+	l.traffic.policyBytes += len(state)
+	return l.bcast(ctx, cluster.ENASPlan{Op: cluster.ENASPolicy, Policy: state})
+}
+
+// trainStep trains one child per worker on the shared weights; each worker
+// samples its own from the policy, with a generator seeded from the run
+// seed, the step and its rank.
 func (l *enasLoop) trainStep(ctx context.Context) error {
 	began := time.Now()
 	o := l.cfg.Options
-	workers := l.t.Size() - 1
-	children := l.p.Sample(workers)
 	plan := cluster.ENASPlan{Op: cluster.ENASTrain, Epoch: l.st.Epoch, Step: l.st.Step,
-		LR: o.LR(float64(l.st.Epoch) + float64(l.st.Step)/float64(l.info.StepsPerEpoch)), Children: decisions(children),
-		Check: (l.st.Steps+1)%o.ChecksumSteps == 0}
+		LR:         o.LR(float64(l.st.Epoch) + float64(l.st.Step)/float64(l.info.StepsPerEpoch)),
+		SampleSeed: enasSampleSeed(l.cfg.Seed, l.st.Steps), Check: (l.st.Steps+1)%o.ChecksumSteps == 0}
 	if err := l.bcast(ctx, plan); err != nil {
 		return err
 	}
@@ -526,6 +547,7 @@ func (l *enasLoop) endEpoch(ctx context.Context) error {
 		journal.Float(e, "union_buckets", float64(tr.buckets)/n)
 		journal.Float(e, "union_floats", float64(tr.floats)/n)
 		journal.Float(e, "allreduce_bytes", float64(tr.bytes)/n)
+		e.Int("policy_bytes", tr.policyBytes)
 		if tot.StepS > 0 {
 			w := float64(tr.steps * (l.t.Size() - 1))
 			journal.Float(e, "step_s", tot.StepS/w)
@@ -765,6 +787,15 @@ func (l *enasLoop) restore(ctx context.Context) error {
 	}
 	l.st, l.before = st, time.Duration(st.ElapsedNS)
 	return nil
+}
+
+// enasSampleSeed seeds the workers' child draws of global step steps
+// (SplitMix64's finaliser spreads consecutive steps apart).
+func enasSampleSeed(seed uint64, steps int) uint64 {
+	z := seed ^ 0x656e6173_73616d70 + uint64(steps)*0x9e3779b97f4a7c15 // "enassamp"
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }
 
 // decisions returns the children's decision lists.

@@ -22,6 +22,15 @@ type ENASConfig struct {
 	Momentum float64 // Nesterov momentum of the shared weights
 	L2       float64 // weight decay
 	Seed     uint64  // run seed: the epochs' example order
+	// NewSampler rebuilds the policy of a policy plan, from which the
+	// worker samples its own children (cmd/nasd passes rl.NewSampler);
+	// nil: only train plans that list their children can be followed.
+	NewSampler func(state []byte) (ChildSampler, error)
+}
+
+// ChildSampler draws one child of the search space from a frozen policy.
+type ChildSampler interface {
+	Sample(r *rand.Rand) (arch.Arch, error)
 }
 
 // RunENAS is a worker's side of an ENAS search: it holds a replica of the
@@ -49,6 +58,8 @@ func RunENAS(ctx context.Context, t cluster.Transport, space arch.Space, sn *tra
 			return fmt.Errorf("worker: enas: %w", err)
 		}
 		switch plan.Op {
+		case cluster.ENASPolicy:
+			err = w.setPolicy(plan.Policy)
 		case cluster.ENASTrain:
 			err = w.train(ctx, plan)
 		case cluster.ENASEval:
@@ -88,6 +99,7 @@ type enasWorker struct {
 	epochPerm int
 	x         []float32
 	y         []int32
+	sampler   ChildSampler // the last policy plan's
 }
 
 func (w *enasWorker) setup(ctx context.Context) error {
@@ -153,8 +165,35 @@ func (w *enasWorker) order(epoch int) []int {
 	return w.perm
 }
 
+func (w *enasWorker) setPolicy(state []byte) error {
+	if w.cfg.NewSampler == nil {
+		return errors.New("worker: enas: a policy plan, but this worker has no sampler")
+	}
+	s, err := w.cfg.NewSampler(state)
+	if err != nil {
+		return fmt.Errorf("worker: enas: policy plan: %w", err)
+	}
+	w.sampler = s
+	return nil
+}
+
+// trainChild is the child of a train plan: listed, or drawn by this rank.
+func (w *enasWorker) trainChild(plan cluster.ENASPlan) (arch.Arch, error) {
+	if len(plan.Children) > 0 {
+		return w.child(plan, w.t.Rank()-1)
+	}
+	if w.sampler == nil {
+		return arch.Arch{}, fmt.Errorf("worker: enas: step %d of epoch %d lists no children and no policy plan came before it", plan.Step, plan.Epoch)
+	}
+	a, err := w.sampler.Sample(rand.New(rand.NewPCG(plan.SampleSeed, uint64(w.t.Rank()))))
+	if err != nil {
+		return arch.Arch{}, fmt.Errorf("worker: enas: sampling the child of step %d of epoch %d: %w", plan.Step, plan.Epoch, err)
+	}
+	return a, nil
+}
+
 func (w *enasWorker) train(ctx context.Context, plan cluster.ENASPlan) error {
-	child, err := w.child(plan, w.t.Rank()-1)
+	child, err := w.trainChild(plan)
 	if err != nil {
 		return err
 	}

@@ -96,19 +96,10 @@ func TestENASTwoRanksEqualAccumulation(t *testing.T) {
 	var state []byte
 	errs := driveENAS(t, space, data, 2, cfg, nil, func(ctx context.Context, t0 cluster.Transport, layout *cluster.Buckets) {
 		for step := range 2 {
-			bcastPlan(t, ctx, t0, cluster.ENASPlan{Op: cluster.ENASTrain, Step: step, LR: lr,
+			runPlans(t, ctx, t0, layout, cluster.ENASPlan{Op: cluster.ENASTrain, Step: step, LR: lr,
 				Children: [][]int{children[0].Decisions, children[1].Decisions}})
-			if _, err := cluster.AllreduceBuckets(ctx, t0, make([]float32, layout.Size()), layout, layout.NewMask()); err != nil {
-				t.Fatal(err)
-			}
 		}
-		bcastPlan(t, ctx, t0, cluster.ENASPlan{Op: cluster.ENASSave})
-		got, err := t0.Gather(ctx, 0, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		state = got[1]
-		bcastPlan(t, ctx, t0, cluster.ENASPlan{Op: cluster.ENASStop})
+		state = saveAndStop(t, ctx, t0)
 	})
 	for _, err := range errs {
 		if err != nil {
@@ -181,4 +172,81 @@ func TestENASBadPlan(t *testing.T) {
 	}
 }
 
+// runPlans is rank 0's side of plans: a train plan's Allreduce (adding
+// nothing) after its broadcast.
+func runPlans(t *testing.T, ctx context.Context, t0 cluster.Transport, layout *cluster.Buckets, plans ...cluster.ENASPlan) {
+	t.Helper()
+	for _, p := range plans {
+		bcastPlan(t, ctx, t0, p)
+		if p.Op == cluster.ENASTrain {
+			if _, err := cluster.AllreduceBuckets(ctx, t0, make([]float32, layout.Size()), layout, layout.NewMask()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// saveAndStop returns rank 1's supernet state and stops the workers.
+func saveAndStop(t *testing.T, ctx context.Context, t0 cluster.Transport) []byte {
+	t.Helper()
+	bcastPlan(t, ctx, t0, cluster.ENASPlan{Op: cluster.ENASSave})
+	got, err := t0.Gather(ctx, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bcastPlan(t, ctx, t0, cluster.ENASPlan{Op: cluster.ENASStop})
+	return got[1]
+}
+
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 11)) }
+
+// spaceSampler is a ChildSampler drawing uniformly from its space.
+type spaceSampler struct{ space arch.Space }
+
+func (s spaceSampler) Sample(r *rand.Rand) (arch.Arch, error) { return s.space.Sample(r), nil }
+
+// After a policy plan, a train plan without children has each rank draw its
+// own child with PCG(SampleSeed, rank): the step equals one whose plan lists
+// those children. Without a policy plan such a step is an error.
+func TestENASWorkersSampleTheirChildren(t *testing.T) {
+	space, data := enasFixture(t)
+	const seed = 77
+	var states []string
+	var mu sync.Mutex // workers are goroutines
+	cfg := ENASConfig{Batch: 32, Momentum: 0.9, Seed: 5, NewSampler: func(state []byte) (ChildSampler, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		states = append(states, string(state))
+		return spaceSampler{space}, nil
+	}}
+	step := func(plans ...cluster.ENASPlan) []byte {
+		var state []byte
+		errs := driveENAS(t, space, data, 2, cfg, nil, func(ctx context.Context, t0 cluster.Transport, layout *cluster.Buckets) {
+			runPlans(t, ctx, t0, layout, plans...)
+			state = saveAndStop(t, ctx, t0)
+		})
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		return state
+	}
+	sampled := step(cluster.ENASPlan{Op: cluster.ENASPolicy, Policy: []byte("policy v1")},
+		cluster.ENASPlan{Op: cluster.ENASTrain, LR: 0.05, SampleSeed: seed})
+	if len(states) != 2 || states[0] != "policy v1" || states[1] != "policy v1" {
+		t.Fatalf("NewSampler saw %q, want the policy plan's state once per worker", states)
+	}
+	c1, c2 := space.Sample(rand.New(rand.NewPCG(seed, 1))), space.Sample(rand.New(rand.NewPCG(seed, 2)))
+	listed := step(cluster.ENASPlan{Op: cluster.ENASTrain, LR: 0.05, Children: [][]int{c1.Decisions, c2.Decisions}})
+	if string(sampled) != string(listed) {
+		t.Fatal("the step with children drawn by the workers differs from the step listing PCG(seed, rank)'s draws")
+	}
+
+	errs := driveENAS(t, space, data, 1, cfg, nil, func(ctx context.Context, t0 cluster.Transport, _ *cluster.Buckets) {
+		bcastPlan(t, ctx, t0, cluster.ENASPlan{Op: cluster.ENASTrain, LR: 0.05, SampleSeed: seed})
+	})
+	if errs[0] == nil || !strings.Contains(errs[0].Error(), "no policy plan") {
+		t.Fatalf("a train plan without children or policy: %v", errs[0])
+	}
+}

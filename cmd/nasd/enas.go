@@ -15,6 +15,7 @@ import (
 	"nasd/arch"
 	"nasd/cluster"
 	"nasd/controller"
+	"nasd/controller/rl"
 	"nasd/journal"
 	"nasd/train"
 	"nasd/train/dataset"
@@ -92,8 +93,14 @@ func enasWorkerLoop(ctx context.Context, tr cluster.Transport, cfg searchConfig)
 		return err
 	}
 	defer sn.Close()
-	return worker.RunENAS(ctx, tr, space, sn, data, worker.ENASConfig{Batch: sched.Batch, Momentum: sched.Momentum,
-		L2: sched.L2, Seed: cfg.Seed})
+	return worker.RunENAS(ctx, tr, space, sn, data, enasWorkerConfig(space, sched, cfg.Seed))
+}
+
+// enasWorkerConfig is a worker's part of the schedule, with the rl
+// package's sampler for the policy plans (every ENAS policy is rl's).
+func enasWorkerConfig(space arch.Space, sched controller.ENASOptions, seed uint64) worker.ENASConfig {
+	return worker.ENASConfig{Batch: sched.Batch, Momentum: sched.Momentum, L2: sched.L2, Seed: seed,
+		NewSampler: func(state []byte) (worker.ChildSampler, error) { return rl.NewSampler(space, state) }}
 }
 
 // runENASController is rank 0 of an ENAS search: journal, policy, loop,

@@ -297,7 +297,7 @@ func runENASQuality(t *testing.T, space arch.Space, data *dataset.Splits, seed u
 	ctx := context.Background()
 	werr := make(chan error, 1)
 	go func() {
-		werr <- worker.RunENAS(ctx, ends[1], space, sn, data, worker.ENASConfig{Batch: sched.Batch, Momentum: sched.Momentum, L2: sched.L2, Seed: seed})
+		werr <- worker.RunENAS(ctx, ends[1], space, sn, data, enasWorkerConfig(space, sched, seed))
 	}()
 	run, err := journal.Create(t.TempDir())
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"nasd/arch"
 	"slices"
 )
 
@@ -68,16 +69,18 @@ func bytesToFloats(dst []float64, b []byte) bool {
 
 // fingerprint names what a snapshot's weights fit: the space, its decision
 // table and the network's shape.
-func (s *Strategy) fingerprint() string {
+func (s *Strategy) fingerprint() string { return fingerprint(s.space, s.m, s.opt) }
+
+func fingerprint(space arch.Space, m *model, opt Options) string {
 	h := fnv.New64a()
-	for _, d := range s.m.decisions {
+	for _, d := range m.decisions {
 		fmt.Fprintf(h, "%q", d.Name)
 		for _, c := range d.Choices {
 			fmt.Fprintf(h, " %q", c)
 		}
 		h.Write([]byte{0})
 	}
-	return fmt.Sprintf("%s %016x layers=%d hidden=%d share_heads=%v", s.space.Name(), h.Sum64(), s.opt.Layers, s.opt.Hidden, s.opt.ShareHeads)
+	return fmt.Sprintf("%s %016x layers=%d hidden=%d share_heads=%v", space.Name(), h.Sum64(), opt.Layers, opt.Hidden, opt.ShareHeads)
 }
 
 // Snapshot encodes the whole state: weights, Adam's moments and step, the
