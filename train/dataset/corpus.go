@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -14,11 +13,9 @@ import (
 	"unicode"
 )
 
-// Defaults of CorpusSpec, as the Penn Treebank of Mikolov et al. (2010): a
-// 10,000-word vocabulary, <unk> and <eos> included.
-const (
-	DefaultCorpusVocab = 10000
-)
+// DefaultCorpusVocab is the vocabulary of the Penn Treebank as Mikolov et al.
+// distribute it: 10,000 words, <unk> and <eos> included.
+const DefaultCorpusVocab = 10000
 
 // DefaultCorpusSplit is the default share of lines of train, valid and test.
 var DefaultCorpusSplit = [3]int{80, 10, 10}
@@ -28,13 +25,13 @@ const saltCorpus = 0x6e617364_636f7270 // "nasdcorp"
 // CorpusSpec says which plain text BuildCorpus reads and how it splits it.
 type CorpusSpec struct {
 	// Inputs are files or directories. A directory contributes its regular
-	// files (recursively, in lexical order), skipping hidden ones and the
-	// .dat and .u8 files of the fortune packages (an index and symlinks).
+	// files (recursively, in lexical order), skipping hidden ones, symlinks
+	// and the .dat and .u8 files of the fortune packages (strfile indexes and
+	// links to the text).
 	Inputs []string
-	Vocab  int       // words kept, <unk> and <eos> included; 0 means 10,000
-	Seed   uint64    // seeds the split of lines
-	Split  [3]int    // shares of lines for train, valid, test; zero means 80,10,10
-	Log    io.Writer // if not nil, receives one line per file read
+	Vocab  int    // words kept, <unk> and <eos> included; 0 means 10,000
+	Seed   uint64 // seeds the split of lines
+	Split  [3]int // shares of lines for train, valid, test; zero means 80,10,10
 }
 
 // CorpusSplit counts one output file.
@@ -97,7 +94,6 @@ func BuildCorpus(spec CorpusSpec) (*Corpus, error) {
 		if err != nil {
 			return nil, err
 		}
-		n := 0
 		err = scanLines(f, func(line []byte, ln int) error {
 			if err := checkText(line); err != nil {
 				return fmt.Errorf("%d: %w", ln, err)
@@ -116,15 +112,11 @@ func BuildCorpus(spec CorpusSpec) (*Corpus, error) {
 				split++
 			}
 			lines[split] = append(lines[split], slices.Clone(toks))
-			n++
 			return nil
 		})
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("dataset: corpus: %s:%w", path, err)
-		}
-		if spec.Log != nil {
-			fmt.Fprintf(spec.Log, "%s: %d lines\n", path, n)
 		}
 	}
 	for i := range lines {
@@ -258,18 +250,20 @@ func corpusTokens(dst []string, line string) []string {
 		if len(w) == 0 {
 			return
 		}
-		hasLetter := false
+		letters, digits := 0, 0
 		for _, r := range w {
 			if unicode.IsLetter(r) {
-				hasLetter = true
-				break
+				letters++
+			} else if unicode.IsDigit(r) {
+				digits++
 			}
 		}
-		if !hasLetter {
-			dst = append(dst, "N")
-		} else {
+		switch {
+		case letters > 0:
 			dst = appendClitic(dst, string(w))
-		}
+		case digits > 0:
+			dst = append(dst, "N")
+		} // else stray combining marks: no word
 		w = w[:0]
 	}
 	for i, r := range rs {

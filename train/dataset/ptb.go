@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,8 +52,10 @@ func LoadText(dir string) (*Text, error) {
 	}
 	var paths [3]string
 	for i, name := range TextFiles {
+		// The plain file wins over its .gz; any other stat error is
+		// openFile's to report.
 		p := filepath.Join(dir, name)
-		if _, err := os.Stat(p); err != nil {
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
 			if _, errGz := os.Stat(p + ".gz"); errGz == nil {
 				p += ".gz"
 			} else {

@@ -110,6 +110,13 @@ func TestLoadTextErrors(t *testing.T) {
 		_, err := LoadText(dir)
 		wantErr(t, err, dir, "missing ptb.valid.txt (or ptb.valid.txt.gz)", "the PTB layout is ptb.train.txt, ptb.valid.txt and ptb.test.txt")
 	})
+	t.Run("split file is a directory", func(t *testing.T) {
+		dir := writeText(t, ok, ok, ok)
+		os.Remove(filepath.Join(dir, "ptb.test.txt"))
+		os.Mkdir(filepath.Join(dir, "ptb.test.txt"), 0o755)
+		_, err := LoadText(dir)
+		wantErr(t, err, "ptb.test.txt: not a regular file")
+	})
 	t.Run("missing directory", func(t *testing.T) {
 		_, err := LoadText(filepath.Join(t.TempDir(), "nope"))
 		wantErr(t, err, "dataset: text:", "nope", "no such file")
@@ -141,6 +148,7 @@ func TestCorpusTokens(t *testing.T) {
 		{"%", ""},
 		{"  ...  ", ""},
 		{"1990-91 $5 #1 -3", "N N N N"},
+		{"a \u0301 b", "a b"}, // a lone combining accent is no word
 	} {
 		got := strings.Join(corpusTokens(nil, c.in), " ")
 		if got != c.want {
