@@ -20,7 +20,10 @@ const DefaultCorpusVocab = 10000
 // DefaultCorpusSplit is the default share of lines of train, valid and test.
 var DefaultCorpusSplit = [3]int{80, 10, 10}
 
-const saltCorpus = 0x6e617364_636f7270 // "nasdcorp"
+const (
+	saltCorpus = 0x6e617364_636f7270 // "nasdcorp"
+	maxShare   = 1 << 20             // keeps the sum of the shares far from overflow
+)
 
 // CorpusSpec says which plain text BuildCorpus reads and how it splits it.
 type CorpusSpec struct {
@@ -71,9 +74,9 @@ func BuildCorpus(spec CorpusSpec) (*Corpus, error) {
 	}
 	total := 0
 	for i, s := range spec.Split {
-		if s <= 0 {
-			return nil, fmt.Errorf("dataset: corpus: split %d,%d,%d: the %s share must be ≥ 1 (the PTB layout needs all three files)",
-				spec.Split[0], spec.Split[1], spec.Split[2], TextFiles[i])
+		if s <= 0 || s > maxShare {
+			return nil, fmt.Errorf("dataset: corpus: split %d,%d,%d: the %s share must be in [1, %d] (the PTB layout needs all three files)",
+				spec.Split[0], spec.Split[1], spec.Split[2], TextFiles[i], maxShare)
 		}
 		total += s
 	}

@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -298,7 +299,8 @@ func TestBuildCorpusErrors(t *testing.T) {
 		want []string
 	}{
 		{"small vocabulary", CorpusSpec{Inputs: []string{dir}, Vocab: 2}, []string{"vocabulary of 2 words: want at least 3"}},
-		{"zero share", CorpusSpec{Inputs: []string{dir}, Split: [3]int{90, 10, 0}}, []string{"split 90,10,0", "ptb.test.txt share must be ≥ 1"}},
+		{"zero share", CorpusSpec{Inputs: []string{dir}, Split: [3]int{90, 10, 0}}, []string{"split 90,10,0", "ptb.test.txt share must be in [1, 1048576]"}},
+		{"huge share", CorpusSpec{Inputs: []string{dir}, Split: [3]int{1, math.MaxInt, 1}}, []string{"ptb.valid.txt share must be in [1, 1048576]"}},
 		{"no inputs", CorpusSpec{}, []string{"no input files"}},
 		{"missing input", CorpusSpec{Inputs: []string{dir + "/nope"}}, []string{"nope", "no such file"}},
 		{"no text files", CorpusSpec{Inputs: []string{empty}}, []string{empty, "no text files"}},
