@@ -15,8 +15,9 @@ import (
 	"unicode/utf8"
 )
 
-// The Penn Treebank layout (Mikolov's simple-examples/data): three files in
-// one directory, one sentence per line, words separated by white space.
+// TextFiles are the Penn Treebank layout (Mikolov's simple-examples/data):
+// three files in one directory, one sentence per line, words separated by
+// white space.
 var TextFiles = [3]string{"ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"}
 
 const (
@@ -31,7 +32,7 @@ const (
 )
 
 // maxVocab keeps every id within int32; a variable so a test can lower it.
-var maxVocab = 1 << 31
+var maxVocab int64 = 1 << 31
 
 // LoadText reads ptb.train.txt, ptb.valid.txt and ptb.test.txt from dir, each
 // raw or gzip-compressed (the name may end in .gz; compression is detected by
@@ -83,7 +84,7 @@ func readText(paths [3]string, open func(i int) (io.ReadCloser, error)) (*Text, 
 	add := func(w []byte, line int) error {
 		id, ok := index[string(w)]
 		if !ok {
-			if len(words) >= maxVocab {
+			if int64(len(words)) >= maxVocab {
 				return fmt.Errorf("%d: vocabulary over 2^31 words", line)
 			}
 			id = int32(len(words))

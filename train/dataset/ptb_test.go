@@ -131,7 +131,7 @@ func TestLoadTextErrors(t *testing.T) {
 		wantErr(t, err, "ptb.test.txt.gz:", "reading", "unexpected EOF")
 	})
 	t.Run("vocabulary over 2^31", func(t *testing.T) {
-		defer func(v int) { maxVocab = v }(maxVocab)
+		defer func(v int64) { maxVocab = v }(maxVocab)
 		maxVocab = 3 // stands for 2^31: a, b, <eos> fit, c does not
 		_, err := LoadText(writeText(t, "a b\na\nb c\n", ok, ok))
 		wantErr(t, err, "ptb.train.txt:3: vocabulary over 2^31 words")
