@@ -14,12 +14,16 @@ comma    := ,
 GOFLAGS_TAGS = $(if $(strip $(TAGS)),-tags '$(subst $(space),$(comma),$(strip $(TAGS)))')
 space    := $(subst ,, )
 FASHION  := /usr/share/datasets/fashion-mnist
-# Debian packages the project uses: the data set, BLAS and oneDNN (gemm), OpenMPI (the default MPI) and MPICH
-# (built and tested too, so both keep working), and pkg-config for cgo flags.
-DEB_PKGS := dataset-fashion-mnist libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf
+FORTUNES := /usr/share/games/fortunes
+# The text corpus `make corpus` builds from FORTUNES (docs/data.md); bin/ is not tracked.
+CORPUS   ?= bin/corpus/fortunes
+# Debian packages the project uses: the data sets (Fashion-MNIST; fortunes, the text of the PTB-layout corpus),
+# BLAS and oneDNN (gemm), OpenMPI (the default MPI) and MPICH (built and tested too, so both keep working), and
+# pkg-config for cgo flags.
+DEB_PKGS := dataset-fashion-mnist fortunes libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf
 PYTHON   := /usr/bin/python3
 
-.PHONY: all build build-mpi deps test test-mpi test-long soak fuzz run bench bench-ablation bench-scale bench-enas lint clean help
+.PHONY: all build build-mpi corpus deps test test-mpi test-long soak fuzz run bench bench-ablation bench-scale bench-enas lint clean help
 
 all: build
 
@@ -34,6 +38,7 @@ help:
 	@echo "make test-mpi   the MPI binding and nasd search under mpirun (part of make test when MPI is there)"
 	@echo "make fuzz       run every parser's fuzz target for FUZZTIME each (default 20s; FUZZMINIMIZETIME 2s)"
 	@echo "make soak       SIGKILL whole mpirun jobs at random moments, resume, check the event log (docs/reliability.md)"
+	@echo "make corpus     build the PTB-layout text corpus from the fortunes package into CORPUS ($(CORPUS))"
 	@echo "make deps       install the Debian packages nasd uses (apt-get when root)"
 	@echo "make lint       gofmt and go vet"
 
@@ -50,9 +55,15 @@ deps:
 	  fi; \
 	fi
 	@test -d $(FASHION) || { echo "deps: $(FASHION) is missing: sudo apt-get install dataset-fashion-mnist"; exit 1; }
+	@test -d $(FORTUNES) || { echo "deps: $(FORTUNES) is missing: sudo apt-get install fortunes"; exit 1; }
 
 build:
 	$(GO) build $(GOFLAGS_TAGS) -o $(BIN) ./cmd/nasd
+
+# The text corpus in the PTB layout (ptb.train.txt, ptb.valid.txt, ptb.test.txt), ~440k words of fortunes
+# split 80/10/10 by seed 1 with a 10,000-word vocabulary; tests build their own copy.
+corpus: deps build
+	./$(BIN) corpus -o $(CORPUS) -seed 1 -vocab 10000 -split 80,10,10 $(FORTUNES)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -88,7 +99,7 @@ soak: build-mpi
 FUZZTIME ?= 20s
 FUZZMINIMIZETIME ?= 2s
 FUZZ_TARGETS := FuzzDecode:./arch FuzzDecode:./cluster FuzzDecodePayload:./cluster FuzzLoadCheckpoint:./journal \
-                FuzzReadEvents:./journal FuzzIDX:./train/dataset FuzzCIFAR:./train/dataset FuzzLoadConfig:./cmd/nasd
+                FuzzReadEvents:./journal FuzzIDX:./train/dataset FuzzCIFAR:./train/dataset FuzzLoadText:./train/dataset FuzzLoadConfig:./cmd/nasd
 fuzz:
 	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
 	  echo "== $${t%%:*} $${t#*:}"; \

@@ -23,6 +23,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"corpus":  {"turn plain text into the Penn Treebank layout (ptb.train.txt, ...)", runCorpus},
 	"search":  {"search for architectures (in-process, or under mpirun/srun)", runSearch},
 	"train":   {"train and evaluate one architecture on real data", runTrain},
 	"space":   {"describe a search space, sample or validate an architecture", runSpace},
