@@ -238,6 +238,11 @@ func TestDeadline(t *testing.T) {
 				}
 				stopAt := time.Now().Add(1200 * time.Millisecond)
 				out := search{mode: mode, ranks: 3, trials: n, dir: dir, resume: resume, stopAt: stopAt, margin: margin, delay: delay}.run(t)
+				if out.err != nil && strings.Contains(out.err.Error(), "less than the stop margin") {
+					// A loaded machine spent the segment's window starting it:
+					// refused as it should be, and resumable like any segment.
+					continue
+				}
 				if out.err != nil {
 					t.Fatal(out.err)
 				}
