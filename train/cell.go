@@ -28,6 +28,7 @@ const (
 	cellReLU                     // max(x, 0)
 	cellIdentity                 // a copy
 	cellHighway                  // (c, f, s) ↦ s + c⊙(f − s)
+	cellConcat                   // [a, b, …] per stream
 )
 
 // cellNode is one primitive. Linear nodes own W (in×size, row-major) at
@@ -144,6 +145,15 @@ func (e *cellExec[T]) forward(t int, x, h, c []T) (hOut, cOut []T) {
 			for k := range y {
 				y[k] = s[k] + g[k]*(f[k]-s[k])
 			}
+		case cellConcat:
+			at := 0
+			for _, j := range n.in {
+				w := e.spec.nodes[j].size
+				for r := range e.batch {
+					copy(y[r*n.size+at:r*n.size+at+w], a[j][r*w:(r+1)*w])
+				}
+				at += w
+			}
 		}
 	}
 	if e.spec.mem >= 0 {
@@ -244,6 +254,15 @@ func (e *cellExec[T]) backward(t int, dh, dc, dx, dhPrev, dcPrev []T) {
 				dg[k] += v * (f[k] - s[k])
 				df[k] += v * g[k]
 				ds[k] += v * (1 - g[k])
+			}
+		case cellConcat:
+			at := 0
+			for _, j := range n.in {
+				w := e.spec.nodes[j].size
+				for r := range e.batch {
+					addInto(e.d[j][r*w:(r+1)*w], dy[r*n.size+at:r*n.size+at+w])
+				}
+				at += w
 			}
 		}
 	}

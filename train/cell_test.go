@@ -44,7 +44,8 @@ func lstmCell(E, H int) cellSpec {
 func everyKindCell(E, H int) cellSpec {
 	b := &cellBuilder{}
 	x, h := b.node(cellX, E), b.node(cellH, H)
-	g := b.node(cellSigmoid, H, b.node(cellAdd, H, b.linear(H, true, x), b.linear(H, false, h)))
+	xh := b.node(cellConcat, E+H, x, h)
+	g := b.node(cellSigmoid, H, b.node(cellAdd, H, b.linear(H, true, xh), b.linear(H, false, h)))
 	f := b.node(cellReLU, H, b.linear(H, false, h))
 	s1 := b.node(cellHighway, H, g, f, h)
 	s2 := b.node(cellTanh, H, b.node(cellIdentity, H, b.linear(H, true, s1)))
