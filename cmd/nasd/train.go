@@ -19,7 +19,8 @@ import (
 	"nasd/train/dataset"
 )
 
-const trainSynopsis = "(-arch FILE | -space NAME -sample) [-seed N] [-data NAME] [-subset N] [-epochs N] [-o result.json]"
+const trainSynopsis = "(-arch FILE | -space NAME -sample) [-seed N] [-data NAME] [-subset N] [-epochs N] [-o result.json]\n" +
+	"       nasd train -data ptb -data-dir DIR (-cell lstm | -arch CELL.json | -space enas-rnn|nas-rnn -sample) [-hidden N] [-bptt 35] [-epochs N] [-test]"
 
 // dataFlags choose the data set and its splits.
 type dataFlags struct {
@@ -27,7 +28,7 @@ type dataFlags struct {
 }
 
 func (df *dataFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&df.spec.Name, "data", "fashion-mnist", "data set: fashion-mnist, mnist or cifar10")
+	fs.StringVar(&df.spec.Name, "data", "fashion-mnist", "data set: fashion-mnist, mnist, cifar10, or ptb (text in the Penn Treebank layout: a language model)")
 	fs.StringVar(&df.spec.Dir, "data-dir", "", "directory of the data set files (default: the Debian package's)")
 	fs.IntVar(&df.spec.ValSize, "val-size", 5000, "training images held out for validation")
 	fs.IntVar(&df.spec.TrainSubset, "subset", 0, "train on a random subset of this many images (0 = all)")
@@ -83,16 +84,21 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	df.register(fs)
 	cfg := train.DefaultConfig()
 	registerTrainFlags(fs, &cfg)
+	var lf lmFlags
+	lf.register(fs)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if df.spec.Name == "ptb" {
+		return runTrainLM(stdout, stderr, set, df, sf, lf, cfg, *archFile, *sample, *seed, *out)
 	}
 	if (*archFile == "") == !*sample {
 		fmt.Fprintln(stderr, "nasd train: give exactly one of -arch FILE or -sample")
 		fs.Usage()
 		return exitUsage
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *archFile != "" {
 		// An architecture's decisions fix its space's shape; only the
 		// widths may grow, as for a derived network's final training.

@@ -1,0 +1,169 @@
+package train
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"nasd/arch"
+	"nasd/train/dataset"
+)
+
+var fortunes struct {
+	once sync.Once
+	text *dataset.Text
+	err  error
+}
+
+// fortunesText is the PTB-layout corpus `make corpus` builds from the
+// fortunes package (real English), with a 2 000-word vocabulary so that tests
+// train in seconds; built once per test binary.
+func fortunesText(t testing.TB) *dataset.Text {
+	t.Helper()
+	const dir = "/usr/share/games/fortunes"
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("fortunes not installed at %s: install fortunes (make deps)", dir)
+	}
+	fortunes.once.Do(func() {
+		c, err := dataset.BuildCorpus(dataset.CorpusSpec{Inputs: []string{dir}, Seed: 1, Vocab: 2000})
+		if err != nil {
+			fortunes.err = err
+			return
+		}
+		out, err := os.MkdirTemp("", "nasd-fortunes-")
+		if err != nil {
+			fortunes.err = err
+			return
+		}
+		defer os.RemoveAll(out)
+		for i, name := range dataset.TextFiles {
+			if err := os.WriteFile(filepath.Join(out, name), c.Files[i], 0o644); err != nil {
+				fortunes.err = err
+				return
+			}
+		}
+		fortunes.text, fortunes.err = dataset.LoadText(out)
+	})
+	if fortunes.err != nil {
+		t.Fatal(fortunes.err)
+	}
+	return fortunes.text
+}
+
+// The whole model's gradient (embedding, cell, decoder, bias; embedding and
+// output dropout) against central differences of the window's loss.
+func TestLMGradients(t *testing.T) {
+	for _, tie := range []bool{false, true} {
+		cfg := DefaultLMConfig()
+		cfg.BPTT, cfg.Tie, cfg.DropEmbed, cfg.DropOut = 3, tie, 0.3, 0.2
+		spec, err := cellSpecOf(LSTMCell(4, 4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := newLM(spec, 7, 4, 4, cfg, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range m.params { // larger than the init, for finite differences
+			m.params[i] *= 4
+		}
+		r, err := m.newRun(2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(r.ids, []int32{1, 2, 3, 4, 5, 6})
+		copy(r.tgt, []int32{2, 3, 4, 5, 6, 0})
+		h0 := []float32{0.1, -0.2, 0.3, 0.05, -0.1, 0.2, 0.1, 0}
+		loss := func() float64 {
+			// The same dropout masks each time: replay the generator.
+			saved := *m.rng
+			copy(r.h, h0)
+			clear(r.c)
+			l := r.window(3, true)
+			*m.rng = saved
+			return l
+		}
+		loss()
+		grads := append([]float32(nil), m.grads...)
+		for i := range m.params {
+			const eps = 1e-2
+			old := m.params[i]
+			m.params[i] = old + eps
+			up := loss()
+			m.params[i] = old - eps
+			down := loss()
+			m.params[i] = old
+			num := (up - down) / (2 * eps) / 6 // the window's gradient is of the mean over 6 tokens
+			if math.Abs(num-float64(grads[i])) > 2e-3+2e-2*math.Abs(num) {
+				t.Errorf("tie %v: parameter %d: analytic %.6f, numeric %.6f", tie, i, grads[i], num)
+			}
+		}
+	}
+}
+
+// An LSTM language model on real English text learns: its validation
+// perplexity after a short run is far below the unigram model's, and the
+// same seed gives the same numbers.
+func TestLMFortunes(t *testing.T) {
+	text := fortunesText(t)
+	// The unigram model fitted on the training split, scored on validation.
+	counts := make([]float64, len(text.Vocab))
+	for _, id := range text.Train {
+		counts[id]++
+	}
+	nll := 0.0
+	for _, id := range text.Val {
+		nll -= math.Log(counts[id] / float64(len(text.Train)))
+	}
+	unigram := math.Exp(nll / float64(len(text.Val)))
+
+	cfg := DefaultLMConfig()
+	cfg.Epochs, cfg.Steps = 1, 300
+	cfg.EvalTest = true
+	sub := *text
+	sub.Val, sub.Test = text.Val[:20000], text.Test[:20000]
+	run := func() LMResult {
+		res, err := TrainLM(context.Background(), LSTMCell(64, 64), &sub, cfg, 3, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != StatusOK {
+			t.Fatalf("status %s: %s", res.Status, res.Reason)
+		}
+		return res
+	}
+	a := run()
+	t.Logf("unigram validation perplexity %.1f; LSTM 64 after %d windows: validation %.1f, test %.1f, %.0f tokens/s",
+		unigram, a.Steps, a.BestValPPL, *a.TestPPL, a.TokensPerSec)
+	if a.BestValPPL > 0.8*unigram {
+		t.Errorf("validation perplexity %.1f is not well below the unigram model's %.1f", a.BestValPPL, unigram)
+	}
+	if a.Reward != 80/a.BestValPPL {
+		t.Errorf("reward %v, want 80/%v", a.Reward, a.BestValPPL)
+	}
+	if b := run(); b.BestValPPL != a.BestValPPL || *b.TestPPL != *a.TestPPL || b.Epochs[0].TrainPPL != a.Epochs[0].TrainPPL {
+		t.Errorf("same seed, different results: %v vs %v", a, b)
+	}
+}
+
+func TestLMConfigErrors(t *testing.T) {
+	cfg := DefaultLMConfig()
+	cfg.Batch, cfg.LR, cfg.DropOut, cfg.Anneal = 0, -1, 1, 0.5
+	err := cfg.Validate()
+	for _, want := range []string{"batch = 0", "lr = -1", "drop_out = 1", "anneal = 0.5"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v, want it to name %q", err, want)
+		}
+	}
+	if _, err := cellSpecOf(&arch.Graph{Input: arch.Shape{C: 1, H: 28, W: 28}, Classes: 10,
+		Nodes: []arch.Node{{Op: arch.Op{Kind: arch.KindInput}}}}); err == nil {
+		t.Error("a CNN graph was taken for a cell")
+	}
+	if LMReward(80, math.Inf(1)) != 0 || LMReward(80, 0) != 0 || LMReward(80, 40) != 2 {
+		t.Error("LMReward")
+	}
+}
