@@ -265,6 +265,12 @@ func checkResult(r *Result) error {
 		finite("test_acc", *r.TestAcc)
 	}
 	finite("img_per_sec", r.ImgPerSec)
+	for i, v := range r.ValPPL {
+		finite("val_ppl["+strconv.Itoa(i)+"]", v)
+	}
+	if r.TestPPL != nil {
+		finite("test_ppl", *r.TestPPL)
+	}
 	return joinErrors(errs)
 }
 

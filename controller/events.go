@@ -166,6 +166,12 @@ func (l *loop) logResult(f *flight, r *Result, pen *penalty) {
 	if r.TestAcc != nil {
 		journal.Float(e, "test_acc", *r.TestAcc)
 	}
+	if len(r.ValPPL) > 0 {
+		journal.Floats(e, "val_ppl", r.ValPPL)
+	}
+	if r.TestPPL != nil {
+		journal.Float(e, "test_ppl", *r.TestPPL)
+	}
 	e.Int("params", r.Params).Int64("flops", r.FLOPs).Int("rank", r.Rank).Str("host", r.Host).
 		Str("start", r.Start.UTC().Format(journal.TimeFormat)).Str("end", r.End.UTC().Format(journal.TimeFormat)).
 		Float64("seconds", r.End.Sub(r.Start).Seconds())

@@ -456,6 +456,17 @@ func roundResult(r *Result) {
 		t := roundLogged(*r.TestAcc)
 		r.TestAcc = &t
 	}
+	if len(r.ValPPL) > 0 {
+		ppl := make([]float64, len(r.ValPPL))
+		for i, v := range r.ValPPL {
+			ppl[i] = roundLogged(v)
+		}
+		r.ValPPL = ppl
+	}
+	if r.TestPPL != nil {
+		t := roundLogged(*r.TestPPL)
+		r.TestPPL = &t
+	}
 	r.Start, r.End = r.Start.Round(time.Microsecond), r.End.Round(time.Microsecond)
 }
 

@@ -404,6 +404,20 @@ func (m *lm) evaluate(ctx context.Context, r *lmRun, ids []int32) (float64, erro
 // scores it by validation perplexity. The same inputs and seed give the same
 // result.
 func TrainLM(ctx context.Context, g *arch.Graph, text *dataset.Text, cfg LMConfig, seed uint64, progress func(LMProgress)) (LMResult, error) {
+	return TrainLMHooked(ctx, g, text, cfg, seed, LMHooks{Progress: progress})
+}
+
+// LMHooks are TrainLMHooked's callbacks; nil ones are skipped.
+type LMHooks struct {
+	Progress func(LMProgress)
+	// EpochEnd sees each epoch after its validation; true stops training
+	// there with status "stopped" (early stopping).
+	EpochEnd func(LMEpoch) (stop bool)
+}
+
+// TrainLMHooked is TrainLM with hooks.
+func TrainLMHooked(ctx context.Context, g *arch.Graph, text *dataset.Text, cfg LMConfig, seed uint64, hooks LMHooks) (LMResult, error) {
+	progress := hooks.Progress
 	res := LMResult{Status: StatusError}
 	if err := cfg.Validate(); err != nil {
 		return res, err
@@ -489,6 +503,9 @@ func TrainLM(ctx context.Context, g *arch.Graph, text *dataset.Text, cfg LMConfi
 			best = val
 		} else {
 			lr /= cfg.Anneal
+		}
+		if hooks.EpochEnd != nil && hooks.EpochEnd(e) {
+			return finish(StatusStopped, fmt.Sprintf("stopped after epoch %d", epoch))
 		}
 		if cfg.Steps > 0 && res.Steps >= cfg.Steps {
 			break

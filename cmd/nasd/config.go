@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,6 +77,8 @@ type trainerConfig struct {
 	Kind         string `toml:"kind" json:"kind"` // real | surrogate
 	train.Config `toml:",inline"`
 	Surrogate    surrogateConfig `toml:"surrogate" json:"surrogate"`
+	// LM trains recurrent cells (nas-rnn, enas-rnn) on [data] name = "ptb".
+	LM train.LMConfig `toml:"lm" json:"lm"`
 }
 
 type surrogateConfig struct {
@@ -107,6 +110,16 @@ var (
 // defaultSearchConfig holds every default of a search in one place.
 // Space options left zero take the space's own defaults (arch.New), so they
 // follow the space a file names.
+// textData is the [data] name of a PTB-layout text corpus: the searched
+// networks are recurrent cells of a language model.
+const textData = "ptb"
+
+// isCellSpace says whether space's architectures are recurrent cells.
+func isCellSpace(space arch.Space) bool {
+	g, err := space.Lower(space.Sample(rand.New(rand.NewPCG(0, 0))))
+	return err == nil && g.Hidden > 0
+}
+
 func defaultSearchConfig() searchConfig {
 	return searchConfig{
 		Seed:     1,
@@ -118,7 +131,7 @@ func defaultSearchConfig() searchConfig {
 		Strategy: strategyConfig{Name: "random"},
 		Stopping: strategyConfig{Name: "none"},
 		Trainer: trainerConfig{Kind: "real", Config: train.DefaultConfig(),
-			Surrogate: surrogateConfig{Duration: duration{10 * time.Millisecond}, Noise: 0.01}},
+			Surrogate: surrogateConfig{Duration: duration{10 * time.Millisecond}, Noise: 0.01}, LM: train.DefaultLMConfig()},
 	}
 }
 
@@ -434,12 +447,28 @@ func (c *searchConfig) validate(file string, src []byte) error {
 	if b.Trials == 0 && b.Time.Duration == 0 && c.Strategy.Name != enasName { // ENAS's budget is its epochs
 		add("budget", errors.New("trials and time are both unset: set at least one (stop_at is the job's end, not the search's: a chain of jobs would never finish)"))
 	}
-	if !contains(dataset.Names(), c.Data.Name) {
-		bad("data", "name", fmt.Sprintf("%q", c.Data.Name), "must be one of "+strings.Join(dataset.Names(), ", "))
+	text := c.Data.Name == textData
+	if !text && !contains(dataset.Names(), c.Data.Name) {
+		bad("data", "name", fmt.Sprintf("%q", c.Data.Name), "must be one of "+strings.Join(append(dataset.Names(), textData), ", "))
+	}
+	if text && c.Data.Dir == "" {
+		bad("data", "name", `"ptb"`, "needs dir: a directory of ptb.train.txt, ptb.valid.txt and ptb.test.txt (make corpus builds one)")
 	}
 	space, err := arch.New(c.Space.Name, c.Space.Options)
 	if err != nil {
 		add("space", err)
+	}
+	if space != nil && c.Trainer.Kind == "real" {
+		cell := isCellSpace(space)
+		switch {
+		case text && !cell:
+			bad("space", "name", fmt.Sprintf("%q", c.Space.Name), `with [data] name = "ptb" the space must be a recurrent cell space (nas-rnn, enas-rnn)`)
+		case !text && cell:
+			bad("data", "name", fmt.Sprintf("%q", c.Data.Name), fmt.Sprintf(`space %s searches recurrent cells: set name = "ptb" and dir`, c.Space.Name))
+		}
+		if text {
+			add("trainer.lm", c.Trainer.LM.Validate())
+		}
 	}
 	if c.Strategy.Name == enasName {
 		c.validateENAS(space, add)
@@ -486,6 +515,9 @@ func (c *searchConfig) validate(file string, src []byte) error {
 // epochs is what each trial trains: the trainer's epochs (the surrogate's
 // default when unset).
 func (c *searchConfig) epochs() int {
+	if c.Data.Name == textData && c.Trainer.Kind == "real" {
+		return c.Trainer.LM.Epochs
+	}
 	if c.Trainer.Kind == "surrogate" && c.Trainer.Epochs == 0 {
 		return surrogate.DefaultEpochs
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -364,6 +365,14 @@ func workerLoop(ctx context.Context, tr cluster.Transport, cfg searchConfig, std
 		trainer = surrogate.New(space, surrogate.Options{Seed: cfg.Seed, Duration: cfg.Trainer.Surrogate.Duration.Duration,
 			Noise: cfg.Trainer.Surrogate.Noise, Epochs: cfg.Trainer.Epochs, HangOn: cfg.Trainer.Surrogate.HangOn})
 	default:
+		if cfg.Data.Name == textData {
+			text, err := dataset.LoadText(cfg.Data.Dir)
+			if err != nil {
+				return err
+			}
+			trainer = worker.NewLMTrainer(space, text, cfg.Trainer.LM)
+			break
+		}
 		spec := cfg.Data
 		spec.Seed = cfg.Seed // every rank holds out the same validation images
 		data, err := dataset.Load(spec)
@@ -487,8 +496,13 @@ func printSummary(w io.Writer, cfg searchConfig, s controller.Summary) {
 		fmt.Fprintf(w, "Early stopping saved %d epochs of training\n", s.EpochsSaved)
 	}
 	if s.Best != nil {
-		fmt.Fprintf(w, "Best: trial %s, reward %.4f, best validation accuracy %.4f, %d parameters\n",
-			s.Best.TrialID, s.Best.Reward, s.Best.BestValAcc, s.Best.Params)
+		if ppl := s.Best.ValPPL; len(ppl) > 0 {
+			fmt.Fprintf(w, "Best: trial %s, reward %.4f, best validation perplexity %.2f, %d parameters\n",
+				s.Best.TrialID, s.Best.Reward, slices.Min(ppl), s.Best.Params)
+		} else {
+			fmt.Fprintf(w, "Best: trial %s, reward %.4f, best validation accuracy %.4f, %d parameters\n",
+				s.Best.TrialID, s.Best.Reward, s.Best.BestValAcc, s.Best.Params)
+		}
 		fmt.Fprintf(w, "Best architecture: %s\n", filepath.Join(cfg.RunDir, "best.json"))
 	}
 	fmt.Fprintf(w, "Event log: %s\n", filepath.Join(cfg.RunDir, "events-*.jsonl.zst"))

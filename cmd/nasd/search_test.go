@@ -22,11 +22,21 @@ import (
 
 // TestMain lets tests run the command as a child process (signals, kill -9,
 // exit codes) by re-executing the test binary.
+// testTmp is a directory for files the tests share (built once), removed
+// after the run.
+var testTmp string
+
 func TestMain(m *testing.M) {
 	if os.Getenv("NASD_TEST_MAIN") == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	var err error
+	if testTmp, err = os.MkdirTemp("", "nasd-cmd-test-"); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(testTmp)
+	os.Exit(code)
 }
 
 // nasdProcess starts the command in a child process.

@@ -95,4 +95,9 @@ type Result struct {
 	Start      time.Time `json:"start"`
 	End        time.Time `json:"end"`
 	ImgPerSec  float64   `json:"img_per_sec,omitempty"`
+	// Language models (-data ptb): perplexity per epoch and on the test
+	// split. Reward and ValAcc are then on the reward's scale, c/perplexity,
+	// so strategies and early stopping treat them as accuracies.
+	ValPPL  []float64 `json:"val_ppl,omitempty"`
+	TestPPL *float64  `json:"test_ppl,omitempty"`
 }
