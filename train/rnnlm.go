@@ -31,12 +31,12 @@ type LMConfig struct {
 	// InitRange: embedding and decoder weights start uniform in ±InitRange;
 	// the cell's in ±1/√hidden (PyTorch's nn.LSTM initialisation).
 	InitRange float64 `json:"init_range" toml:"init_range"`
-	Tie       bool    `json:"tie,omitempty" toml:"tie"`             // decoder weight = embedding (needs embed = hidden)
+	Tie       bool    `json:"tie,omitempty" toml:"tie"`               // decoder weight = embedding (needs embed = hidden)
 	DropEmbed float64 `json:"drop_embed,omitempty" toml:"drop_embed"` // dropout on the cell's input
 	DropOut   float64 `json:"drop_out,omitempty" toml:"drop_out"`     // dropout on the cell's output, before the decoder
 	// RewardC is c in the search reward c / validation perplexity (ENAS: 80).
-	RewardC float64 `json:"reward_c" toml:"reward_c"`
-	EvalTest bool   `json:"eval_test" toml:"eval_test"`
+	RewardC  float64 `json:"reward_c" toml:"reward_c"`
+	EvalTest bool    `json:"eval_test" toml:"eval_test"`
 }
 
 // DefaultLMConfig returns sizes that train on 2 cores: 20 streams of 35

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -30,23 +29,10 @@ func fortunesText(t testing.TB) *dataset.Text {
 	}
 	fortunes.once.Do(func() {
 		c, err := dataset.BuildCorpus(dataset.CorpusSpec{Inputs: []string{dir}, Seed: 1, Vocab: 2000})
-		if err != nil {
-			fortunes.err = err
-			return
+		if err == nil {
+			fortunes.text, err = c.Text()
 		}
-		out, err := os.MkdirTemp("", "nasd-fortunes-")
-		if err != nil {
-			fortunes.err = err
-			return
-		}
-		defer os.RemoveAll(out)
-		for i, name := range dataset.TextFiles {
-			if err := os.WriteFile(filepath.Join(out, name), c.Files[i], 0o644); err != nil {
-				fortunes.err = err
-				return
-			}
-		}
-		fortunes.text, fortunes.err = dataset.LoadText(out)
+		fortunes.err = err
 	})
 	if fortunes.err != nil {
 		t.Fatal(fortunes.err)

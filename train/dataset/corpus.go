@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -298,4 +299,10 @@ func appendClitic(dst []string, w string) []string {
 		}
 	}
 	return append(dst, w)
+}
+
+// Text reads the corpus's files from memory as LoadText reads them from a
+// directory.
+func (c *Corpus) Text() (*Text, error) {
+	return readText(TextFiles, func(i int) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(c.Files[i])), nil })
 }
