@@ -23,7 +23,7 @@ CORPUS   ?= bin/corpus/fortunes
 DEB_PKGS := dataset-fashion-mnist fortunes libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf
 PYTHON   := /usr/bin/python3
 
-.PHONY: all build build-mpi corpus deps test test-mpi test-long soak fuzz run bench bench-ablation bench-scale bench-enas lint clean help
+.PHONY: all build build-mpi corpus deps test test-mpi test-long soak fuzz run bench bench-lstm bench-ablation bench-scale bench-enas lint clean help
 
 all: build
 
@@ -31,7 +31,8 @@ help:
 	@echo "make run        a small real search: the RL controller designs 8 enas-macro networks"
 	@echo "make test       install what is missing, lint, run every test"
 	@echo "make build      build $(BIN) (oneDNN/OpenBLAS gemm and C kernels when installed; TAGS= for pure Go)"
-	@echo "make bench      training/eval throughput of the reference CNN and an enas-macro child, side by side with PyTorch"
+	@echo "make bench      training/eval throughput of the reference CNN, an enas-macro child and the LSTM language model, side by side with PyTorch"
+	@echo "make bench-lstm the LSTM language model row alone (nasd vs nn.LSTM, tokens/s)"
 	@echo "make bench-ablation  the effect of each child-training optimisation, one build per row"
 	@echo "make bench-scale  rank-0 cost per trial under mpirun -n 4/16/64 (surrogate trials)"
 	@echo "make bench-enas  ENAS shared-weight steps/s, Allreduce bytes and time at 1/2/4/8 workers, mpirun and in-process"
@@ -120,6 +121,12 @@ bench: deps
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null; \
 	  else echo "bench: PyTorch peer missing: sudo apt-get install python3-torch"; exit 1; fi; }
 	GO="$(GO)" TAGS="$(TAGS)" PYTHON=$(PYTHON) bash bench/run.sh
+	GO="$(GO)" TAGS="$(TAGS)" PYTHON=$(PYTHON) bash bench/lstm.sh
+
+# The LSTM language model row alone: nasd vs PyTorch's nn.LSTM on the same text.
+bench-lstm: deps
+	@$(PYTHON) -c 'import torch' 2>/dev/null || { echo "bench-lstm: PyTorch peer missing: sudo apt-get install python3-torch"; exit 1; }
+	GO="$(GO)" TAGS="$(TAGS)" PYTHON=$(PYTHON) bash bench/lstm.sh
 
 # One build per optimisation (pure Go, + OpenBLAS, + oneDNN, + C kernels) and the executor against the TapeMachine.
 bench-ablation: deps
