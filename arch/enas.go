@@ -67,7 +67,7 @@ type enasSpace struct {
 
 func newENAS(opt Options, p *problems) builtin {
 	def := enasDefaults()
-	unused(p, "enas-macro", opt, "filter_sizes", "filter_counts", "strides", "nodes", "cells", "stages")
+	unused(p, "enas-macro", opt, "filter_sizes", "filter_counts", "strides", "nodes", "cells", "stages", "hidden", "embed", "base", "output")
 	opt.FilterSizes, opt.FilterCounts, opt.Strides = nil, nil, nil
 	opt.Nodes, opt.Cells, opt.Stages = 0, 0, 0
 	opt = opt.withDefaults(def)

@@ -29,6 +29,27 @@ const (
 	// factorized reduction, which no centred conv or pool can express. A copy:
 	// no params and 0 FLOPs, like concat and flatten.
 	KindShift Kind = "shift"
+
+	// Recurrent cells (nas-rnn, enas-rnn). A cell graph (Graph.Hidden > 0)
+	// is evaluated once per time step with the same weights; every value is
+	// a vector, shape N×1×1.
+	KindCellInput Kind = "cell-input" // x_t, h_{t−1} or c_{t−1}, as Op.Signal says; no inputs
+	KindLinear    Kind = "linear"     // y = x·W (+ b if Bias), Out units; input N×1×1
+	KindMul       Kind = "mul"        // element-wise product of same-shaped inputs
+	KindTanh      Kind = "tanh"
+	KindSigmoid   Kind = "sigmoid"
+	KindIdentity  Kind = "identity" // a copy: an activation choice "identity", an output name
+	// KindHighway reads (c, f, s), in that order, all of one shape, and gives
+	// c⊙f + (1−c)⊙s, computed as s + c⊙(f − s): ENAS's gated node.
+	KindHighway Kind = "highway"
+	KindMean    Kind = "mean" // element-wise mean of same-shaped inputs
+)
+
+// The Op.Signal of a KindCellInput node.
+const (
+	SignalX = "x" // x_t, the token's embedding: Graph.Input
+	SignalH = "h" // h_{t−1}, the previous step's output: Hidden×1×1
+	SignalC = "c" // c_{t−1}, the previous memory state (Graph.Memory > 0): Hidden×1×1
 )
 
 // Op is one primitive with its hyper-parameters; fields a kind does not use stay zero.
@@ -39,7 +60,9 @@ type Op struct {
 	Stride int  `json:"stride,omitempty"`
 	Pad    int  `json:"pad,omitempty"`  // pooling only; convolutions always pad (K-1)/2
 	Out    int  `json:"out,omitempty"`  // filters (conv) or units (dense)
-	Bias   bool `json:"bias,omitempty"` // conv only; dense always has a bias
+	Bias   bool `json:"bias,omitempty"` // conv and linear; dense always has a bias
+	// Signal is what a KindCellInput node reads: SignalX, SignalH or SignalC.
+	Signal string `json:"signal,omitempty"`
 }
 
 // Shape is the shape of one example's activation: channels, height, width.
@@ -66,10 +89,19 @@ type Node struct {
 // Graph is a network lowered to primitives: node 0 is the input, nodes are in
 // topological order (inputs always have smaller indices), the last node
 // produces the logits.
+//
+// A recurrent cell (Hidden > 0) is one time step instead: node 0 and only
+// KindCellInput nodes read the step's inputs (x_t of shape Input, E×1×1;
+// h_{t−1} and c_{t−1} of Hidden×1×1), the last node is h_t and, when Memory
+// > 0, node Memory is c_t, both Hidden×1×1. Classes is 0: the embedding and
+// the decoder around the cell belong to the language model, not the cell.
+// Stats of a cell are per token.
 type Graph struct {
 	Input   Shape  `json:"input"`
 	Classes int    `json:"classes"`
 	Nodes   []Node `json:"nodes"`
+	Hidden  int    `json:"hidden,omitempty"` // a cell's h_t size; 0 for a network
+	Memory  int    `json:"memory,omitempty"` // a cell's c_t node; 0 when the cell has no memory state
 }
 
 // Stats is what static analysis knows about one node.
@@ -104,9 +136,16 @@ func (g *Graph) Infer() ([]Stats, error) {
 		failed[i] = true
 		errs = append(errs, fmt.Errorf("arch: node %d (%s, %s): %s", i, g.Nodes[i].Op.Kind, g.Nodes[i].Layer, fmt.Sprintf(format, args...)))
 	}
-	if len(g.Nodes) == 0 || g.Nodes[0].Op.Kind != KindInput {
+	cell := g.Hidden != 0
+	switch {
+	case g.Hidden < 0:
+		return nil, fmt.Errorf("arch: cell graph: hidden = %d: must be ≥ 1 (or 0 for a network)", g.Hidden)
+	case cell && (len(g.Nodes) == 0 || g.Nodes[0].Op.Kind != KindCellInput):
+		return nil, errors.New("arch: cell graph must start with a cell-input node")
+	case !cell && (len(g.Nodes) == 0 || g.Nodes[0].Op.Kind != KindInput):
 		return nil, errors.New("arch: graph must start with an input node")
 	}
+	signals := map[string]int{} // a cell's inputs, each read by one node
 	st := make([]Stats, len(g.Nodes))
 	for i, n := range g.Nodes {
 		ins := make([]Shape, 0, len(n.Inputs))
@@ -127,10 +166,12 @@ func (g *Graph) Infer() ([]Stats, error) {
 		}
 		want := 1
 		switch n.Op.Kind {
-		case KindInput:
+		case KindInput, KindCellInput:
 			want = 0
-		case KindConcat, KindAdd:
+		case KindConcat, KindAdd, KindMul, KindMean:
 			want = -1
+		case KindHighway:
+			want = 3
 		}
 		if want >= 0 && len(ins) != want {
 			bad(i, "takes %d inputs, has %d", want, len(ins))
@@ -171,11 +212,82 @@ func (g *Graph) Infer() ([]Stats, error) {
 		var params int64
 		switch op.Kind {
 		case KindInput:
+			if cell {
+				bad(i, "a cell graph reads its inputs through cell-input nodes")
+				continue
+			}
 			if i != 0 {
 				bad(i, "only node 0 may be the input")
 				continue
 			}
 			s.Shape = g.Input
+		case KindCellInput:
+			if !cell {
+				bad(i, "only a cell graph (hidden > 0) has cell inputs")
+				continue
+			}
+			if j, dup := signals[op.Signal]; dup {
+				bad(i, "signal %q is already read by node %d", op.Signal, j)
+				continue
+			}
+			switch op.Signal {
+			case SignalX:
+				s.Shape = g.Input
+				if g.Input.H != 1 || g.Input.W != 1 || g.Input.C < 1 {
+					bad(i, "x_t of shape %v: want E×1×1 with E ≥ 1", g.Input)
+					continue
+				}
+			case SignalH:
+				s.Shape = Shape{g.Hidden, 1, 1}
+			case SignalC:
+				if g.Memory == 0 {
+					bad(i, "reads c_{t−1}, but the cell has no memory state (memory = 0)")
+					continue
+				}
+				s.Shape = Shape{g.Hidden, 1, 1}
+			default:
+				bad(i, "signal %q: want %q (x_t), %q (h_{t−1}) or %q (c_{t−1})", op.Signal, SignalX, SignalH, SignalC)
+				continue
+			}
+			signals[op.Signal] = i
+		case KindLinear:
+			if in.H != 1 || in.W != 1 {
+				bad(i, "input %v is not a vector", in)
+				continue
+			}
+			if op.Out < 1 {
+				bad(i, "units = %d: must be ≥ 1", op.Out)
+				continue
+			}
+			s.Shape = Shape{op.Out, 1, 1}
+			params = mul("params", c, int64(op.Out))
+			if op.Bias && fits {
+				params = plus("params", params, int64(op.Out))
+			}
+			s.FLOPs = mul("FLOPs", 2, c, int64(op.Out))
+		case KindMul, KindMean, KindHighway:
+			s.Shape = in
+			for _, x := range ins[1:] {
+				if x != in {
+					bad(i, "combines inputs of shapes %v and %v", in, x)
+				}
+			}
+			// mul: one product per extra input; mean: the sums and one
+			// scale; highway: a subtraction, a product and a sum.
+			k := int64(len(ins) - 1)
+			switch op.Kind {
+			case KindMean:
+				k = int64(len(ins))
+			case KindHighway:
+				k = 3
+			}
+			s.FLOPs = mul("FLOPs", k, c, h, w)
+		case KindTanh, KindSigmoid:
+			// One FLOP per value, as relu: transcendentals are not weighted.
+			s.Shape = in
+			s.FLOPs = mul("FLOPs", c, h, w)
+		case KindIdentity:
+			s.Shape = in
 		case KindConv, KindDepthwiseConv:
 			if op.KH < 1 || op.KW < 1 || op.KH%2 == 0 || op.KW%2 == 0 || op.Stride < 1 {
 				bad(i, "kernel %d×%d stride %d: kernel sizes must be odd and ≥ 1, stride ≥ 1", op.KH, op.KW, op.Stride)
@@ -309,7 +421,18 @@ func (g *Graph) Infer() ([]Stats, error) {
 	}
 	if len(errs) == 0 {
 		last := st[len(st)-1].Shape
-		if last != (Shape{g.Classes, 1, 1}) {
+		switch {
+		case cell:
+			vec := Shape{g.Hidden, 1, 1}
+			if last != vec {
+				errs = append(errs, fmt.Errorf("arch: cell graph: last node outputs %v, want h_t of %v", last, vec))
+			}
+			if g.Memory < 0 || g.Memory >= len(st) {
+				errs = append(errs, fmt.Errorf("arch: cell graph: memory = %d: not a node (0 for none, else 1..%d)", g.Memory, len(st)-1))
+			} else if g.Memory > 0 && st[g.Memory].Shape != vec {
+				errs = append(errs, fmt.Errorf("arch: cell graph: memory node %d (%s) outputs %v, want c_t of %v", g.Memory, g.Nodes[g.Memory].Layer, st[g.Memory].Shape, vec))
+			}
+		case last != (Shape{g.Classes, 1, 1}):
 			errs = append(errs, fmt.Errorf("arch: last node outputs %v, want %d×1×1 logits", last, g.Classes))
 		}
 	}

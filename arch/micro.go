@@ -68,7 +68,7 @@ type microSpace struct {
 }
 
 func newMicro(opt Options, p *problems) builtin {
-	unused(p, "enas-micro", opt, "layers", "filter_sizes", "filter_counts", "strides", "reduce_after", "final_network")
+	unused(p, "enas-micro", opt, "layers", "filter_sizes", "filter_counts", "strides", "reduce_after", "final_network", "hidden", "embed", "base", "output")
 	opt.Layers, opt.FilterSizes, opt.FilterCounts, opt.Strides, opt.ReduceAfter = 0, nil, nil, nil, nil
 	opt = opt.withDefaults(microDefaults())
 	checkInput(p, opt.Input)

@@ -28,7 +28,7 @@ type nasSpace struct {
 // newNAS returns a builtin interface holding nil on failure, never a typed nil.
 func newNAS(opt Options, p *problems) builtin {
 	def := nasDefaults()
-	unused(p, "nas", opt, "channels", "ops", "reduce_after", "nodes", "cells", "stages", "final_network")
+	unused(p, "nas", opt, "channels", "ops", "reduce_after", "nodes", "cells", "stages", "final_network", "hidden", "embed", "base", "output")
 	opt.Channels, opt.Ops, opt.ReduceAfter = 0, nil, nil
 	opt.Nodes, opt.Cells, opt.Stages = 0, 0, 0
 	opt = opt.withDefaults(def)

@@ -46,11 +46,20 @@ type Options struct {
 	// place of the sampled child's shape (skips joined by concatenation and a
 	// 1×1 conv instead of a sum; channels doubled after each reduction).
 	FinalNetwork bool `json:"final_network,omitzero" toml:"final_network"`
+
+	// nas-rnn and enas-rnn (enas-rnn also uses Nodes). These spaces search a
+	// recurrent cell; Input and Classes stay zero (the vocabulary is the
+	// language model's, not the cell's).
+	Hidden int    `json:"hidden,omitzero" toml:"hidden"` // units of h_t (and c_t)
+	Embed  int    `json:"embed,omitzero" toml:"embed"`   // units of x_t; default: Hidden
+	Base   int    `json:"base,omitzero" toml:"base"`     // nas-rnn: leaves of the tree, a power of 2
+	Output string `json:"output,omitzero" toml:"output"` // enas-rnn: h_t is the mean of "loose_ends" or of "all" nodes
 }
 
 // clone copies the slices so a caller cannot mutate a space through them.
 // withDefaults returns o with each unset option (zero or nil) taken from def;
-// not ReduceAfter, whose default depends on the number of layers.
+// not ReduceAfter, whose default depends on the number of layers, nor Embed,
+// whose default is Hidden.
 func (o Options) withDefaults(def Options) Options {
 	if o.Layers == 0 {
 		o.Layers = def.Layers
@@ -84,6 +93,15 @@ func (o Options) withDefaults(def Options) Options {
 	}
 	if o.Stages == 0 {
 		o.Stages = def.Stages
+	}
+	if o.Hidden == 0 {
+		o.Hidden = def.Hidden
+	}
+	if o.Base == 0 {
+		o.Base = def.Base
+	}
+	if o.Output == "" {
+		o.Output = def.Output
 	}
 	return o
 }
@@ -150,6 +168,8 @@ var registry = map[string]spaceDef{
 	"nas":        {defaults: nasDefaults, build: newNAS},
 	"enas-macro": {defaults: enasDefaults, build: newENAS},
 	"enas-micro": {defaults: microDefaults, build: newMicro},
+	"enas-rnn":   {defaults: enasRNNDefaults, build: newENASRNN},
+	"nas-rnn":    {defaults: nasRNNDefaults, build: newNASRNN},
 }
 
 // Names lists the registered spaces, sorted.
@@ -420,6 +440,8 @@ func inRange(lo, hi int) func(int) string {
 // give two encodings, and two hashes, to one architecture.
 func unused(p *problems, space string, o Options, fields ...string) {
 	set := map[string]bool{
+		"input":         o.Input != Shape{},
+		"classes":       o.Classes != 0,
 		"layers":        o.Layers != 0,
 		"filter_sizes":  o.FilterSizes != nil,
 		"filter_counts": o.FilterCounts != nil,
@@ -431,6 +453,10 @@ func unused(p *problems, space string, o Options, fields ...string) {
 		"cells":         o.Cells != 0,
 		"stages":        o.Stages != 0,
 		"final_network": o.FinalNetwork,
+		"hidden":        o.Hidden != 0,
+		"embed":         o.Embed != 0,
+		"base":          o.Base != 0,
+		"output":        o.Output != "",
 	}
 	for _, f := range fields {
 		if set[f] {

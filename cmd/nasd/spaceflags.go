@@ -90,6 +90,8 @@ type spaceFlags struct {
 	cells        int
 	stages       int
 	final        bool
+	hidden       int
+	embed        int
 }
 
 func (sf *spaceFlags) register(fs *flag.FlagSet) {
@@ -106,6 +108,8 @@ func (sf *spaceFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&sf.nodes, "nodes", 0, "enas-micro: searched nodes per cell (0 = default)")
 	fs.IntVar(&sf.cells, "cells", 0, "enas-micro: normal cells per stage (0 = default)")
 	fs.IntVar(&sf.stages, "stages", 0, "enas-micro: stages, a reduction cell between two (0 = default)")
+	fs.IntVar(&sf.hidden, "hidden", 0, "nas-rnn, enas-rnn: cell units")
+	fs.IntVar(&sf.embed, "embed", 0, "nas-rnn, enas-rnn: input units")
 	fs.BoolVar(&sf.final, "final-network", false, "enas-macro: the network ENAS retrains after a search: skips joined by concat + 1×1 conv, channels doubled after each reduction")
 }
 
@@ -126,6 +130,8 @@ func (sf *spaceFlags) space(dataInput arch.Shape, dataClasses int) (arch.Space, 
 		Cells:        sf.cells,
 		Stages:       sf.stages,
 		FinalNetwork: sf.final,
+		Hidden:       sf.hidden,
+		Embed:        sf.embed,
 	}
 	if opt.Input == (arch.Shape{}) {
 		opt.Input = dataInput
