@@ -532,6 +532,13 @@ func ctxStatus(err error) string {
 	return StatusCanceled
 }
 
+// cellKinds maps the parameter-free arch primitives to the executor's.
+var cellKinds = map[arch.Kind]cellKind{
+	arch.KindAdd: cellAdd, arch.KindMul: cellMul, arch.KindMean: cellMean, arch.KindTanh: cellTanh,
+	arch.KindSigmoid: cellSigmoid, arch.KindReLU: cellReLU, arch.KindIdentity: cellIdentity,
+	arch.KindHighway: cellHighway, arch.KindConcat: cellConcat,
+}
+
 // cellSpecOf lowers a cell graph (arch: Graph.Hidden > 0) to the executor's
 // nodes, giving each linear node its parameters in order.
 func cellSpecOf(g *arch.Graph) (cellSpec, error) {
@@ -566,26 +573,12 @@ func cellSpecOf(g *arch.Graph) (cellSpec, error) {
 				node.b = spec.nparams
 				spec.nparams += n.Op.Out
 			}
-		case arch.KindAdd:
-			node.kind = cellAdd
-		case arch.KindMul:
-			node.kind = cellMul
-		case arch.KindMean:
-			node.kind = cellMean
-		case arch.KindTanh:
-			node.kind = cellTanh
-		case arch.KindSigmoid:
-			node.kind = cellSigmoid
-		case arch.KindReLU:
-			node.kind = cellReLU
-		case arch.KindIdentity:
-			node.kind = cellIdentity
-		case arch.KindHighway:
-			node.kind = cellHighway
-		case arch.KindConcat:
-			node.kind = cellConcat
 		default:
-			return cellSpec{}, fmt.Errorf("train: lm: node %d (%s): %s is not a cell primitive", i, n.Layer, n.Op.Kind)
+			k, ok := cellKinds[n.Op.Kind]
+			if !ok {
+				return cellSpec{}, fmt.Errorf("train: lm: node %d (%s): %s is not a cell primitive", i, n.Layer, n.Op.Kind)
+			}
+			node.kind = k
 		}
 		spec.nodes = append(spec.nodes, node)
 	}
