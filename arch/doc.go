@@ -23,11 +23,13 @@
 //     input reads the image, as the paper says, not the previous layer. Layers
 //     nothing reads are concatenated into the head: global average pooling
 //     and a dense classifier.
+//
 //   - "enas-macro": Pham et al. 2018, §2.3, macro space. A conv stem, then per
 //     layer one op (conv, separable conv, max or average pool) applied to the
 //     previous layer and one yes/no skip from each earlier layer, summed with
 //     the op's output and batch-normalised. A 2×2 max pool follows each layer
 //     in ReduceAfter; skips from before a reduction are average-pooled down.
+//
 //   - "enas-micro": Pham et al. 2018, §2.4, micro (cell) space. A normal and
 //     a reduction cell are searched; per cell, each of Nodes nodes picks two
 //     inputs (the two previous cells' outputs or an earlier node) and an op
@@ -36,6 +38,12 @@
 //     Stages of Cells normal cells are separated by reduction cells (stride 2
 //     on the cell inputs, channels doubled). Its factorized reductions use
 //     [KindShift], the one primitive no other space needs.
+//
+//   - "enas-rnn" and "nas-rnn": recurrent cells (Pham et al. 2018, §2.2;
+//     Zoph & Le 2017, §3.4). They lower to a cell graph (Graph.Hidden > 0) of
+//     vector primitives evaluated once per token — cell inputs, linear maps,
+//     add, mul, mean, activations and ENAS's highway node — that a language
+//     model around it trains (docs/rnn-spaces.md).
 //
 // Errors name the package and the object ("arch: nas: ...", "arch: best.json:
 // ..."), and checks report every problem at once, one per line.

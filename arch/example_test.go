@@ -35,19 +35,25 @@ func ExampleNew() {
 	// log10 size 7.22
 	// arch: nas: options.layers = -1: must be in 1..128
 	// arch: nas: options.filter_sizes[1] = 4: kernel sizes must be odd and in 1..99
-	// arch: space "darts": unknown (known: enas-macro, enas-micro, nas)
+	// arch: space "darts": unknown (known: enas-macro, enas-micro, enas-rnn, nas, nas-rnn)
 }
 
 func ExampleNames() {
 	for _, name := range arch.Names() {
 		opt, _ := arch.DefaultOptions(name)
 		s, _ := arch.New(name, opt)
+		if opt.Hidden > 0 { // a recurrent cell: vectors in, vectors out
+			fmt.Printf("%s: %d decisions, a cell of %d units on %d inputs\n", name, len(s.Decisions()), opt.Hidden, opt.Embed)
+			continue
+		}
 		fmt.Printf("%s: %d decisions on %v\n", name, len(s.Decisions()), opt.Input)
 	}
 	// Output:
 	// enas-macro: 78 decisions on 1×28×28
 	// enas-micro: 40 decisions on 1×28×28
+	// enas-rnn: 15 decisions, a cell of 200 units on 200 inputs
 	// nas: 39 decisions on 1×28×28
+	// nas-rnn: 34 decisions, a cell of 200 units on 200 inputs
 }
 
 func ExampleArch_Hash() {

@@ -139,8 +139,8 @@ func TestLoadErrors(t *testing.T) {
 		{"not an object", `[1,2]`, []string{"architecture: cannot use a JSON array as arch.archJSON"}},
 		{"wrong type", "{\"space\":\"nas\",\n\"options\":{\"layers\":\"six\"}}", []string{`line 2, column 26: options.layers: cannot use a JSON string as int`}},
 		{"unknown field", `{"space":"nas","decisons":[]}`, []string{`unknown field "decisons"`}},
-		{"missing space", `{"decisions":[0]}`, []string{"space: missing (known: enas-macro, enas-micro, nas)"}},
-		{"unknown space", `{"space":"darts","decisions":[0]}`, []string{`space "darts": unknown (known: enas-macro, enas-micro, nas)`}},
+		{"missing space", `{"decisions":[0]}`, []string{"space: missing (known: enas-macro, enas-micro, enas-rnn, nas, nas-rnn)"}},
+		{"unknown space", `{"space":"darts","decisions":[0]}`, []string{`space "darts": unknown (known: enas-macro, enas-micro, enas-rnn, nas, nas-rnn)`}},
 		{"negative options", `{"space":"nas","options":{"layers":-2,"filter_counts":[24,-36]}}`, []string{
 			"options.layers = -2: must be in 1..128", "options.filter_counts[1] = -36: must be in 1.."}},
 		{"unknown op in options", `{"space":"enas-macro","options":{"ops":["conv3x3","dilconv3x3"]},"decisions":[]}`, []string{

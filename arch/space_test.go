@@ -53,7 +53,7 @@ func spaces(t testing.TB) []arch.Space {
 }
 
 func TestRegistry(t *testing.T) {
-	if got := arch.Names(); !slices.Equal(got, []string{"enas-macro", "enas-micro", "nas"}) {
+	if got := arch.Names(); !slices.Equal(got, []string{"enas-macro", "enas-micro", "enas-rnn", "nas", "nas-rnn"}) {
 		t.Errorf("Names() = %q", got)
 	}
 	for _, name := range arch.Names() {
@@ -90,9 +90,9 @@ func TestRegistry(t *testing.T) {
 	}
 
 	_, err := arch.New("darts", arch.Options{})
-	wantLines(t, err, "arch: ", `space "darts": unknown (known: enas-macro, enas-micro, nas)`)
+	wantLines(t, err, "arch: ", `space "darts": unknown (known: enas-macro, enas-micro, enas-rnn, nas, nas-rnn)`)
 	_, err = arch.DefaultOptions("darts")
-	wantLines(t, err, "arch: ", `space "darts": unknown (known: enas-macro, enas-micro, nas)`)
+	wantLines(t, err, "arch: ", `space "darts": unknown (known: enas-macro, enas-micro, enas-rnn, nas, nas-rnn)`)
 }
 
 func TestOptionErrors(t *testing.T) {

@@ -237,7 +237,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"task no id", taskJSON(func(s string) string { return strings.Replace(s, `"id":"t000042"`, `"id":""`, 1) }), "task message: trial ID is empty"},
 		{"task no arch", plain(KindTask, `{"id":"t1","seed":1}`), "task message: arch is missing"},
 		{"task bad epochs", taskJSON(func(s string) string { return strings.Replace(s, `"epochs":5`, `"epochs":-5`, 1) }), "task message: epochs = -5: must be ≥ 0"},
-		{"task bad arch", taskJSON(func(s string) string { return strings.Replace(s, `"space":"nas"`, `"space":"darts"`, 1) }), `task message: malformed JSON payload: arch: space "darts": unknown (known: enas-macro, enas-micro, nas)`},
+		{"task bad arch", taskJSON(func(s string) string { return strings.Replace(s, `"space":"nas"`, `"space":"darts"`, 1) }), `task message: malformed JSON payload: arch: space "darts": unknown (known: enas-macro, enas-micro, enas-rnn, nas, nas-rnn)`},
 		{"result empty object", plain(KindResult, "{}"), "result message: trial ID is empty; status is empty"},
 		{"result Inf", resultJSON(func(s string) string { return strings.Replace(s, `"reward":0.8907`, `"reward":1e999`, 1) }), "result message: malformed JSON payload: json: cannot unmarshal number 1e999"},
 		{"result NaN", resultJSON(func(s string) string { return strings.Replace(s, `"reward":0.8907`, `"reward":NaN`, 1) }), "result message: malformed JSON payload: invalid character 'N'"},

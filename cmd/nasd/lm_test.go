@@ -164,3 +164,32 @@ eval_batch = 20
 		}
 	}
 }
+
+// nasd space shows the cell spaces like the others.
+func TestSpaceRecurrentCells(t *testing.T) {
+	for _, args := range [][]string{
+		{"space", "-space", "enas-rnn", "-nodes", "4", "-hidden", "32", "-seed", "3"},
+		{"space", "-space", "nas-rnn", "-base", "4", "-hidden", "16", "-embed", "8", "-format", "dot"},
+		{"space", "-space", "nas-rnn", "-base", "2", "-format", "json", "-arch-only"},
+	} {
+		code, stdout, stderr := nasd(t, args...)
+		if code != exitOK || stdout == "" {
+			t.Errorf("%v: exit %d\n%s", args, code, stderr)
+		}
+	}
+	_, stdout, _ := nasd(t, "space", "-space", "enas-rnn", "-nodes", "4", "-hidden", "32", "-arch-only")
+	for _, want := range []string{"node 1", "h_t", "x_t", "h_{t-1}"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("enas-rnn table lacks %q:\n%s", want, stdout)
+		}
+	}
+	for _, bad := range [][]string{
+		{"space", "-space", "nas-rnn", "-base", "3"},
+		{"space", "-space", "enas-rnn", "-output", "median"},
+		{"space", "-space", "enas-rnn", "-channels", "8"},
+	} {
+		if code, _, stderr := nasd(t, bad...); code == exitOK || stderr == "" {
+			t.Errorf("%v: exit %d", bad, code)
+		}
+	}
+}

@@ -92,6 +92,8 @@ type spaceFlags struct {
 	final        bool
 	hidden       int
 	embed        int
+	base         int
+	output       string
 }
 
 func (sf *spaceFlags) register(fs *flag.FlagSet) {
@@ -105,11 +107,13 @@ func (sf *spaceFlags) register(fs *flag.FlagSet) {
 	fs.Var(&sf.strides, "strides", "nas: strides to choose from, e.g. 1,2")
 	fs.Var(&sf.ops, "ops", "enas-macro, enas-micro: operations to choose from, e.g. conv3x3,sepconv5x5,maxpool3x3 or sep3x3,max3x3,identity")
 	fs.Var(&sf.reduceAfter, "reduce-after", "enas-macro: layers followed by a 2×2 reduction, e.g. 3,7")
-	fs.IntVar(&sf.nodes, "nodes", 0, "enas-micro: searched nodes per cell (0 = default)")
+	fs.IntVar(&sf.nodes, "nodes", 0, "enas-micro, enas-rnn: searched nodes per cell (0 = default)")
 	fs.IntVar(&sf.cells, "cells", 0, "enas-micro: normal cells per stage (0 = default)")
 	fs.IntVar(&sf.stages, "stages", 0, "enas-micro: stages, a reduction cell between two (0 = default)")
-	fs.IntVar(&sf.hidden, "hidden", 0, "nas-rnn, enas-rnn: cell units")
-	fs.IntVar(&sf.embed, "embed", 0, "nas-rnn, enas-rnn: input units")
+	fs.IntVar(&sf.hidden, "hidden", 0, "nas-rnn, enas-rnn (and -cell lstm): units of the cell's state (0 = default 200)")
+	fs.IntVar(&sf.embed, "embed", 0, "nas-rnn, enas-rnn (and -cell lstm): units of the cell's input, the word embedding (0 = -hidden)")
+	fs.IntVar(&sf.base, "base", 0, "nas-rnn: leaves of the cell's tree, a power of 2 (0 = default 8)")
+	fs.StringVar(&sf.output, "output", "", "enas-rnn: h_t is the mean of the loose_ends (default) or of all nodes")
 	fs.BoolVar(&sf.final, "final-network", false, "enas-macro: the network ENAS retrains after a search: skips joined by concat + 1×1 conv, channels doubled after each reduction")
 }
 
@@ -132,6 +136,8 @@ func (sf *spaceFlags) space(dataInput arch.Shape, dataClasses int) (arch.Space, 
 		FinalNetwork: sf.final,
 		Hidden:       sf.hidden,
 		Embed:        sf.embed,
+		Base:         sf.base,
+		Output:       sf.output,
 	}
 	if opt.Input == (arch.Shape{}) {
 		opt.Input = dataInput
