@@ -250,21 +250,6 @@ func (g *Graph) Infer() ([]Stats, error) {
 				continue
 			}
 			signals[op.Signal] = i
-		case KindLinear:
-			if in.H != 1 || in.W != 1 {
-				bad(i, "input %v is not a vector", in)
-				continue
-			}
-			if op.Out < 1 {
-				bad(i, "units = %d: must be ≥ 1", op.Out)
-				continue
-			}
-			s.Shape = Shape{op.Out, 1, 1}
-			params = mul("params", c, int64(op.Out))
-			if op.Bias && fits {
-				params = plus("params", params, int64(op.Out))
-			}
-			s.FLOPs = mul("FLOPs", 2, c, int64(op.Out))
 		case KindMul, KindMean, KindHighway:
 			s.Shape = in
 			for _, x := range ins[1:] {
@@ -352,9 +337,13 @@ func (g *Graph) Infer() ([]Stats, error) {
 			s.FLOPs = mul("FLOPs", c, h, w)
 		case KindFlatten:
 			s.Shape = Shape{in.Elems(), 1, 1} // in's activation bytes were checked, so its Elems fits
-		case KindDense:
+		case KindDense, KindLinear: // dense always has a bias, linear when Bias
 			if in.H != 1 || in.W != 1 {
-				bad(i, "input %v is not flat (add a flatten or gap node)", in)
+				if op.Kind == KindDense {
+					bad(i, "input %v is not flat (add a flatten or gap node)", in)
+				} else {
+					bad(i, "input %v is not a vector", in)
+				}
 				continue
 			}
 			if op.Out < 1 {
@@ -363,7 +352,7 @@ func (g *Graph) Infer() ([]Stats, error) {
 			}
 			s.Shape = Shape{op.Out, 1, 1}
 			params = mul("params", c, int64(op.Out))
-			if fits {
+			if (op.Kind == KindDense || op.Bias) && fits {
 				params = plus("params", params, int64(op.Out))
 			}
 			s.FLOPs = mul("FLOPs", 2, c, int64(op.Out))

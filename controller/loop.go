@@ -443,25 +443,25 @@ func roundLogged(v float64) float64 {
 // holds (numbers: loggedDigits; times: microseconds) before the strategy or
 // the stopper sees it, so that a resumed run, which observes the logged
 // result, observes exactly what the live run did.
+// roundAll returns vs rounded as logged, in a new slice (the message's may
+// be shared); nil stays nil.
+func roundAll(vs []float64) []float64 {
+	if len(vs) == 0 {
+		return vs
+	}
+	out := make([]float64, len(vs))
+	for i, v := range vs {
+		out[i] = roundLogged(v)
+	}
+	return out
+}
+
 func roundResult(r *Result) {
 	r.Reward, r.BestValAcc, r.ImgPerSec = roundLogged(r.Reward), roundLogged(r.BestValAcc), roundLogged(r.ImgPerSec)
-	if len(r.ValAcc) > 0 {
-		acc := make([]float64, len(r.ValAcc)) // the message's slice may be shared
-		for i, v := range r.ValAcc {
-			acc[i] = roundLogged(v)
-		}
-		r.ValAcc = acc
-	}
+	r.ValAcc, r.ValPPL = roundAll(r.ValAcc), roundAll(r.ValPPL)
 	if r.TestAcc != nil {
 		t := roundLogged(*r.TestAcc)
 		r.TestAcc = &t
-	}
-	if len(r.ValPPL) > 0 {
-		ppl := make([]float64, len(r.ValPPL))
-		for i, v := range r.ValPPL {
-			ppl[i] = roundLogged(v)
-		}
-		r.ValPPL = ppl
 	}
 	if r.TestPPL != nil {
 		t := roundLogged(*r.TestPPL)
