@@ -23,7 +23,7 @@ CORPUS   ?= bin/corpus/fortunes
 DEB_PKGS := dataset-fashion-mnist fortunes libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf
 PYTHON   := /usr/bin/python3
 
-.PHONY: all build build-mpi corpus deps test test-mpi test-long soak fuzz run bench bench-lstm bench-ablation bench-scale bench-enas lint clean help
+.PHONY: all build build-mpi corpus deps test test-mpi test-long soak fuzz run bench bench-lstm bench-rnn bench-ablation bench-scale bench-enas lint clean help
 
 all: build
 
@@ -39,7 +39,8 @@ help:
 	@echo "make test-mpi   the MPI binding and nasd search under mpirun (part of make test when MPI is there)"
 	@echo "make fuzz       run every parser's fuzz target for FUZZTIME each (default 20s; FUZZMINIMIZETIME 2s)"
 	@echo "make soak       SIGKILL whole mpirun jobs at random moments, resume, check the event log (docs/reliability.md)"
-	@echo "make corpus     build the PTB-layout text corpus from the fortunes package into CORPUS ($(CORPUS))"
+	@echo "make corpus     build the PTB-layout text corpus from the fortunes package into CORPUS ($(CORPUS)), and its characters into CORPUS-chars"
+	@echo "make bench-rnn  searched recurrent cells vs LSTM vs random cells, 3 seeds, words and characters (~45 min)"
 	@echo "make deps       install the Debian packages nasd uses (apt-get when root)"
 	@echo "make lint       gofmt and go vet"
 
@@ -65,6 +66,11 @@ build:
 # split 80/10/10 by seed 1 with a 10,000-word vocabulary; tests build their own copy.
 corpus: deps build
 	./$(BIN) corpus -o $(CORPUS) -seed 1 -vocab 10000 -split 80,10,10 $(FORTUNES)
+	./$(BIN) corpus -chars -o $(CORPUS)-chars -seed 1 -vocab 10000 -split 80,10,10 $(FORTUNES)
+
+# Searched recurrent cells (ENAS, NAS-style) vs LSTM vs random cells, words and characters, 3 seeds (~45 min).
+bench-rnn: corpus
+	bench/rnn-study.sh $${OUT:-bin/bench-rnn}
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

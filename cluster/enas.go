@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 )
@@ -60,7 +61,19 @@ type ENASInfo struct {
 	Batch         int      `json:"batch"`           // training minibatch per worker
 	StepsPerEpoch int      `json:"steps_per_epoch"` // one pass over the training split by all workers
 	ValBatches    int      `json:"val_batches"`     // validation minibatches of Batch examples
+	// Task is "" for images and "lm" for language models, whose examples
+	// are tokens, whose minibatches are windows of Batch streams (the
+	// validation windows of the evaluation streams) and whose scores are
+	// c / perplexity.
+	Task string `json:"task,omitempty"`
+	// RankState: each worker has state of its own that a checkpoint must
+	// keep (a language model's carried hidden state); a save plan then
+	// gathers it after the shared weights.
+	RankState bool `json:"rank_state,omitempty"`
 }
+
+// TaskLM is ENASInfo.Task of a language-model search.
+const TaskLM = "lm"
 
 // ENASStats is a worker's shared-weight training since the last stats plan.
 type ENASStats struct {
@@ -77,10 +90,12 @@ type ENASStats struct {
 	AllreduceS float64 `json:"allreduce_s,omitempty"`
 }
 
-// ENASScores is a worker's answer to an eval plan: the accuracies of its
-// share of the children, in plan order.
+// ENASScores is a worker's answer to an eval plan: the scores of its share
+// of the children, in plan order: accuracies, or for language models
+// c / perplexity with the perplexities in PPL.
 type ENASScores struct {
 	Acc []float64 `json:"acc"`
+	PPL []float64 `json:"ppl,omitempty"`
 }
 
 // EncodeENAS and DecodeENAS carry the ENAS messages as JSON: they travel
@@ -99,4 +114,35 @@ func DecodeENAS(from int, b []byte, v any) error {
 		return fmt.Errorf("cluster: ENAS message from rank %d: %w", from, err)
 	}
 	return nil
+}
+
+// AppendRankFrames appends the rank states of ranks 1..len(states)−1
+// (states[0], rank 0's, is skipped), each as a little-endian uint64 length
+// and its bytes: how a checkpoint keeps them after the shared weights.
+func AppendRankFrames(b []byte, states [][]byte) []byte {
+	for _, s := range states[1:] {
+		b = binary.LittleEndian.AppendUint64(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// RankFrame returns rank's state from frames AppendRankFrames wrote.
+func RankFrame(frames []byte, rank int) ([]byte, error) {
+	if rank < 1 {
+		return nil, fmt.Errorf("cluster: rank %d has no rank state", rank)
+	}
+	for r := 1; ; r++ {
+		if len(frames) < 8 {
+			return nil, fmt.Errorf("cluster: rank states end before rank %d's", rank)
+		}
+		n := binary.LittleEndian.Uint64(frames)
+		if n > uint64(len(frames)-8) {
+			return nil, fmt.Errorf("cluster: rank %d's state says %d bytes, %d are left", r, n, len(frames)-8)
+		}
+		if r == rank {
+			return frames[8 : 8+n], nil
+		}
+		frames = frames[8+n:]
+	}
 }

@@ -64,6 +64,16 @@ func ENASDefaults() ENASOptions {
 		L2: 2.5e-4, ControllerSteps: 50, ControllerBatch: 20, DeriveSamples: 10, CheckpointSteps: 200, ChecksumSteps: 50}
 }
 
+// ENASDefaultsLM returns the default schedule of a search over recurrent
+// cells (Pham et al. 2018, §3.1: minibatch 64, plain SGD, ℓ2 1e-7; the
+// rate is constant, at 10 where the paper's 1 000-unit cells took 20: at
+// the few hundred units that train on 2 cores, 20 diverges).
+func ENASDefaultsLM() ENASOptions {
+	o := ENASDefaults()
+	o.Batch, o.LRMax, o.LRMin, o.Momentum, o.L2 = 64, 10, 10, 0, 1e-7
+	return o
+}
+
 // ENASOptionNames lists the keys ParseENASOptions takes.
 func ENASOptionNames() []string {
 	return []string{"epochs", "batch_size", "lr_max", "lr_min", "lr_t0", "lr_tmul", "momentum", "l2",
@@ -71,11 +81,11 @@ func ENASOptionNames() []string {
 }
 
 // ParseENASOptions takes the schedule's keys out of m (the strategy's
-// options) into the defaults and returns the rest, which configure the
-// policy. Every problem is reported at once, as arch.FieldErrors (paths
-// relative to the options).
-func ParseENASOptions(m map[string]any) (ENASOptions, map[string]any, error) {
-	o := ENASDefaults()
+// options) into the defaults def (ENASDefaults or ENASDefaultsLM) and
+// returns the rest, which configure the policy. Every problem is reported
+// at once, as arch.FieldErrors (paths relative to the options).
+func ParseENASOptions(m map[string]any, def ENASOptions) (ENASOptions, map[string]any, error) {
+	o := def
 	rest := map[string]any{}
 	var errs []error
 	bad := func(key string, v any, want string) {
@@ -109,8 +119,8 @@ func ParseENASOptions(m map[string]any) (ENASOptions, map[string]any, error) {
 			if n, ok := v.(int64); ok {
 				f, isNum = float64(n), true
 			}
-			if !isNum || math.IsNaN(f) || f < 0 || (k != "l2" && k != "lr_min" && f == 0) || (k == "momentum" && f >= 1) {
-				bad(k, v, "must be a number > 0 (lr_min, l2: ≥ 0; momentum: < 1)")
+			if !isNum || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || (k == "lr_max" && f == 0) || (k == "momentum" && f >= 1) {
+				bad(k, v, "must be a finite number ≥ 0 (lr_max: > 0; momentum: < 1, 0 = plain SGD)")
 				continue
 			}
 			*p = f
@@ -171,9 +181,12 @@ type ENASSummary struct {
 	Best          *arch.Arch // the derived architecture (nil if the search did not get there)
 	BestBatchAcc  float64    // its accuracy on the derive minibatch
 	BestValAcc    float64    // its accuracy on the whole validation split
-	Interrupted   bool       // checkpointed before the end: resume it
-	Reason        string
-	Checkpoints   int
+	// Language models: the scores above are c / perplexity, and these the
+	// perplexities (0 for images).
+	BestBatchPPL, BestValPPL float64
+	Interrupted              bool // checkpointed before the end: resume it
+	Reason                   string
+	Checkpoints              int
 }
 
 // enasState is the ENAS loop's part of a checkpoint.
@@ -455,34 +468,42 @@ func (l *enasLoop) compareChecksums(ctx context.Context) error {
 	return nil
 }
 
-// score has the workers score children on validation batch b (-1: all).
-func (l *enasLoop) score(ctx context.Context, children []arch.Arch, b int) ([]float64, error) {
+// score has the workers score children on validation batch b (-1: all):
+// accuracies, or for language models c / perplexity and the perplexities.
+func (l *enasLoop) score(ctx context.Context, children []arch.Arch, b int) (acc, ppl []float64, err error) {
 	if err := l.bcast(ctx, cluster.ENASPlan{Op: cluster.ENASEval, Children: decisions(children), Batch: b}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	got, err := l.gather(ctx, "scores")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	workers := l.t.Size() - 1
-	acc := make([]float64, len(children))
+	acc = make([]float64, len(children))
+	lm := l.info.Task == cluster.TaskLM
+	if lm {
+		ppl = make([]float64, len(children))
+	}
 	for r := 1; r < len(got); r++ {
 		var s cluster.ENASScores
 		if err := cluster.DecodeENAS(r, got[r], &s); err != nil {
-			return nil, fmt.Errorf("controller: enas: %w", err)
+			return nil, nil, fmt.Errorf("controller: enas: %w", err)
 		}
 		want := 0
 		for i := r - 1; i < len(children); i += workers {
 			want++
 		}
-		if len(s.Acc) != want {
-			return nil, fmt.Errorf("controller: enas: rank %d scored %d children, its share is %d", r, len(s.Acc), want)
+		if len(s.Acc) != want || (lm && len(s.PPL) != want) {
+			return nil, nil, fmt.Errorf("controller: enas: rank %d scored %d children (%d perplexities), its share is %d", r, len(s.Acc), len(s.PPL), want)
 		}
 		for k, i := 0, r-1; i < len(children); k, i = k+1, i+workers {
 			acc[i] = s.Acc[k]
+			if lm {
+				ppl[i] = s.PPL[k]
+			}
 		}
 	}
-	return acc, nil
+	return acc, ppl, nil
 }
 
 // endEpoch gathers the epoch's training statistics, trains the policy and
@@ -521,12 +542,15 @@ func (l *enasLoop) endEpoch(ctx context.Context) error {
 		for i, tr := range trials {
 			children[i] = tr.Arch
 		}
-		acc, err := l.score(ctx, children, l.rng.IntN(l.info.ValBatches))
+		acc, ppl, err := l.score(ctx, children, l.rng.IntN(l.info.ValBatches))
 		if err != nil {
 			return err
 		}
 		for i, tr := range trials {
 			r := Result{TrialID: tr.ID, Status: "ok", Reward: acc[i], ValAcc: []float64{acc[i]}, BestValAcc: acc[i]}
+			if ppl != nil {
+				r.ValPPL = []float64{ppl[i]}
+			}
 			if err := l.p.Observe(r); err != nil {
 				return strategyError{fmt.Errorf("controller: enas: policy %s: %w", l.p.Name(), err)}
 			}
@@ -537,6 +561,9 @@ func (l *enasLoop) endEpoch(ctx context.Context) error {
 		Float64("lr", o.LR(float64(l.st.Epoch+1)-1e-9)).Int("children_trained", tot.Steps).Int("diverged", tot.Diverged).Int("checksums_verified", l.checksums)
 	if tot.Steps > 0 {
 		journal.Float(e, "shared_loss", tot.LossSum/float64(tot.Steps))
+		if l.info.Task == cluster.TaskLM { // the loss is the mean NLL per token
+			journal.Float(e, "shared_ppl", math.Exp(tot.LossSum/float64(tot.Steps)))
+		}
 	}
 	if tot.Seen > 0 {
 		journal.Float(e, "shared_acc", float64(tot.Correct)/float64(tot.Seen))
@@ -598,11 +625,11 @@ func mean(xs []float64) float64 {
 // 128 separates children by noise as much as by quality.
 func (l *enasLoop) derive(ctx context.Context) (ENASSummary, error) {
 	children := l.p.Sample(l.cfg.Options.DeriveSamples)
-	batchAcc, err := l.score(ctx, children, l.rng.IntN(l.info.ValBatches))
+	batchAcc, batchPPL, err := l.score(ctx, children, l.rng.IntN(l.info.ValBatches))
 	if err != nil {
 		return ENASSummary{}, err
 	}
-	valAcc, err := l.score(ctx, children, -1)
+	valAcc, valPPL, err := l.score(ctx, children, -1)
 	if err != nil {
 		return ENASSummary{}, err
 	}
@@ -615,6 +642,10 @@ func (l *enasLoop) derive(ctx context.Context) (ENASSummary, error) {
 	arr := make([]map[string]any, len(children))
 	for i, c := range children {
 		arr[i] = map[string]any{"arch_hash": c.Hash(), "batch_acc": batchAcc[i], "val_acc": valAcc[i]}
+		if valPPL != nil {
+			arr[i] = map[string]any{"arch_hash": c.Hash(), "batch_reward": batchAcc[i], "val_reward": valAcc[i],
+				"batch_ppl": batchPPL[i], "val_ppl": valPPL[i]}
+		}
 	}
 	cj, _ := json.Marshal(arr)
 	e := l.log.Event(EventENASDerive).RawJSON("candidates", cj).Int("best", best)
@@ -630,7 +661,11 @@ func (l *enasLoop) derive(ctx context.Context) (ENASSummary, error) {
 		return ENASSummary{}, fmt.Errorf("controller: enas: %w", err)
 	}
 	a := children[best]
-	return ENASSummary{Best: &a, BestBatchAcc: batchAcc[best], BestValAcc: valAcc[best], Reason: "done"}, nil
+	sum := ENASSummary{Best: &a, BestBatchAcc: batchAcc[best], BestValAcc: valAcc[best], Reason: "done"}
+	if valPPL != nil {
+		sum.BestBatchPPL, sum.BestValPPL = batchPPL[best], valPPL[best]
+	}
+	return sum, nil
 }
 
 // end stops the workers and logs run_end.
@@ -641,7 +676,11 @@ func (l *enasLoop) end(ctx context.Context, sum ENASSummary) (ENASSummary, error
 	}
 	e := l.log.Event(EventRunEnd).Str("reason", sum.Reason).Bool("interrupted", sum.Interrupted).
 		Int("epochs", sum.Epochs).Int("steps", sum.Steps).Float64("elapsed_s", l.elapsed().Seconds())
-	if sum.Best != nil {
+	switch {
+	case sum.Best != nil && sum.BestValPPL > 0:
+		journal.Float(e, "best_val_ppl", sum.BestValPPL)
+		journal.Float(e, "best_reward", sum.BestValAcc)
+	case sum.Best != nil:
 		journal.Float(e, "best_val_acc", sum.BestValAcc)
 	}
 	e.Msg("")
@@ -690,6 +729,13 @@ func (l *enasLoop) checkpoint(ctx context.Context) error {
 	state := got[1]
 	if len(state) == 0 {
 		return errors.New("controller: enas: rank 1 sent no weights to checkpoint")
+	}
+	if l.info.RankState { // each worker's own state follows the weights
+		ranks, err := l.gather(ctx, "the rank states")
+		if err != nil {
+			return err
+		}
+		state = cluster.AppendRankFrames(state, ranks)
 	}
 	n := l.st.Checkpoints + 1
 	var z bytes.Buffer

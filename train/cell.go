@@ -274,3 +274,23 @@ func addInto[T Float](dst, src []T) {
 		dst[k] += v
 	}
 }
+
+// respec switches the executor to another cell of the same batch and
+// steps, keeping its buffers when every node has the size and the
+// input-or-computed role it had (the children of one supernet do).
+func (e *cellExec[T]) respec(spec cellSpec) {
+	same := len(spec.nodes) == len(e.spec.nodes) && spec.nparams == e.spec.nparams
+	for i := 0; same && i < len(spec.nodes); i++ {
+		a, b := spec.nodes[i], e.spec.nodes[i]
+		same = a.size == b.size && (a.kind <= cellC) == (b.kind <= cellC)
+	}
+	if same {
+		e.spec = spec
+		return
+	}
+	f, err := newCellExec(spec, e.batch, len(e.act), e.params, e.grads)
+	if err != nil {
+		panic("train: cell: respec: " + err.Error()) // the caller's spec indexes the same parameters
+	}
+	*e = *f
+}

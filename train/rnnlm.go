@@ -34,6 +34,11 @@ type LMConfig struct {
 	Tie       bool    `json:"tie,omitempty" toml:"tie"`               // decoder weight = embedding (needs embed = hidden)
 	DropEmbed float64 `json:"drop_embed,omitempty" toml:"drop_embed"` // dropout on the cell's input
 	DropOut   float64 `json:"drop_out,omitempty" toml:"drop_out"`     // dropout on the cell's output, before the decoder
+	// StateClip scales each stream's h_t down to this norm after every step
+	// (0: off), the scale a constant to the gradient: the guard against
+	// cells whose state grows without bound (ReLU and identity nodes in
+	// enas-rnn), as ENAS re-implementations do (norm 25).
+	StateClip float64 `json:"state_clip,omitempty" toml:"state_clip"`
 	// RewardC is c in the search reward c / validation perplexity (ENAS: 80).
 	RewardC  float64 `json:"reward_c" toml:"reward_c"`
 	EvalTest bool    `json:"eval_test" toml:"eval_test"`
@@ -89,6 +94,9 @@ func (c LMConfig) Validate() error {
 		if !finite(d.v) || d.v < 0 || d.v >= 1 {
 			bad(d.name, d.v, "must be in [0, 1)")
 		}
+	}
+	if !finite(c.StateClip) || c.StateClip < 0 {
+		bad("state_clip", c.StateClip, "must be ≥ 0 (0 = off)")
 	}
 	if !finite(c.RewardC) || c.RewardC <= 0 {
 		bad("reward_c", c.RewardC, "must be > 0")
@@ -197,6 +205,8 @@ type lmRun struct {
 	x        [][]float32 // per step: batch×embed inputs (after dropout)
 	xmask    [][]float32 // per step: embedding dropout masks
 	hs       []float32   // T·batch×hidden outputs (after dropout), the decoder's input
+	hc       [][]float32 // per step: h_t after the state clip (StateClip > 0)
+	hscale   [][]float32 // per step and stream: the clip's scale
 	hmask    []float32
 	logits   []float32 // T·batch×vocab, then its gradient
 	dhs      []float32
@@ -226,6 +236,10 @@ func (m *lm) newRun(batch int) (*lmRun, error) {
 	for range T {
 		r.x = append(r.x, make([]float32, batch*m.embed))
 		r.xmask = append(r.xmask, make([]float32, batch*m.embed))
+		if m.cfg.StateClip > 0 {
+			r.hc = append(r.hc, make([]float32, batch*m.hid))
+			r.hscale = append(r.hscale, make([]float32, batch))
+		}
 	}
 	return r, nil
 }
@@ -249,9 +263,9 @@ func (m *lm) dropMask(v, mask []float32, p float64) {
 	}
 }
 
-// window runs steps T of the streams in r.ids/r.tgt from the carried state
-// and returns the summed NLL; with train, it also leaves the gradient in
-// m.grads (zeroed first) and carries the state on.
+// window runs steps T of the streams in r.ids/r.tgt from the carried state,
+// carries the state on and returns the summed NLL; with train, it also adds
+// the gradient of the mean NLL per token into m.grads.
 func (r *lmRun) window(T int, train bool) float64 {
 	m, B, E, H, V := r.m, r.batch, r.m.embed, r.m.hid, r.m.vocab
 	emb := m.params[m.emb : m.emb+V*E]
@@ -268,6 +282,9 @@ func (r *lmRun) window(T int, train bool) float64 {
 			m.dropMask(x, r.xmask[t], m.cfg.DropEmbed)
 		}
 		h, c = r.cell.forward(t, x, h, c)
+		if m.cfg.StateClip > 0 {
+			h = clipRows(r.hc[t], r.hscale[t], h, H, m.cfg.StateClip)
+		}
 		copy(r.hs[t*B*H:(t+1)*B*H], h)
 	}
 	copy(r.h, h)
@@ -287,7 +304,6 @@ func (r *lmRun) window(T int, train bool) float64 {
 		return nll
 	}
 
-	clear(m.grads)
 	// logits now hold dNLL/dlogits (softmax − one-hot), to be averaged over N tokens.
 	scale := float32(1 / float64(N))
 	for i := range logits {
@@ -314,6 +330,13 @@ func (r *lmRun) window(T int, train bool) float64 {
 	}
 	for t := T - 1; t >= 0; t-- {
 		addInto(r.dh, dhs[t*B*H:(t+1)*B*H])
+		if m.cfg.StateClip > 0 {
+			for b, k := range r.hscale[t] {
+				for i := b * H; i < (b+1)*H; i++ {
+					r.dh[i] *= k
+				}
+			}
+		}
 		r.cell.backward(t, r.dh, dc, r.dx, r.dhp, dcp)
 		r.dh, r.dhp = r.dhp, r.dh
 		if dc != nil {
@@ -332,6 +355,27 @@ func (r *lmRun) window(T int, train bool) float64 {
 	return nll
 }
 
+// clipRows writes h into dst with each row of n scaled to norm at most
+// maxNorm, the scales into scale, and returns dst.
+func clipRows(dst, scale, h []float32, n int, maxNorm float64) []float32 {
+	for b := range scale {
+		row := h[b*n : (b+1)*n]
+		ss := 0.0
+		for _, v := range row {
+			ss += float64(v) * float64(v)
+		}
+		k := float32(1)
+		if norm := math.Sqrt(ss); norm > maxNorm {
+			k = float32(maxNorm / norm)
+		}
+		scale[b] = k
+		for i, v := range row {
+			dst[b*n+i] = v * k
+		}
+	}
+	return dst
+}
+
 // lmSoftmaxCE turns logits (+ bias) into probabilities in place and returns
 // the summed NLL of the targets; with grad the logits become the gradient
 // of the summed NLL, softmax − one-hot.
@@ -345,12 +389,13 @@ func lmSoftmaxCE(logits, bias []float32, tgt []int32, V int, grad bool) float64 
 			mx = max(mx, row[j])
 		}
 		sum := 0.0
+		zy := float64(row[y] - mx) // from the logit: a float32 probability can underflow to 0
 		for j, v := range row {
 			e := math.Exp(float64(v - mx))
 			row[j] = float32(e)
 			sum += e
 		}
-		nll += math.Log(sum) - math.Log(float64(row[y]))
+		nll += math.Log(sum) - zy
 		if grad {
 			inv := float32(1 / sum)
 			for j := range row {
@@ -469,6 +514,7 @@ func TrainLMHooked(ctx context.Context, g *arch.Graph, text *dataset.Text, cfg L
 				return finish(ctxStatus(err), err.Error())
 			}
 			s := time.Now()
+			clear(m.grads)
 			l := train.window(T, true)
 			if math.IsNaN(l) || math.IsInf(l, 0) {
 				return finish(StatusDiverged, fmt.Sprintf("epoch %d window %d: loss %v", epoch, w+1, l))

@@ -22,6 +22,9 @@ type ENASConfig struct {
 	Momentum float64 // Nesterov momentum of the shared weights
 	L2       float64 // weight decay
 	Seed     uint64  // run seed: the epochs' example order
+	// Clip scales the averaged gradient to this global norm before the
+	// step (language models; 0: off).
+	Clip float64
 	// NewSampler rebuilds the policy of a policy plan, from which the
 	// worker samples its own children (cmd/nasd passes rl.NewSampler);
 	// nil: only train plans that list their children can be followed.
@@ -33,18 +36,52 @@ type ChildSampler interface {
 	Sample(r *rand.Rand) (arch.Arch, error)
 }
 
-// RunENAS is a worker's side of an ENAS search: it holds a replica of the
-// shared weights sn and follows rank 0's plans (cluster.ENASPlan) until a
-// stop plan. Each train plan trains this rank's child on this rank's slice
-// of the epoch's minibatches, and the gradients of all workers are averaged
-// with cluster.AllreduceBuckets, so every replica takes the same SGD step
-// and stays bit-identical (checked when the plan asks). A step whose loss is
-// not finite contributes no gradient and is counted; the run goes on.
+// RunENAS is a worker's side of an ENAS search over images: it holds a
+// replica of the shared weights sn and follows rank 0's plans
+// (cluster.ENASPlan) until a stop plan. Each train plan trains this rank's
+// child on this rank's slice of the epoch's minibatches, and the gradients
+// of all workers are averaged with cluster.AllreduceBuckets, so every
+// replica takes the same SGD step and stays bit-identical (checked when the
+// plan asks). A step whose loss is not finite contributes no gradient and
+// is counted; the run goes on.
 func RunENAS(ctx context.Context, t cluster.Transport, space arch.Space, sn *train.Supernet, data *dataset.Splits, cfg ENASConfig) error {
+	return runENAS(ctx, t, space, sn, &imageTask{sn: sn, data: data, seed: cfg.Seed, epochPerm: -1}, cfg)
+}
+
+// replica is the shared weights a worker holds: train.Supernet or
+// train.LMSupernet.
+type replica interface {
+	Buckets() []train.Bucket
+	Weights() []float32
+	Grad() []float32
+	Momentum() []float64
+	RunningStats() []float32
+	UsedBuckets(arch.Arch) ([]bool, error)
+	ZeroGrad()
+	ScaleGrad(float32)
+	ApplySGD(lr, momentum float64, nesterov bool, l2 float64)
+}
+
+// task is what differs between searches over images and over text: the
+// data, a step's minibatch, scoring, and state of a rank's own.
+type task interface {
+	// info fills the data fields of the setup message.
+	info(in *cluster.ENASInfo, rank, workers, batch int) error
+	// step adds the gradient of child's loss on this rank's minibatch of
+	// the plan's step into the replica's gradient and returns the loss.
+	step(plan cluster.ENASPlan, child arch.Arch, rank, workers, batch int) (loss float64, err error)
+	// score is child's score on validation minibatch b (−1: the whole
+	// split), and its perplexity (language models; else 0).
+	score(child arch.Arch, b, batch int) (score, ppl float64, err error)
+	rankState() []byte // nil: none
+	setRankState([]byte) error
+}
+
+func runENAS(ctx context.Context, t cluster.Transport, space arch.Space, sn replica, tk task, cfg ENASConfig) error {
 	if t.Rank() == 0 {
 		return errors.New("worker: RunENAS on rank 0, which hosts the controller")
 	}
-	w := &enasWorker{t: t, space: space, sn: sn, data: data, cfg: cfg, workers: t.Size() - 1, epochPerm: -1}
+	w := &enasWorker{t: t, space: space, sn: sn, task: tk, cfg: cfg, workers: t.Size() - 1}
 	if err := w.setup(ctx); err != nil {
 		return err
 	}
@@ -68,11 +105,7 @@ func RunENAS(ctx context.Context, t cluster.Transport, space arch.Space, sn *tra
 			err = w.gather(ctx, w.stats)
 			w.stats = cluster.ENASStats{}
 		case cluster.ENASSave:
-			var state []byte
-			if t.Rank() == 1 {
-				state = w.state()
-			}
-			_, err = t.Gather(ctx, 0, state)
+			err = w.save(ctx)
 		case cluster.ENASLoad:
 			err = w.load(ctx)
 		case cluster.ENASStop:
@@ -87,19 +120,15 @@ func RunENAS(ctx context.Context, t cluster.Transport, space arch.Space, sn *tra
 }
 
 type enasWorker struct {
-	t         cluster.Transport
-	space     arch.Space
-	sn        *train.Supernet
-	data      *dataset.Splits
-	cfg       ENASConfig
-	workers   int
-	layout    *cluster.Buckets
-	stats     cluster.ENASStats
-	perm      []int
-	epochPerm int
-	x         []float32
-	y         []int32
-	sampler   ChildSampler // the last policy plan's
+	t       cluster.Transport
+	space   arch.Space
+	sn      replica
+	task    task
+	cfg     ENASConfig
+	workers int
+	layout  *cluster.Buckets
+	stats   cluster.ENASStats
+	sampler ChildSampler // the last policy plan's
 }
 
 func (w *enasWorker) setup(ctx context.Context) error {
@@ -116,9 +145,11 @@ func (w *enasWorker) setup(ctx context.Context) error {
 	if w.layout, err = cluster.NewBuckets(size, list); err != nil {
 		return fmt.Errorf("worker: enas: %w", err)
 	}
-	tr, val := w.data.Train.Len(), w.data.Val.Len()
-	return w.gather(ctx, cluster.ENASInfo{Size: size, Buckets: list, TrainExamples: tr, ValExamples: val, Batch: w.cfg.Batch,
-		StepsPerEpoch: tr / (w.cfg.Batch * w.workers), ValBatches: val / w.cfg.Batch})
+	in := cluster.ENASInfo{Size: size, Buckets: list, Batch: w.cfg.Batch, RankState: w.task.rankState() != nil}
+	if err := w.task.info(&in, w.t.Rank(), w.workers, w.cfg.Batch); err != nil {
+		return fmt.Errorf("worker: enas: %w", err)
+	}
+	return w.gather(ctx, in)
 }
 
 // gather sends v to rank 0 in a Gather.
@@ -143,26 +174,6 @@ func (w *enasWorker) child(plan cluster.ENASPlan, i int) (arch.Arch, error) {
 		return arch.Arch{}, fmt.Errorf("worker: enas: child %d of a %s plan: %w", i, plan.Op, err)
 	}
 	return a, nil
-}
-
-// batch copies examples idx of set into the worker's buffers.
-func (w *enasWorker) batch(set *dataset.Set, idx []int) ([]float32, []int32) {
-	size := set.Size()
-	w.x, w.y = w.x[:0], w.y[:0]
-	for _, i := range idx {
-		w.x = append(w.x, set.Images[i*size:(i+1)*size]...)
-		w.y = append(w.y, set.Labels[i])
-	}
-	return w.x, w.y
-}
-
-// order returns the epoch's example order: the same on every rank.
-func (w *enasWorker) order(epoch int) []int {
-	if w.epochPerm != epoch {
-		r := rand.New(rand.NewPCG(w.cfg.Seed, 0x656e617300+uint64(epoch)))
-		w.perm, w.epochPerm = r.Perm(w.data.Train.Len()), epoch
-	}
-	return w.perm
 }
 
 func (w *enasWorker) setPolicy(state []byte) error {
@@ -197,17 +208,10 @@ func (w *enasWorker) train(ctx context.Context, plan cluster.ENASPlan) error {
 	if err != nil {
 		return err
 	}
-	B := w.cfg.Batch
-	at := (plan.Step*w.workers + w.t.Rank() - 1) * B
-	perm := w.order(plan.Epoch)
-	if plan.Step < 0 || at+B > len(perm) {
-		return fmt.Errorf("worker: enas: step %d of epoch %d is past the epoch's %d examples", plan.Step, plan.Epoch, len(perm))
-	}
-	x, y := w.batch(w.data.Train, perm[at:at+B])
 	w.sn.ZeroGrad()
 	used := w.layout.NewMask()
 	t0 := time.Now()
-	loss, err := w.sn.Step(child, x, y)
+	loss, err := w.task.step(plan, child, w.t.Rank(), w.workers, w.cfg.Batch)
 	w.stats.StepS += time.Since(t0).Seconds()
 	switch {
 	case err == nil:
@@ -236,7 +240,10 @@ func (w *enasWorker) train(ctx context.Context, plan cluster.ENASPlan) error {
 	// Steps sum gradients; the step is their mean over the workers (ENAS's
 	// average over sampled models, M = workers).
 	w.sn.ScaleGrad(1 / float32(w.workers))
-	w.sn.ApplySGD(plan.LR, w.cfg.Momentum, true, w.cfg.L2)
+	if c, ok := w.sn.(interface{ ClipGrad(float64) float64 }); ok && w.cfg.Clip > 0 {
+		c.ClipGrad(w.cfg.Clip) // the same mean on every replica: the same clip
+	}
+	w.sn.ApplySGD(plan.LR, w.cfg.Momentum, w.cfg.Momentum > 0, w.cfg.L2)
 	if plan.Check {
 		sum := w.checksum()
 		if _, err := w.t.Gather(ctx, 0, sum[:]); err != nil {
@@ -250,35 +257,39 @@ func (w *enasWorker) train(ctx context.Context, plan cluster.ENASPlan) error {
 // 1 + i mod workers.
 func (w *enasWorker) eval(ctx context.Context, plan cluster.ENASPlan) error {
 	var s cluster.ENASScores
-	val, B := w.data.Val, w.cfg.Batch
 	for i := w.t.Rank() - 1; i < len(plan.Children); i += w.workers {
 		child, err := w.child(plan, i)
 		if err != nil {
 			return err
 		}
-		lo, hi := plan.Batch*B, (plan.Batch+1)*B
-		if plan.Batch < 0 {
-			lo, hi = 0, val.Len()/B*B
+		score, ppl, err := w.task.score(child, plan.Batch, w.cfg.Batch)
+		if err != nil {
+			return fmt.Errorf("worker: enas: scoring child %d: %w", i, err)
 		}
-		if lo < 0 || hi > val.Len() || lo >= hi {
-			return fmt.Errorf("worker: enas: validation batch %d is outside the %d examples", plan.Batch, val.Len())
+		s.Acc = append(s.Acc, score)
+		if ppl != 0 {
+			s.PPL = append(s.PPL, ppl)
 		}
-		correct := 0.0
-		idx := make([]int, B)
-		for at := lo; at < hi; at += B {
-			for k := range idx {
-				idx[k] = at + k
-			}
-			x, y := w.batch(val, idx)
-			acc, err := w.sn.Evaluate(child, x, y)
-			if err != nil {
-				return fmt.Errorf("worker: enas: scoring child %d: %w", i, err)
-			}
-			correct += acc * float64(B)
-		}
-		s.Acc = append(s.Acc, correct/float64(hi-lo))
 	}
 	return w.gather(ctx, s)
+}
+
+// save answers a save plan: rank 1 sends the replica's state; with rank
+// state, every rank then sends its own in a second Gather.
+func (w *enasWorker) save(ctx context.Context) error {
+	var state []byte
+	if w.t.Rank() == 1 {
+		state = w.state()
+	}
+	if _, err := w.t.Gather(ctx, 0, state); err != nil {
+		return fmt.Errorf("worker: enas: Gather of the shared weights: %w", err)
+	}
+	if own := w.task.rankState(); own != nil {
+		if _, err := w.t.Gather(ctx, 0, own); err != nil {
+			return fmt.Errorf("worker: enas: Gather of the rank states: %w", err)
+		}
+	}
+	return nil
 }
 
 // state is the replica as bytes: weights, momentum, batch-norm running
@@ -324,8 +335,22 @@ func (w *enasWorker) load(ctx context.Context) error {
 		return fmt.Errorf("worker: enas: Bcast of the shared weights: %w", err)
 	}
 	wt, mom, st := w.sn.Weights(), w.sn.Momentum(), w.sn.RunningStats()
-	if want := 4*len(wt) + 8*len(mom) + 4*len(st); len(b) != want {
+	want := 4*len(wt) + 8*len(mom) + 4*len(st)
+	var ranks []byte
+	if w.task.rankState() != nil && len(b) > want {
+		b, ranks = b[:want], b[want:]
+	}
+	if len(b) != want {
 		return fmt.Errorf("worker: enas: the checkpoint's shared weights are %d bytes, this supernet's are %d: another space or options", len(b), want)
+	}
+	if w.task.rankState() != nil {
+		own, err := cluster.RankFrame(ranks, w.t.Rank())
+		if err != nil {
+			return fmt.Errorf("worker: enas: the checkpoint's rank states: %w", err)
+		}
+		if err := w.task.setRankState(own); err != nil {
+			return fmt.Errorf("worker: enas: rank %d: %w", w.t.Rank(), err)
+		}
 	}
 	for i := range wt {
 		wt[i] = math.Float32frombits(binary.LittleEndian.Uint32(b))

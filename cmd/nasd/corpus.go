@@ -14,7 +14,7 @@ import (
 	"nasd/train/dataset"
 )
 
-const corpusSynopsis = "-o DIR [-vocab 10000] [-seed 1] [-split 80,10,10] FILE|DIR..."
+const corpusSynopsis = "-o DIR [-vocab 10000] [-seed 1] [-split 80,10,10] [-chars] FILE|DIR..."
 
 func runCorpus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("corpus", corpusSynopsis, stderr)
@@ -22,6 +22,7 @@ func runCorpus(args []string, stdout, stderr io.Writer) int {
 	vocab := fs.Int("vocab", dataset.DefaultCorpusVocab, "words kept, <unk> and <eos> included; the rest become <unk>")
 	seed := fs.Uint64("seed", 1, "seed of the draw that sends each line to train, valid or test")
 	split := fs.String("split", "80,10,10", "shares of lines for train, valid and test")
+	chars := fs.Bool("chars", false, "write the same lines as characters (character-level PTB layout: \"_\" between words, <unk> one token)")
 	inputs, code, ok := parseFlagsAndArgs(fs, args)
 	if !ok {
 		return code
@@ -47,6 +48,9 @@ func runCorpus(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
+	if *chars {
+		c.CharLevel()
+	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fail(stderr, fmt.Errorf("corpus: %w", err))
 	}
@@ -55,9 +59,13 @@ func runCorpus(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, fmt.Errorf("corpus: %w", err))
 		}
 	}
-	fmt.Fprintf(stdout, "corpus: %d files -> %s (seed %d, split %s)\nvocabulary: %d words, <unk> and <eos> included\n",
-		c.Inputs, *out, *seed, *split, c.Vocab)
-	fmt.Fprintf(stdout, "%-14s %8s %9s %9s %6s\n", "file", "lines", "words", "tokens", "OOV")
+	unit := "words"
+	if *chars {
+		unit = "chars"
+	}
+	fmt.Fprintf(stdout, "corpus: %d files -> %s (seed %d, split %s)\nvocabulary: %d %s, <unk> and <eos> included\n",
+		c.Inputs, *out, *seed, *split, c.Vocab, unit)
+	fmt.Fprintf(stdout, "%-14s %8s %9s %9s %6s\n", "file", "lines", unit, "tokens", "OOV")
 	for i, s := range c.Splits {
 		fmt.Fprintf(stdout, "%-14s %8d %9d %9d %5.2f%%\n", dataset.TextFiles[i], s.Lines, s.Words, s.Words+s.Lines,
 			100*float64(s.Unk)/float64(max(s.Words, 1)))

@@ -26,6 +26,9 @@ import (
 // the registry, but a search of its own (controller.RunENAS).
 const enasName = "enas"
 
+// enasRNN is the recurrent cell space whose weights ENAS shares.
+const enasRNN = "enas-rnn"
+
 // enasPolicyDefaults are the ENAS controller's settings (Pham et al. 2018;
 // the authors' macro search: one LSTM layer of 64, logits 1.5·tanh(·/1.5),
 // entropy bonus 1e-4, Adam 1e-3, baseline decay 0.99, skip penalty 0.8
@@ -36,7 +39,11 @@ var enasPolicyDefaults = map[string]any{"layers": int64(1), "hidden": int64(64),
 // enasPolicy splits the strategy options into the schedule and the policy,
 // and makes the policy: the rl controller with ENAS's defaults.
 func enasPolicy(space arch.Space, seed uint64, options map[string]any) (controller.ENASOptions, controller.ENASPolicy, error) {
-	sched, rest, err := controller.ParseENASOptions(options)
+	def := controller.ENASDefaults()
+	if space.Name() == enasRNN {
+		def = controller.ENASDefaultsLM()
+	}
+	sched, rest, err := controller.ParseENASOptions(options, def)
 	opts := maps.Clone(enasPolicyDefaults)
 	maps.Copy(opts, rest)
 	s, perr := controller.New("rl", controller.Env{Space: space, Seed: seed, Options: opts})
@@ -56,9 +63,9 @@ func (c *searchConfig) validateENAS(space arch.Space, add func(string, error)) {
 		if _, _, err := enasPolicy(space, c.Seed, c.Strategy.Options); err != nil {
 			add("strategy.options", err)
 		}
-		if n := space.Name(); n != "enas-macro" && n != "enas-micro" {
+		if n := space.Name(); n != "enas-macro" && n != "enas-micro" && n != enasRNN {
 			add("space", &arch.FieldError{Path: []string{"name"},
-				Msg: fmt.Sprintf("name = %q: the enas strategy shares weights over the enas-macro and enas-micro spaces only", n)})
+				Msg: fmt.Sprintf("name = %q: the enas strategy shares weights over the enas-macro, enas-micro and enas-rnn spaces only", n)})
 		}
 	}
 	if c.Trainer.Kind != "real" {
@@ -82,6 +89,20 @@ func enasWorkerLoop(ctx context.Context, tr cluster.Transport, cfg searchConfig)
 	if err != nil {
 		return err
 	}
+	wc := enasWorkerConfig(space, sched, cfg.Seed)
+	if space.Name() == enasRNN {
+		text, err := dataset.LoadText(cfg.Data.Dir)
+		if err != nil {
+			return err
+		}
+		lm := cfg.Trainer.LM
+		sn, err := train.NewLMSupernet(space, len(text.Vocab), lm, cfg.Seed, train.LMSupernetOptions{Batch: sched.Batch, Rank: tr.Rank()})
+		if err != nil {
+			return err
+		}
+		wc.Clip = lm.Clip
+		return worker.RunENASLM(ctx, tr, space, sn, text, lm.RewardC, lm.BPTT, wc)
+	}
 	spec := cfg.Data
 	spec.Seed = cfg.Seed
 	data, err := dataset.Load(spec)
@@ -93,7 +114,7 @@ func enasWorkerLoop(ctx context.Context, tr cluster.Transport, cfg searchConfig)
 		return err
 	}
 	defer sn.Close()
-	return worker.RunENAS(ctx, tr, space, sn, data, enasWorkerConfig(space, sched, cfg.Seed))
+	return worker.RunENAS(ctx, tr, space, sn, data, wc)
 }
 
 // enasWorkerConfig is a worker's part of the schedule, with the rl
@@ -155,10 +176,16 @@ func runENASController(parent context.Context, tr cluster.Transport, cfg searchC
 		fmt.Fprintf(stdout, "Checkpointed; continue with: nasd search -resume %s\n", cfg.RunDir)
 		return exitCheckpointed
 	}
-	if sum.Best != nil {
+	best := filepath.Join(cfg.RunDir, "best.json")
+	switch {
+	case sum.Best != nil && sum.BestValPPL > 0:
+		fmt.Fprintf(stdout, "Derived: validation perplexity %.2f with the shared weights (%.2f on one window); %s\n",
+			sum.BestValPPL, sum.BestBatchPPL, best)
+		fmt.Fprintf(stdout, "Retrain it from scratch: nasd train -data ptb -data-dir %s -arch %s\n", cfg.Data.Dir, best)
+	case sum.Best != nil:
 		fmt.Fprintf(stdout, "Derived: validation accuracy %.4f with the shared weights (%.4f on one minibatch); %s\n",
-			sum.BestValAcc, sum.BestBatchAcc, filepath.Join(cfg.RunDir, "best.json"))
-		fmt.Fprintf(stdout, "Retrain it from scratch: nasd train -arch %s\n", filepath.Join(cfg.RunDir, "best.json"))
+			sum.BestValAcc, sum.BestBatchAcc, best)
+		fmt.Fprintf(stdout, "Retrain it from scratch: nasd train -arch %s\n", best)
 	}
 	return exitOK
 }

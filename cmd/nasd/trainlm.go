@@ -26,6 +26,7 @@ type lmFlags struct {
 	clip, anneal, initR float64
 	tie                 bool
 	dropEmbed, dropOut  float64
+	stateClip           float64
 }
 
 func (f *lmFlags) register(fs *flag.FlagSet) {
@@ -39,6 +40,7 @@ func (f *lmFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.tie, "tie", false, "-data ptb: tie the decoder's weights to the embedding (needs -embed = -hidden)")
 	fs.Float64Var(&f.dropEmbed, "drop-embed", 0, "-data ptb: dropout rate on the cell's input")
 	fs.Float64Var(&f.dropOut, "drop-out", 0, "-data ptb: dropout rate on the cell's output")
+	fs.Float64Var(&f.stateClip, "state-clip", 0, "-data ptb: scale each stream's hidden state to at most this norm after every step (0 = off; 25 guards enas-rnn cells with ReLU or identity nodes)")
 }
 
 // lmOutput is the JSON written by -o for a language model.
@@ -86,7 +88,7 @@ func runTrainLM(stdout, stderr io.Writer, set map[string]bool, df dataFlags, sf 
 	}
 	cfg.EvalTest = tc.EvalTest
 	cfg.BPTT, cfg.EvalBatch, cfg.Clip, cfg.Anneal, cfg.InitRange = lf.bptt, lf.evalBatch, lf.clip, lf.anneal, lf.initR
-	cfg.Tie, cfg.DropEmbed, cfg.DropOut = lf.tie, lf.dropEmbed, lf.dropOut
+	cfg.Tie, cfg.DropEmbed, cfg.DropOut, cfg.StateClip = lf.tie, lf.dropEmbed, lf.dropOut, lf.stateClip
 	if err := cfg.Validate(); err != nil {
 		return fail(stderr, err)
 	}

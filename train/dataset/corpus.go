@@ -306,3 +306,53 @@ func appendClitic(dst []string, w string) []string {
 func (c *Corpus) Text() (*Text, error) {
 	return readText(TextFiles, func(i int) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(c.Files[i])), nil })
 }
+
+// CharSpace is the token of the space between words in a character-level
+// corpus, as in the character-level Penn Treebank.
+const CharSpace = "_"
+
+// CharLevel rewrites the corpus as characters, the layout of the
+// character-level Penn Treebank: each word's characters become tokens, "_"
+// stands between words, and <unk> stays one token. Lines and their split
+// are kept, so word and character models see the same text; Words then
+// counts character tokens.
+func (c *Corpus) CharLevel() {
+	vocab := map[string]bool{}
+	for i, f := range c.Files {
+		var b bytes.Buffer
+		st := CorpusSplit{}
+		for _, line := range bytes.Split(bytes.TrimSuffix(f, []byte("\n")), []byte("\n")) {
+			n := 0
+			emit := func(tok string) {
+				if n > 0 {
+					b.WriteByte(' ')
+				}
+				b.WriteString(tok)
+				n++
+				if i == 0 {
+					vocab[tok] = true
+				}
+				if tok == Unk {
+					st.Unk++
+				}
+			}
+			for j, w := range strings.Fields(string(line)) {
+				if j > 0 {
+					emit(CharSpace)
+				}
+				if w == Unk {
+					emit(Unk)
+					continue
+				}
+				for _, r := range w {
+					emit(string(r))
+				}
+			}
+			b.WriteByte('\n')
+			st.Lines++
+			st.Words += n
+		}
+		c.Files[i], c.Splits[i] = b.Bytes(), st
+	}
+	c.Vocab = len(vocab) + 1 // + <eos>
+}

@@ -74,6 +74,21 @@ func (s *Streams) Next(x, y []int32) int {
 	return n
 }
 
+// Window fills x and y as Next does with window k of an epoch (0-based;
+// windows are BPTT steps, the last one shorter) and returns its steps, or 0
+// for a window past the epoch's end. It does not move the position.
+func (s *Streams) Window(k int, x, y []int32) int {
+	pos := k * s.bptt
+	if k < 0 || pos >= s.steps-1 {
+		return 0
+	}
+	saved := s.pos
+	s.pos = pos
+	n := s.Next(x, y)
+	s.pos = saved
+	return n
+}
+
 // StreamsState is the position of Streams, enough to resume exactly.
 type StreamsState struct {
 	Epoch int `json:"epoch"`

@@ -1,6 +1,11 @@
 package dataset
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
 
 func TestStreamsWindows(t *testing.T) {
 	ids := make([]int32, 23) // 3 streams of 7, 2 dropped
@@ -64,5 +69,62 @@ func TestStreamsRestore(t *testing.T) {
 	}
 	if _, err := NewStreams(ids[:5], 4, 5); err == nil {
 		t.Fatal("NewStreams accepted 5 tokens for 4 streams")
+	}
+}
+
+// A word corpus rewritten as characters keeps its lines and split: each
+// word spelled out, "_" between words, <unk> one token, and LoadText reads
+// it back with a vocabulary of characters.
+func TestCharLevel(t *testing.T) {
+	c := &Corpus{Files: [3][]byte{[]byte("the cat <unk> sat\nno\n"), []byte("a cat\n"), []byte("the end\n")}}
+	c.CharLevel()
+	want := [3]string{"t h e _ c a t _ <unk> _ s a t\nn o\n", "a _ c a t\n", "t h e _ e n d\n"}
+	for i := range want {
+		if string(c.Files[i]) != want[i] {
+			t.Errorf("file %d: %q, want %q", i, c.Files[i], want[i])
+		}
+	}
+	if c.Splits[0].Lines != 2 || c.Splits[0].Words != 15 || c.Splits[0].Unk != 1 {
+		t.Errorf("train split %+v", c.Splits[0])
+	}
+	dir := t.TempDir()
+	for i, name := range TextFiles {
+		if err := os.WriteFile(filepath.Join(dir, name), c.Files[i], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text, err := LoadText(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// t h e _ c a <unk> s n o + <eos>; "d" of the test file is <unk> there.
+	if len(text.Vocab) != c.Vocab || c.Vocab != 11 {
+		t.Errorf("vocabulary %v (%d), the corpus says %d", text.Vocab, len(text.Vocab), c.Vocab)
+	}
+}
+
+// Window k is the k-th window Next gives, and moves nothing.
+func TestStreamsWindow(t *testing.T) {
+	ids := make([]int32, 50)
+	for i := range ids {
+		ids[i] = int32(i)
+	}
+	s, err := NewStreams(ids, 3, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y := make([]int32, 12), make([]int32, 12)
+	wx, wy := make([]int32, 12), make([]int32, 12)
+	for k := 0; ; k++ {
+		n := s.Next(x, y)
+		if got := s.Window(k, wx, wy); got != n || !slices.Equal(x[:3*n], wx[:3*n]) || !slices.Equal(y[:3*n], wy[:3*n]) {
+			t.Fatalf("window %d: %d steps %v %v; Next gave %d steps %v %v", k, got, wx, wy, n, x, y)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if s.Window(-1, wx, wy) != 0 {
+		t.Error("window -1 has steps")
 	}
 }
