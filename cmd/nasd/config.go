@@ -2,15 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
@@ -18,6 +21,7 @@ import (
 
 	"nasd/arch"
 	"nasd/controller"
+	"nasd/jobs"
 	"nasd/surrogate"
 	"nasd/train"
 	"nasd/train/dataset"
@@ -37,6 +41,9 @@ type searchConfig struct {
 	Stopping strategyConfig `toml:"early_stopping" json:"early_stopping"`
 	Limits   limitsConfig   `toml:"constraints" json:"constraints"`
 	Trainer  trainerConfig  `toml:"trainer" json:"trainer"`
+	// Job is the batch job `nasd jobs` writes for this search; nasd search
+	// ignores it.
+	Job jobs.Spec `toml:"job" json:"job,omitzero"`
 }
 
 // limitsConfig bounds architectures statically and optionally trades reward
@@ -530,14 +537,38 @@ func (c *searchConfig) stopAt() time.Time {
 		t, _ := time.Parse(time.RFC3339, c.Budget.StopAt)
 		return t
 	}
-	if v := os.Getenv("SLURM_JOB_END_TIME"); v != "" {
+	return slurmJobEnd()
+}
+
+// slurmJobEnd is the end of the Slurm job this process runs in, or zero:
+// SLURM_JOB_END_TIME where Slurm sets it (23.02 and later), else squeue's
+// answer for SLURM_JOB_ID (Debian 12 ships Slurm 22.05, which has no such
+// variable). Asked once.
+var slurmJobEnd = sync.OnceValue(func() time.Time {
+	parse := func(v string) time.Time {
 		var sec int64
-		if _, err := fmt.Sscan(v, &sec); err == nil && sec > 0 {
+		if _, err := fmt.Sscan(strings.TrimSpace(v), &sec); err == nil && sec > 0 {
 			return time.Unix(sec, 0)
 		}
+		return time.Time{}
 	}
-	return time.Time{}
-}
+	if v := os.Getenv("SLURM_JOB_END_TIME"); v != "" {
+		return parse(v)
+	}
+	id := os.Getenv("SLURM_JOB_ID")
+	if id == "" {
+		return time.Time{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "squeue", "-h", "-j", id, "-o", "%e")
+	cmd.Env = append(os.Environ(), "SLURM_TIME_FORMAT=%s")
+	out, err := cmd.Output()
+	if err != nil {
+		return time.Time{}
+	}
+	return parse(string(out))
+})
 
 // DefaultStopMargin is the stop margin without a trial timeout.
 const DefaultStopMargin = 5 * time.Minute

@@ -33,6 +33,9 @@ import (
 // exitCheckpointed: the search checkpointed before a deadline or signal; resubmit with -resume.
 const exitCheckpointed = 3
 
+// exitLocked: another process holds the run's lock; this one left the run alone.
+const exitLocked = 4
+
 const searchSynopsis = "(-config search.toml | -resume RUNDIR [-override]) [-workers N] [-trials N] [-time D] [-stop-at T] [-stop-margin D] [-seed N] [-mode sync|async]"
 
 // searchFlags are the flags that override the config file.
@@ -397,6 +400,10 @@ func runController(parent context.Context, tr cluster.Transport, cfg searchConfi
 		run, err = journal.Open(cfg.RunDir)
 	} else {
 		run, err = journal.Create(cfg.RunDir)
+	}
+	if errors.Is(err, journal.ErrLocked) {
+		fail(stderr, err)
+		return exitLocked
 	}
 	if err != nil {
 		return fail(stderr, err)

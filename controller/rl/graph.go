@@ -52,7 +52,6 @@ func (m *model) buildGraph(rows int, entropyWeight float64) (bg *batchGraph, err
 			bg, err = nil, fmt.Errorf("building the Gorgonia graph: %v", r)
 		}
 	}()
-	H := m.h
 	g := G.NewGraph()
 	bg = &batchGraph{rows: rows, g: g,
 		onehot: make([][]float64, len(m.decisions)),
@@ -89,9 +88,15 @@ func (m *model) buildGraph(rows int, entropyWeight float64) (bg *batchGraph, err
 		}
 		return G.NewMatrix(g, tensor.Float64, G.WithShape(shape...), G.WithName(name), G.WithValue(val)), data
 	}
-	zeros, _ := input("zeros", rows, H)
+	ones, onesData := input("ones", rows, 1)
+	for i := range onesData {
+		onesData[i] = 1
+	}
 	rowsOf := func(p *param) *G.Node { // a 1×n weight repeated on every row
-		return must(G.BroadcastAdd(zeros, pn[p], nil, []byte{0}))
+		// ones·p, not a broadcast add: Gorgonia's gradient of a broadcast
+		// operand drops its unit axis, and adding it to another use's
+		// gradient of full shape fails (a 4-layer nas space hit it).
+		return must(G.Mul(ones, pn[p]))
 	}
 	transform := func(n *G.Node) *G.Node {
 		if m.invTemp != 1 {

@@ -447,3 +447,20 @@ func TestSkipPenalty(t *testing.T) {
 		t.Fatalf("skip rate %.3f without the penalty (want ~0.5), %.3f with it (want ~0.15)", r0, r1)
 	}
 }
+
+// Every depth of the nas space updates, with the smallest batches: a
+// 4-layer space once failed its first update in Gorgonia (a broadcast
+// operand's gradient lost its unit axis and could not be added to another).
+func TestEveryDepthUpdates(t *testing.T) {
+	for _, layers := range []int{1, 2, 3, 4, 5, 8} {
+		for batch := 1; batch <= 2; batch++ {
+			s := newRL(t, "rl", "nas", layers, 11, map[string]any{"lr": 0.01})
+			for range 3 {
+				observe(t, s, propose(t, s, batch)...)
+			}
+			if u := s.LastUpdate(); u.Updates == 0 {
+				t.Errorf("%d layers, batch %d: no update (%+v)", layers, batch, u)
+			}
+		}
+	}
+}
