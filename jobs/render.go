@@ -207,7 +207,7 @@ func flux(d *scriptData) {
 		"passes it on and nasd checkpoints: a backup to its own stop at the end."}
 }
 
-// shellQuote quotes s for bash: single quotes, with ' as '\''.
+// shellQuote quotes s for bash: single quotes, with ' as '\”.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

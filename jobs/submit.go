@@ -206,12 +206,12 @@ func writeAtomic(path string, b []byte, mode os.FileMode) error {
 
 // State is what the chain's own files say (see Status for the run's log).
 type State struct {
-	Chain    *Chain
-	Jobs     int    // jobs that started (the count file)
-	Done     string // when the search finished, or ""
-	Failed   string // why the chain stopped, or ""
-	Capped   bool   // the chain reached its cap with the search unfinished
-	LogTail  []string
+	Chain   *Chain
+	Jobs    int    // jobs that started (the count file)
+	Done    string // when the search finished, or ""
+	Failed  string // why the chain stopped, or ""
+	Capped  bool   // the chain reached its cap with the search unfinished
+	LogTail []string
 }
 
 // ReadState reads a run's chain files.
