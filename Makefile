@@ -20,10 +20,10 @@ CORPUS   ?= bin/corpus/fortunes
 # Debian packages the project uses: the data sets (Fashion-MNIST; fortunes, the text of the PTB-layout corpus),
 # BLAS and oneDNN (gemm), OpenMPI (the default MPI) and MPICH (built and tested too, so both keep working), and
 # pkg-config for cgo flags.
-DEB_PKGS := dataset-fashion-mnist fortunes libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf
+DEB_PKGS := dataset-fashion-mnist fortunes libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf slurm-wlm munge slurm-wlm-torque
 PYTHON   := /usr/bin/python3
 
-.PHONY: all build build-mpi corpus deps test test-mpi test-long soak fuzz run bench bench-lstm bench-rnn bench-ablation bench-scale bench-enas lint clean help
+.PHONY: all build build-mpi corpus deps test test-jobs test-mpi test-long soak fuzz run bench bench-lstm bench-rnn bench-ablation bench-scale bench-enas lint clean help
 
 all: build
 
@@ -36,6 +36,7 @@ help:
 	@echo "make bench-ablation  the effect of each child-training optimisation, one build per row"
 	@echo "make bench-scale  rank-0 cost per trial under mpirun -n 4/16/64 (surrogate trials)"
 	@echo "make bench-enas  ENAS shared-weight steps/s, Allreduce bytes and time at 1/2/4/8 workers, mpirun and in-process"
+	@echo "make test-jobs  batch jobs on a real single-node Slurm started by the tests (root; run by .ci/run)"
 	@echo "make test-mpi   the MPI binding and nasd search under mpirun (part of make test when MPI is there)"
 	@echo "make fuzz       run every parser's fuzz target for FUZZTIME each (default 20s; FUZZMINIMIZETIME 2s)"
 	@echo "make soak       SIGKILL whole mpirun jobs at random moments, resume, check the event log (docs/reliability.md)"
@@ -90,6 +91,11 @@ test: deps lint
 # The binding under mpirun -n 2/4/8, then nasd search under mpirun -n 4.
 build-mpi:
 	$(GO) build -tags '$(subst $(space),$(comma),$(strip mpi $(filter-out mpi,$(TAGS))))' -o $(BIN) ./cmd/nasd
+
+# Batch jobs on a real single-node Slurm the tests start (scripts/slurm-ci-up.sh; root): chains across
+# walltime, scancel signals, requeue, srun, qsub (~4 min). docs/jobs.md.
+test-jobs: deps build-mpi
+	NASD_SLURM_TESTS=1 NASD_MPI_BIN=$(CURDIR)/$(BIN) $(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 20m -v -run 'Slurm|Jobs' ./cmd/nasd
 
 test-mpi: build-mpi
 	bash scripts/mpi-test.sh

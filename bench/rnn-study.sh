@@ -29,7 +29,7 @@ for level in words chars; do
   # enas-rnn model (embedding 64, untied decoder): 68 with the 10 000-word
   # vocabulary, 101 with the characters'.
   dir=$words lstm=68; [ $level = chars ] && dir=$chars lstm=101
-  common="-data ptb -data-dir $dir -epochs 0 -steps $steps -clip 0.25 -state-clip 25 -eval-test"
+  common="-data ptb -data-dir $dir -epochs 0 -steps $steps -clip 0.25 -state-clip 25 -test"
   for s in $seeds; do
     jobs+=("$level lstm $s $common -cell lstm -embed 64 -hidden $lstm -seed $s")
     jobs+=("$level enas $s $common -arch $out/enas-$s/best.json -seed $s")

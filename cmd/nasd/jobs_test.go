@@ -231,3 +231,30 @@ func TestJobsConfigErrors(t *testing.T) {
 		t.Errorf("no bsub: exit %d: %s", code, errOut)
 	}
 }
+
+// The [job] table of examples/search.toml, uncommented, is a valid job.
+func TestJobsExampleTable(t *testing.T) {
+	b, err := os.ReadFile("../../examples/search.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "# [job]" {
+			in = true
+		}
+		if in && strings.HasPrefix(line, "# ") {
+			line = strings.TrimPrefix(line, "# ")
+		}
+		out = append(out, line)
+	}
+	if !in {
+		t.Fatal("examples/search.toml has no [job] table")
+	}
+	cfg := writeConfig(t, strings.Join(out, "\n"))
+	code, script, errOut := nasd(t, "jobs", "script", "-config", cfg)
+	if code != exitOK || !strings.Contains(script, "#SBATCH --gpus-per-task=1") || !strings.Contains(script, "module load openmpi/4.1") {
+		t.Fatalf("exit %d\n%s\n%s", code, script, errOut)
+	}
+}

@@ -35,6 +35,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	code := m.Run()
+	stopSlurm()
 	os.RemoveAll(testTmp)
 	os.Exit(code)
 }
