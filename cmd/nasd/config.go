@@ -544,7 +544,9 @@ func (c *searchConfig) stopAt() time.Time {
 // SLURM_JOB_END_TIME where Slurm sets it (23.02 and later), else squeue's
 // answer for SLURM_JOB_ID (Debian 12 ships Slurm 22.05, which has no such
 // variable). Asked once.
-var slurmJobEnd = sync.OnceValue(func() time.Time {
+var slurmJobEnd = sync.OnceValue(querySlurmJobEnd)
+
+func querySlurmJobEnd() time.Time {
 	parse := func(v string) time.Time {
 		var sec int64
 		if _, err := fmt.Sscan(strings.TrimSpace(v), &sec); err == nil && sec > 0 {
@@ -568,7 +570,7 @@ var slurmJobEnd = sync.OnceValue(func() time.Time {
 		return time.Time{}
 	}
 	return parse(string(out))
-})
+}
 
 // DefaultStopMargin is the stop margin without a trial timeout.
 const DefaultStopMargin = 5 * time.Minute

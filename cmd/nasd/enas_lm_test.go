@@ -7,9 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // fortunesHead writes the first lines of each file of the fortunes corpus
@@ -119,19 +117,7 @@ func TestENASRecurrentCells(t *testing.T) {
 	}
 
 	killed := filepath.Join(t.TempDir(), "killed")
-	cmd := nasdProcess(t, nil, "search", "-config", cfg, "-run-dir", killed)
-	deadline := time.Now().Add(2 * time.Minute)
-	for { // checkpoint 2 is mid-epoch 1
-		if _, err := os.Stat(filepath.Join(killed, weightsFile(2))); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no second checkpoint within 2 minutes")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
+	killAtCheckpoint(t, cfg, killed, 2) // checkpoint 2 is mid-epoch 1
 	code, out, errOut := nasd(t, "search", "-resume", killed)
 	if code != exitOK {
 		t.Fatalf("resume: exit %d\n%s\n%s", code, out, errOut)

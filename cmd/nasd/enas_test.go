@@ -226,20 +226,7 @@ func TestENASKillResume(t *testing.T) {
 	want := readENAS(t, ref)
 
 	dir := filepath.Join(t.TempDir(), "killed")
-	cmd := nasdProcess(t, nil, "search", "-config", cfg, "-run-dir", dir)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		// The third checkpoint is mid-epoch 1 (steps 10, 20, 30 of 31).
-		if _, err := os.Stat(filepath.Join(dir, weightsFile(3))); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no third checkpoint within 2 minutes")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
+	killAtCheckpoint(t, cfg, dir, 3) // the third checkpoint is mid-epoch 1 (steps 10, 20, 30 of 31)
 	code, out, errOut := nasd(t, "search", "-resume", dir)
 	if code != exitOK {
 		t.Fatalf("resume: exit %d\n%s\n%s", code, out, errOut)
@@ -290,6 +277,25 @@ func TestENASDeadline(t *testing.T) {
 	if steps[0] < 1 || steps[1] <= steps[0] {
 		t.Errorf("steps at the two deadlines: %v; want progress in each job", steps)
 	}
+}
+
+// killAtCheckpoint starts an ENAS search of cfg in dir and kills it (-9)
+// as soon as its checkpoint n's shared weights are written.
+func killAtCheckpoint(t *testing.T, cfg, dir string, n int) {
+	t.Helper()
+	cmd := nasdProcess(t, nil, "search", "-config", cfg, "-run-dir", dir)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, weightsFile(n))); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint %d within 2 minutes", n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
 }
 
 func weightsFile(n int) string { return fmt.Sprintf("supernet-%06d.bin.zst", n) }

@@ -258,3 +258,29 @@ func TestJobsExampleTable(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, script, errOut)
 	}
 }
+
+// Without SLURM_JOB_END_TIME (Slurm < 23.02), the job's end comes from
+// squeue, asked in Unix seconds.
+func TestSlurmJobEndFromSqueue(t *testing.T) {
+	bin := t.TempDir()
+	script := "#!/bin/sh\n[ \"$SLURM_TIME_FORMAT\" = %s ] && [ \"$*\" = \"-h -j 77 -o %e\" ] && echo 1900000000\n"
+	if err := os.WriteFile(filepath.Join(bin, "squeue"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	t.Setenv("SLURM_JOB_END_TIME", "")
+	os.Unsetenv("SLURM_JOB_END_TIME")
+	t.Setenv("SLURM_JOB_ID", "77")
+	if got := querySlurmJobEnd(); got.Unix() != 1900000000 {
+		t.Errorf("job end %v, want Unix 1900000000", got)
+	}
+	t.Setenv("SLURM_JOB_END_TIME", "1800000000")
+	if got := querySlurmJobEnd(); got.Unix() != 1800000000 {
+		t.Errorf("with SLURM_JOB_END_TIME: %v", got)
+	}
+	os.Unsetenv("SLURM_JOB_END_TIME")
+	t.Setenv("SLURM_JOB_ID", "")
+	if got := querySlurmJobEnd(); !got.IsZero() {
+		t.Errorf("outside Slurm: %v", got)
+	}
+}
