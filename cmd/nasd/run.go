@@ -23,6 +23,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"analyze": {"summarise a run from its event log: best trials, decisions that matter, tables, report", runAnalyze},
 	"corpus":  {"turn plain text into the Penn Treebank layout (ptb.train.txt, ...)", runCorpus},
 	"jobs":    {"write and submit batch jobs (Slurm, PBS, LSF, Flux) that chain a search across walltime limits", runJobs},
 	"search":  {"search for architectures (in-process, or under mpirun/srun)", runSearch},

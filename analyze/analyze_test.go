@@ -1,0 +1,298 @@
+package analyze
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"flag"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"nasd/arch"
+	"nasd/surrogate"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden report in testdata/")
+
+// testdata/run is a real surrogate rl search of 24 trials in two segments
+// (the second resumed with -trials 24 -override).
+const testRun = "testdata/run"
+
+func TestReadRun(t *testing.T) {
+	r, err := Read(testRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Segments) != 2 || !r.Segments[1].Resumed || len(r.Trials) != 24 || r.Strategy != "rl" || r.Space == nil || r.Space.Name() != "nas" {
+		t.Fatalf("segments %+v, %d trials, strategy %q, space %v", r.Segments, len(r.Trials), r.Strategy, r.Space)
+	}
+	if r.Trials[20].Segment != 1 || r.Trials[0].Segment != 0 || r.Trials[0].Dispatched.IsZero() {
+		t.Errorf("segment or dispatch of trials: %+v", r.Trials[0])
+	}
+	best := r.Best()
+	for i := 1; i < len(best); i++ {
+		if best[i].Reward > best[i-1].Reward {
+			t.Fatalf("Best is not sorted at %d", i)
+		}
+	}
+	bsf := r.BestSoFar()
+	if bsf[len(bsf)-1] != best[0].Reward {
+		t.Errorf("best so far ends at %v, the best is %v", bsf[len(bsf)-1], best[0].Reward)
+	}
+}
+
+// A segment cut mid-write (a kill -9) still reads: the complete part, and
+// a warning naming the cut.
+func TestReadCutTail(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "events-0001.jsonl.zst", "events-0002.jsonl.zst"} {
+		b, err := os.ReadFile(filepath.Join(testRun, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "events-0002.jsonl.zst" {
+			b = b[:len(b)*2/3]
+		}
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	r, err := Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Trials) < 12 || len(r.Trials) >= 24 || len(r.Warnings) == 0 || !strings.Contains(strings.Join(r.Warnings, " "), "truncated") {
+		t.Errorf("%d trials, warnings %q", len(r.Trials), r.Warnings)
+	}
+	var b bytes.Buffer
+	r.Summary(&b, SummaryOptions{})
+	if !strings.Contains(b.String(), "killed (no run_end)") {
+		t.Errorf("the cut segment is not reported as killed:\n%s", b.String())
+	}
+	if _, err := Read(t.TempDir()); err == nil {
+		t.Error("an empty directory read as a run")
+	}
+}
+
+// The trial table has a row per trial and a column per decision, with the
+// space's choice names; it reads back as the same cells.
+func TestCSV(t *testing.T) {
+	r, _ := Read(testRun)
+	var b bytes.Buffer
+	if err := r.WriteCSV(&b); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd := len(r.Space.Decisions())
+	if len(rows) != 25 || len(rows[0]) != len(Columns)+nd {
+		t.Fatalf("%d rows of %d columns, want 25 of %d", len(rows), len(rows[0]), len(Columns)+nd)
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	first := r.Trials[0]
+	d0 := r.Space.Decisions()[0]
+	if rows[1][col["trial"]] != first.ID || rows[1][col[d0.Name]] != d0.Choices[first.Arch.Decisions[0]] || rows[1][col["arch_hash"]] != first.Hash {
+		t.Errorf("row 1: %v", rows[1])
+	}
+}
+
+// plantedRun is a random search over a space scored by the surrogate
+// objective: the planted answer is its hidden optimum and weights.
+func plantedRun(t *testing.T, n int, noise float64) (*Run, *surrogate.Objective, arch.Space) {
+	t.Helper()
+	space, err := arch.New("nas", arch.Options{Layers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := surrogate.New(space, surrogate.Options{Seed: 3})
+	r := &Run{Space: space, Strategy: "random"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range n {
+		a := space.Sample(rng)
+		acc := obj.Accuracy(a) + noise*rng.NormFloat64()
+		r.Trials = append(r.Trials, Trial{ID: "t" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676)),
+			Arch: a, Hash: a.Hash(), Status: "ok", Reward: acc * acc * acc, TestAcc: math.NaN(), TestPPL: math.NaN(), Order: i})
+	}
+	return r, obj, space
+}
+
+// On a log whose answer is known, the statistics find it: for the
+// decisions that carry the most weight, the best choice is the planted
+// optimum's, and the most important decision is among the heaviest.
+func TestPlantedEffectRecovered(t *testing.T) {
+	r, obj, space := plantedRun(t, 3000, 0.01)
+	opt, _ := obj.Optimum()
+	stats := r.DecisionStats(0.1)
+	if len(stats) != len(space.Decisions()) {
+		t.Fatalf("%d decision stats", len(stats))
+	}
+	// Effect of a decision: the variance of the accuracy it explains under
+	// uniform sampling (fANOVA's main effect), Δ²·p(1−p) with Δ the gain of
+	// its optimal choice and p = 1/choices.
+	effect := map[int]float64{}
+	for i, d := range space.Decisions() {
+		a := opt
+		a.Decisions = append([]int(nil), opt.Decisions...)
+		a.Decisions[i] = (opt.Decisions[i] + 1) % len(d.Choices)
+		gain := obj.Accuracy(opt) - obj.Accuracy(a)
+		p := 1 / float64(len(d.Choices))
+		effect[i] = gain * gain * p * (1 - p)
+	}
+	var heaviest []int
+	for i := range effect {
+		heaviest = append(heaviest, i)
+	}
+	sortByDesc(heaviest, effect)
+	for _, i := range heaviest[:5] {
+		for _, d := range stats {
+			if d.Index == i && d.Best != opt.Decisions[i] {
+				t.Errorf("decision %q (effect %.3f): best choice %d, the optimum's is %d", d.Name, effect[i], d.Best, opt.Decisions[i])
+			}
+		}
+	}
+	top := stats[0].Index
+	rank := 0
+	for k, i := range heaviest {
+		if i == top {
+			rank = k
+		}
+	}
+	if rank > 2 {
+		t.Errorf("the most important decision, %q, has the %d-th largest effect", stats[0].Name, rank+1)
+	}
+	t.Logf("most important: %s (importance %.3f, effect rank %d)", stats[0].Name, stats[0].Importance, rank+1)
+}
+
+func sortByDesc(ix []int, by map[int]float64) {
+	for i := range ix {
+		for j := i + 1; j < len(ix); j++ {
+			if by[ix[j]] > by[ix[i]] || (by[ix[j]] == by[ix[i]] && ix[j] < ix[i]) {
+				ix[i], ix[j] = ix[j], ix[i]
+			}
+		}
+	}
+}
+
+// Repeated evaluations of one architecture pool into one distinct entry,
+// measure the noise, and the next best are told apart from the best by the
+// decisions that changed.
+func TestSecondBestAndNoise(t *testing.T) {
+	r, _, space := plantedRun(t, 50, 0)
+	r.Trials[0].Reward = 0.91
+	base := r.Trials[0]
+	for k, v := range []float64{0.9, 0.92, 0.94} { // the best, three more times
+		tr := base
+		tr.ID, tr.Reward, tr.Order = "rep"+string(rune('0'+k)), v, 100+k
+		r.Trials = append(r.Trials, tr)
+	}
+	near := base
+	near.Arch.Decisions = append([]int(nil), base.Arch.Decisions...)
+	near.Arch.Decisions[2] = (near.Arch.Decisions[2] + 1) % len(space.Decisions()[2].Choices)
+	near.Hash, near.ID, near.Reward = "near-hash", "near", 0.89
+	r.Trials = append(r.Trials, near)
+	dist, noise := r.SecondBest(3)
+	if dist[0].Trial.Hash != base.Hash || len(dist[0].Rewards) != 4 {
+		t.Fatalf("best distinct %+v", dist[0])
+	}
+	if dist[1].Trial.ID != "near" || dist[1].Distance != 1 || dist[1].Changed[0] != 2 {
+		t.Errorf("second %+v", dist[1])
+	}
+	if math.IsNaN(noise) || noise <= 0 {
+		t.Errorf("noise %v", noise)
+	}
+}
+
+// The report is the same bytes for the same log (testdata golden; go test
+// ./analyze -update rewrites it), has no external URL, and holds every plot.
+func TestReportGolden(t *testing.T) {
+	r, err := Read(testRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b bytes.Buffer
+	if err := r.WriteHTML(&a, SummaryOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r2, _ := Read(testRun)
+	r2.WriteHTML(&b, SummaryOptions{})
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Fatal("two reports of one log differ")
+	}
+	golden := filepath.Join("testdata", "report.html.golden")
+	if *update {
+		os.WriteFile(golden, a.Bytes(), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (go test ./analyze -update)", err)
+	}
+	if !bytes.Equal(a.Bytes(), want) {
+		t.Errorf("the report differs from %s (go test ./analyze -update, then review)", golden)
+	}
+	html := a.String()
+	for _, bad := range []string{"http://", "https://", "src=", "@import", "url("} {
+		if strings.Contains(strings.ReplaceAll(html, `xmlns="http://www.w3.org/2000/svg"`, ""), bad) {
+			t.Errorf("the report refers outside itself: %q", bad)
+		}
+	}
+	for _, id := range []string{"best-vs-trials", "best-vs-time", "reward-histogram", "learning-curves", "timeline", "acc-vs-params", "acc-vs-flops", "slice-1", "arch-1"} {
+		if !strings.Contains(html, `id="`+id+`"`) {
+			t.Errorf("no plot %s", id)
+		}
+	}
+}
+
+// The report renders in a real browser (Debian's chromium, headless): the
+// DOM it builds holds the summary's text and every plot laid out with a
+// non-zero size.
+func TestReportInChromium(t *testing.T) {
+	bin := ""
+	for _, c := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(c); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		t.Skip("chromium is not installed (apt-get install chromium; make deps)")
+	}
+	r, _ := Read(testRun)
+	path := filepath.Join(t.TempDir(), "report.html")
+	var b bytes.Buffer
+	r.WriteHTML(&b, SummaryOptions{})
+	os.WriteFile(path, b.Bytes(), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir="+t.TempDir(),
+		"--virtual-time-budget=2000", "--dump-dom", "file://"+path)
+	dom, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	text := string(dom)
+	for _, w := range []string{"Best trials:", "Decisions that matter", "Best reward so far, by trials", "How busy the ranks were"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("the rendered page lacks %q", w)
+		}
+	}
+	plots := len(regexp.MustCompile(`<svg [^>]*class="plot[" ]`).FindAllString(b.String(), -1))
+	sizes := regexp.MustCompile(`data-rendered="(\d+)x(\d+)"`).FindAllStringSubmatch(text, -1)
+	if len(sizes) != plots || plots < 9 {
+		t.Fatalf("%d plots in the report, %d rendered", plots, len(sizes))
+	}
+	for _, s := range sizes {
+		if s[1] == "0" || s[2] == "0" {
+			t.Errorf("a plot rendered at %sx%s", s[1], s[2])
+		}
+	}
+}
