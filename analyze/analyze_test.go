@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"flag"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parquet-go/parquet-go"
 
 	"nasd/arch"
 	"nasd/surrogate"
@@ -295,4 +298,49 @@ func TestReportInChromium(t *testing.T) {
 			t.Errorf("a plot rendered at %sx%s", s[1], s[2])
 		}
 	}
+}
+
+// The Parquet table reads back (parquet-go's reader) with the CSV's values,
+// numbers typed.
+func TestParquet(t *testing.T) {
+	r, _ := Read(testRun)
+	var b bytes.Buffer
+	if err := r.WriteParquet(&b); err != nil {
+		t.Fatal(err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(b.Bytes()), int64(b.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.NumRows(); n != int64(len(r.Trials)) {
+		t.Fatalf("%d rows, want %d", n, len(r.Trials))
+	}
+	rd := parquet.NewGenericReader[map[string]any](bytes.NewReader(b.Bytes()), f.Schema())
+	rows := make([]map[string]any, len(r.Trials))
+	for i := range rows {
+		rows[i] = map[string]any{}
+	}
+	if n, err := rd.Read(rows); n != len(rows) || (err != nil && err != io.EOF) {
+		t.Fatalf("read %d rows: %v", n, err)
+	}
+	d0 := r.Space.Decisions()[0]
+	for i, row := range rows {
+		tr := r.Trials[i]
+		if row["trial"] != tr.ID || row["reward"] != tr.Reward || row["params"] != tr.Params || seedOf(row["seed"]) != tr.Seed ||
+			row[d0.Name] != d0.Choices[tr.Arch.Decisions[0]] || row["test_acc"] != nil {
+			t.Fatalf("row %d: %v\ntrial %+v", i, row, tr)
+		}
+	}
+}
+
+// seedOf reads a uint64 column back: parquet-go's map reader gives the
+// physical int64 of an unsigned logical type.
+func seedOf(v any) uint64 {
+	switch x := v.(type) {
+	case int64:
+		return uint64(x)
+	case uint64:
+		return x
+	}
+	return 0
 }

@@ -9,7 +9,7 @@ import (
 	"nasd/journal"
 )
 
-const analyzeSynopsis = "[-top 10] [-top-q 0.1] [-csv FILE] [-html FILE] [-svg DIR] RUNDIR"
+const analyzeSynopsis = "[-top 10] [-top-q 0.1] [-csv FILE] [-parquet FILE] [-html FILE] [-svg DIR] RUNDIR"
 
 func runAnalyze(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("analyze", analyzeSynopsis, stderr)
@@ -19,6 +19,7 @@ func runAnalyze(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Decisions, "decisions", 8, "decisions listed, most important first")
 	fs.IntVar(&o.Distinct, "distinct", 5, "distinct architectures compared with the best")
 	csvPath := fs.String("csv", "", "write the trial table as CSV to this file (one row per trial, a column per decision)")
+	parquetPath := fs.String("parquet", "", "write the trial table as Parquet to this file (pandas, DuckDB, Spark)")
 	htmlPath := fs.String("html", "", "write a self-contained HTML report (inline SVG plots, works offline) to this file")
 	svgDir := fs.String("svg", "", "write each plot as an SVG file into this directory")
 	dirs, code, ok := parseFlagsAndArgs(fs, args)
@@ -44,6 +45,12 @@ func runAnalyze(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, err)
 		}
 		fmt.Fprintf(stdout, "\nTrial table: %s\n", *csvPath)
+	}
+	if *parquetPath != "" {
+		if err := writeFileWith(*parquetPath, r.WriteParquet); err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprintf(stdout, "Trial table: %s\n", *parquetPath)
 	}
 	if *htmlPath != "" {
 		if err := writeFileWith(*htmlPath, func(w io.Writer) error { return r.WriteHTML(w, o) }); err != nil {
