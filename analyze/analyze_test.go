@@ -344,3 +344,60 @@ func seedOf(v any) uint64 {
 	}
 	return 0
 }
+
+// Exact p-values by hand: 3 vs 3 fully separated is 1/C(6,3) = 0.05; with
+// a tie straddling, U = 8.5 and 2 of the 20 splits reach it.
+func TestMannWhitneyExact(t *testing.T) {
+	for _, c := range []struct {
+		x, y []float64
+		p    float64
+	}{
+		{[]float64{4, 5, 6}, []float64{1, 2, 3}, 0.05},
+		{[]float64{1, 2, 3}, []float64{4, 5, 6}, 1},
+		{[]float64{3, 5, 6}, []float64{1, 2, 3}, 0.10},
+		{[]float64{2}, []float64{1}, 0.5},
+	} {
+		if got := MannWhitneyGreater(c.x, c.y); math.Abs(got-c.p) > 1e-12 {
+			t.Errorf("%v > %v: p %v, want %v", c.x, c.y, got, c.p)
+		}
+	}
+	// Large groups take the normal approximation, which agrees on the side.
+	var a, b []float64
+	for i := range 30 {
+		a, b = append(a, float64(i)+0.5), append(b, float64(i))
+	}
+	if p := MannWhitneyGreater(a, b); !(p > 0.2 && p < 0.5) {
+		t.Errorf("shifted by half a rank: p %v", p)
+	}
+	if p := MannWhitneyGreater(append(a, 100, 101), b[:10]); p > 0.001 {
+		t.Errorf("well separated: p %v", p)
+	}
+}
+
+// Runs grouped by strategy: the table has each group's final bests and the
+// cost to reach a target; the plot has a curve per group.
+func TestCompare(t *testing.T) {
+	r1, _ := Read(testRun)
+	r2, _ := Read(testRun)
+	r2.Strategy = "random"
+	gs := GroupRuns([]*Run{r1, r2, r1}, func(r *Run) string { return r.Strategy })
+	if len(gs) != 2 || len(gs[0].Runs) != 2 || gs[0].Name != "rl" {
+		t.Fatalf("groups %+v", gs)
+	}
+	best := r1.Best()[0].Reward
+	c := r1.CostTo(best)
+	if !c.Reached || c.Trials != r1.Best()[0].Order+1 || c.ChildEpochs != 3*c.Trials {
+		t.Errorf("cost to the best: %+v (best is result %d)", c, r1.Best()[0].Order+1)
+	}
+	if c := r1.CostTo(best + 1); c.Reached {
+		t.Errorf("reached an unreachable target: %+v", c)
+	}
+	var b bytes.Buffer
+	WriteComparison(&b, gs, best)
+	if !strings.Contains(b.String(), "rl      2") || !strings.Contains(b.String(), "p (A > B)") {
+		t.Errorf("comparison:\n%s", b.String())
+	}
+	if svg := ComparisonPlot(gs); strings.Count(svg, "<polygon") != 2 {
+		t.Errorf("plot has %d bands", strings.Count(svg, "<polygon"))
+	}
+}

@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"html"
 	"io"
+	"math"
+	"os"
+	"path/filepath"
 
 	"nasd/analyze"
 	"nasd/journal"
 )
 
-const analyzeSynopsis = "[-top 10] [-top-q 0.1] [-csv FILE] [-parquet FILE] [-html FILE] [-svg DIR] RUNDIR"
+const analyzeSynopsis = "[-top 10] [-top-q 0.1] [-csv FILE] [-parquet FILE] [-html FILE] [-svg DIR] RUNDIR\n       nasd analyze [-group strategy|mode|run] [-target R] [-html FILE] [-svg DIR] RUNDIR RUNDIR..."
 
 func runAnalyze(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("analyze", analyzeSynopsis, stderr)
@@ -22,14 +26,19 @@ func runAnalyze(args []string, stdout, stderr io.Writer) int {
 	parquetPath := fs.String("parquet", "", "write the trial table as Parquet to this file (pandas, DuckDB, Spark)")
 	htmlPath := fs.String("html", "", "write a self-contained HTML report (inline SVG plots, works offline) to this file")
 	svgDir := fs.String("svg", "", "write each plot as an SVG file into this directory")
+	groupBy := fs.String("group", "strategy", "with several runs: group them by strategy, mode, or run (each its own group)")
+	target := fs.Float64("target", 0, "with several runs: the reward whose cost to reach is compared (default: the lowest run's final best, which every run reached)")
 	dirs, code, ok := parseFlagsAndArgs(fs, args)
 	if !ok {
 		return code
 	}
-	if len(dirs) != 1 {
-		fmt.Fprintln(stderr, "nasd analyze: give one run directory")
+	if len(dirs) == 0 {
+		fmt.Fprintln(stderr, "nasd analyze: give a run directory, or several to compare")
 		fs.Usage()
 		return exitUsage
+	}
+	if len(dirs) > 1 {
+		return compareRuns(dirs, *groupBy, *target, *htmlPath, *svgDir, stdout, stderr)
 	}
 	if o.TopQ <= 0 || o.TopQ > 1 {
 		fmt.Fprintf(stderr, "nasd analyze: -top-q %v: must be in (0, 1]\n", o.TopQ)
@@ -75,4 +84,65 @@ func writeFileWith(path string, write func(io.Writer) error) error {
 		return err
 	}
 	return journal.WriteFileAtomic(path, b.Bytes(), 0o644)
+}
+
+// compareRuns is nasd analyze with several runs: grouped final bests, the
+// cost to reach a target, Mann–Whitney tests, and the best-so-far plot.
+func compareRuns(dirs []string, groupBy string, target float64, htmlPath, svgDir string, stdout, stderr io.Writer) int {
+	keys := map[string]func(*analyze.Run) string{
+		"strategy": func(r *analyze.Run) string { return r.Strategy },
+		"mode":     func(r *analyze.Run) string { return r.Mode },
+		"run":      func(r *analyze.Run) string { return r.Dir },
+	}
+	key, ok := keys[groupBy]
+	if !ok {
+		fmt.Fprintf(stderr, "nasd analyze: -group %q: want strategy, mode or run\n", groupBy)
+		return exitUsage
+	}
+	var runs []*analyze.Run
+	for _, d := range dirs {
+		r, err := analyze.Read(d)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		runs = append(runs, r)
+	}
+	groups := analyze.GroupRuns(runs, key)
+	if target == 0 {
+		target = math.Inf(1)
+		for _, g := range groups {
+			for _, v := range g.Final {
+				if !math.IsNaN(v) {
+					target = math.Min(target, v)
+				}
+			}
+		}
+		if math.IsInf(target, 1) {
+			return fail(stderr, fmt.Errorf("analyze: no run has an ok trial"))
+		}
+	}
+	var table bytes.Buffer
+	analyze.WriteComparison(&table, groups, target)
+	stdout.Write(table.Bytes())
+	plot := analyze.ComparisonPlot(groups)
+	if svgDir != "" {
+		if err := os.MkdirAll(svgDir, 0o755); err != nil {
+			return fail(stderr, err)
+		}
+		if err := journal.WriteFileAtomic(filepath.Join(svgDir, "compare.svg"), []byte(plot), 0o644); err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprintf(stdout, "Plot: %s\n", filepath.Join(svgDir, "compare.svg"))
+	}
+	if htmlPath != "" {
+		page := "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>nasd: comparing runs</title>\n" +
+			"<style>body { font-family: sans-serif; margin: 2em; } pre { background: #f6f8fa; padding: 1em; font-size: 12px; }</style>\n" +
+			"</head>\n<body>\n<h1>Comparing " + fmt.Sprint(len(runs)) + " runs</h1>\n<pre id=\"comparison\">" + html.EscapeString(table.String()) +
+			"</pre>\n" + plot + "</body>\n</html>\n"
+		if err := journal.WriteFileAtomic(htmlPath, []byte(page), 0o644); err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprintf(stdout, "Report: %s\n", htmlPath)
+	}
+	return exitOK
 }

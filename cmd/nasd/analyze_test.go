@@ -1,0 +1,48 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// nasd analyze on a real (surrogate) run writes every output; two runs
+// compare; bad input gets a clear error.
+func TestAnalyzeCommand(t *testing.T) {
+	cfg := writeConfig(t, strings.Replace(jobsSearchTOML, `duration = "100ms"`, `duration = "1ms"`, 1))
+	dir := t.TempDir()
+	var runs []string
+	for _, seed := range []string{"1", "2"} {
+		run := filepath.Join(dir, "run"+seed)
+		if code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", run, "-seed", seed, "-trials", "20"); code != exitOK {
+			t.Fatalf("search: exit %d\n%s\n%s", code, out, errOut)
+		}
+		runs = append(runs, run)
+	}
+	out := filepath.Join(dir, "out")
+	code, stdout, errOut := nasd(t, "analyze", "-csv", out+".csv", "-parquet", out+".parquet", "-html", out+".html", "-svg", out, runs[0])
+	if code != exitOK {
+		t.Fatalf("analyze: exit %d\n%s\n%s", code, stdout, errOut)
+	}
+	for _, w := range []string{"Best trials:", "Best architecture", "Decisions that matter", "Utilisation"} {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("summary lacks %q:\n%s", w, stdout)
+		}
+	}
+	for _, f := range []string{out + ".csv", out + ".parquet", out + ".html", filepath.Join(out, "best-vs-trials.svg")} {
+		if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	code, stdout, errOut = nasd(t, "analyze", "-group", "run", runs[0], runs[1])
+	if code != exitOK || !strings.Contains(stdout, "Mann–Whitney") {
+		t.Errorf("compare: exit %d\n%s\n%s", code, stdout, errOut)
+	}
+	if code, _, errOut = nasd(t, "analyze", filepath.Join(dir, "nothing")); code != exitError || !strings.Contains(errOut, "nothing") {
+		t.Errorf("a missing run: exit %d: %s", code, errOut)
+	}
+	if code, _, _ = nasd(t, "analyze", "-top-q", "2", runs[0]); code != exitUsage {
+		t.Errorf("-top-q 2: exit %d", code)
+	}
+}
