@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"flag"
 	"io"
 	"math"
@@ -399,5 +400,48 @@ func TestCompare(t *testing.T) {
 	}
 	if svg := ComparisonPlot(gs); strings.Count(svg, "<polygon") != 2 {
 		t.Errorf("plot has %d bands", strings.Count(svg, "<polygon"))
+	}
+}
+
+// A perturbation run: the base trained 4 times (the noise floor), a
+// neighbour far better, one within noise, one far worse.
+func TestPerturbationVerdicts(t *testing.T) {
+	r, _, space := plantedRun(t, 4, 0)
+	base := r.Trials[0]
+	cfg, _ := json.Marshal(map[string]any{"strategy": map[string]any{"name": "perturb", "options": map[string]any{"arch": base.Arch.Decisions}}})
+	r.Config = cfg
+	r.Trials = nil
+	add := func(id string, d []int, reward float64) {
+		a, err := space.Arch(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Trials = append(r.Trials, Trial{ID: id, Arch: a, Hash: a.Hash(), Status: "ok", Reward: reward, TestAcc: math.NaN(), TestPPL: math.NaN()})
+	}
+	for k, v := range []float64{0.50, 0.52, 0.48, 0.50} {
+		add("base"+string(rune('0'+k)), base.Arch.Decisions, v)
+	}
+	nb := func(i int) []int {
+		d := append([]int(nil), base.Arch.Decisions...)
+		d[i] = (d[i] + 1) % len(space.Decisions()[i].Choices)
+		return d
+	}
+	add("better", nb(0), 0.60)
+	add("equal", nb(1), 0.51)
+	add("worse", nb(2), 0.30)
+	p, ok := r.Perturbation()
+	if !ok || len(p.Base.Rewards) != 4 || p.Better != 1 || p.Equal != 1 || p.Worse != 1 {
+		t.Fatalf("perturbation %+v", p)
+	}
+	if p.Neighbours[0].Trial.ID != "better" || p.Neighbours[0].Distance != 1 || p.Neighbours[2].Verdict != "worse" {
+		t.Errorf("neighbours %+v", p.Neighbours)
+	}
+	var b bytes.Buffer
+	r.Summary(&b, SummaryOptions{})
+	if !strings.Contains(b.String(), "1 better, 1 equal within noise, 1 worse") {
+		t.Errorf("summary:\n%s", b.String())
+	}
+	if _, ok := (&Run{}).Perturbation(); ok {
+		t.Error("a run of no strategy reads as a perturbation")
 	}
 }

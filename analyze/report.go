@@ -177,6 +177,30 @@ func (r *Run) Plots(o SummaryOptions) []NamedSVG {
 		}
 		add(p.id, p.svg())
 	}
+	if pt, ok := r.Perturbation(); ok && len(pt.Neighbours) > 0 {
+		var xs, ys []float64
+		for i, n := range pt.Neighbours {
+			xs = append(xs, float64(i+1), float64(i+1))
+			ys = append(ys, n.Diff-2*n.SE, n.Diff+2*n.SE)
+		}
+		ys = append(ys, 0)
+		p := newPlot("perturb", fmt.Sprintf("One-decision neighbours against the base (%d better, %d equal, %d worse)", pt.Better, pt.Equal, pt.Worse),
+			"neighbour, by reward difference", "reward − base's (± 2 s.e.)", xs, ys, false)
+		p.intX = true
+		p.polyline([]float64{p.x0, p.x1}, []float64{0, 0}, colFaint, 1, false)
+		for i, n := range pt.Neighbours {
+			x := float64(i + 1)
+			col := map[string]string{"better": colFront, "worse": colBest}[n.Verdict]
+			if col == "" {
+				col = colMark
+			}
+			if n.SE > 0 {
+				p.polyline([]float64{x, x}, []float64{n.Diff - 2*n.SE, n.Diff + 2*n.SE}, col, 1, false)
+			}
+			p.circle(x, n.Diff, 2.5, col, fmt.Sprintf("%s: %+.4f (%s)", n.Trial.ID, n.Diff, n.Verdict))
+		}
+		add(p.id, p.svg())
+	}
 	if r.Space != nil {
 		dist, _ := r.SecondBest(3)
 		for k, d := range dist {
@@ -292,6 +316,7 @@ table { border-collapse: collapse; font-size: 12px; } td, th { border: 1px solid
 		{"How busy the ranks were", []string{"timeline"}},
 		{"Cost and reward", []string{"acc-vs-params", "acc-vs-flops"}},
 		{"The decisions that matter most: reward by choice (grey: trials, red: mean)", []string{"slice-"}},
+		{"Is the best a local optimum? (nasd perturb)", []string{"perturb"}},
 		{"The best distinct architectures", []string{"arch-"}},
 	}
 	plots := r.Plots(o)

@@ -175,6 +175,10 @@ func (r *Run) Summary(w io.Writer, o SummaryOptions) {
 		}
 	}
 
+	if p, ok := r.Perturbation(); ok {
+		r.writePerturbation(w, p)
+	}
+
 	if len(r.Updates) > 0 {
 		var first, last *Update
 		for i := range r.Updates {
