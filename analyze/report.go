@@ -109,6 +109,25 @@ func (r *Run) Plots(o SummaryOptions) []NamedSVG {
 		}
 	}
 	{
+		var ux, mean, base, ent []float64
+		for _, u := range r.Updates {
+			if u.Updates > 0 && (len(ux) == 0 || float64(u.Updates) != ux[len(ux)-1]) {
+				ux, mean, base, ent = append(ux, float64(u.Updates)), append(mean, u.MeanReward), append(base, u.Baseline), append(ent, u.Entropy)
+			}
+		}
+		if len(ux) > 1 {
+			p := newPlot("strategy-learning", "The controller's updates: batch mean reward (blue) and baseline (red)", "update", "reward", ux, append(append([]float64(nil), mean...), base...), false)
+			p.intX = true
+			p.polyline(ux, mean, colMark, 1.5, false)
+			p.polyline(ux, base, colBest, 1.5, false)
+			add(p.id, p.svg())
+			q := newPlot("strategy-entropy", "The controller's policy entropy per update", "update", "entropy (nats, summed over decisions)", ux, ent, false)
+			q.intX = true
+			q.polyline(ux, ent, colMark, 1.5, false)
+			add(q.id, q.svg())
+		}
+	}
+	{
 		var xs, ys []float64
 		for _, t := range r.Trials {
 			if !t.Dispatched.IsZero() {
@@ -312,7 +331,7 @@ table { border-collapse: collapse; font-size: 12px; } td, th { border: 1px solid
 		title  string
 		prefix []string
 	}{
-		{"Search progress", []string{"best-vs-trials", "best-vs-time", "reward-histogram", "learning-curves"}},
+		{"Search progress", []string{"best-vs-trials", "best-vs-time", "reward-histogram", "learning-curves", "strategy-learning", "strategy-entropy"}},
 		{"How busy the ranks were", []string{"timeline"}},
 		{"Cost and reward", []string{"acc-vs-params", "acc-vs-flops"}},
 		{"The decisions that matter most: reward by choice (grey: trials, red: mean)", []string{"slice-"}},

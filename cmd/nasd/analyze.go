@@ -2,18 +2,24 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"html"
 	"io"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
 
 	"nasd/analyze"
 	"nasd/journal"
 )
 
-const analyzeSynopsis = "[-top 10] [-top-q 0.1] [-csv FILE] [-parquet FILE] [-html FILE] [-svg DIR] RUNDIR\n       nasd analyze [-group strategy|mode|run] [-target R] [-html FILE] [-svg DIR] RUNDIR RUNDIR..."
+const analyzeSynopsis = "[-top 10] [-top-q 0.1] [-csv FILE] [-parquet FILE] [-html FILE] [-svg DIR] [-png DIR] RUNDIR\n       nasd analyze [-group strategy|mode|run] [-target R] [-html FILE] [-svg DIR] RUNDIR RUNDIR..."
 
 func runAnalyze(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("analyze", analyzeSynopsis, stderr)
@@ -26,6 +32,7 @@ func runAnalyze(args []string, stdout, stderr io.Writer) int {
 	parquetPath := fs.String("parquet", "", "write the trial table as Parquet to this file (pandas, DuckDB, Spark)")
 	htmlPath := fs.String("html", "", "write a self-contained HTML report (inline SVG plots, works offline) to this file")
 	svgDir := fs.String("svg", "", "write each plot as an SVG file into this directory")
+	pngDir := fs.String("png", "", "write each plot as a PNG file into this directory (rendered by headless chromium)")
 	groupBy := fs.String("group", "strategy", "with several runs: group them by strategy, mode, or run (each its own group)")
 	target := fs.Float64("target", 0, "with several runs: the reward whose cost to reach is compared (default: the lowest run's final best, which every run reached)")
 	dirs, code, ok := parseFlagsAndArgs(fs, args)
@@ -73,6 +80,13 @@ func runAnalyze(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, err)
 		}
 		fmt.Fprintf(stdout, "Plots: %d SVG files in %s\n", len(files), *svgDir)
+	}
+	if *pngDir != "" {
+		n, err := writePNGs(r, o, *pngDir)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprintf(stdout, "Plots: %d PNG files in %s\n", n, *pngDir)
 	}
 	return exitOK
 }
@@ -145,4 +159,57 @@ func compareRuns(dirs []string, groupBy string, target float64, htmlPath, svgDir
 		fmt.Fprintf(stdout, "Report: %s\n", htmlPath)
 	}
 	return exitOK
+}
+
+// writePNGs renders every plot to dir/NAME.png with headless chromium, at
+// the plot's own size.
+func writePNGs(r *analyze.Run, o analyze.SummaryOptions, dir string) (int, error) {
+	bin := ""
+	for _, c := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(c); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		return 0, errors.New("analyze: -png needs chromium (apt-get install chromium); -svg writes the plots without it")
+	}
+	tmp, err := os.MkdirTemp("", "nasd-png-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(tmp)
+	files, err := r.WriteSVGs(tmp, o)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, fmt.Errorf("analyze: %w", err)
+	}
+	size := regexp.MustCompile(`width="(\d+)" height="(\d+)"`)
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		m := size.FindSubmatch(b)
+		if m == nil {
+			return 0, fmt.Errorf("analyze: %s: no size", f)
+		}
+		out, err := filepath.Abs(filepath.Join(dir, strings.TrimSuffix(filepath.Base(f), ".svg")+".png"))
+		if err != nil {
+			return 0, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir="+filepath.Join(tmp, "profile"),
+			"--window-size="+string(m[1])+","+string(m[2]), "--screenshot="+out, "file://"+f)
+		msg, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("analyze: chromium rendering %s: %v: %s", filepath.Base(f), err, firstLines(string(msg), 3))
+		}
+	}
+	return len(files), nil
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	return strings.Join(lines[:min(n, len(lines))], " | ")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,5 +45,29 @@ func TestAnalyzeCommand(t *testing.T) {
 	}
 	if code, _, _ = nasd(t, "analyze", "-top-q", "2", runs[0]); code != exitUsage {
 		t.Errorf("-top-q 2: exit %d", code)
+	}
+}
+
+// -png renders every plot with headless chromium (a minute: make test-long).
+func TestAnalyzePNG(t *testing.T) {
+	if os.Getenv("NASD_LONG") == "" {
+		t.Skip("renders ~20 plots in chromium (a minute): make test-long")
+	}
+	if _, err := exec.LookPath("chromium"); err != nil {
+		t.Skip("chromium is not installed")
+	}
+	cfg := writeConfig(t, strings.Replace(jobsSearchTOML, `duration = "100ms"`, `duration = "1ms"`, 1))
+	run := filepath.Join(t.TempDir(), "run")
+	if code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", run, "-trials", "10"); code != exitOK {
+		t.Fatalf("search: exit %d\n%s\n%s", code, out, errOut)
+	}
+	dir := filepath.Join(t.TempDir(), "png")
+	code, out, errOut := nasd(t, "analyze", "-png", dir, run)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "best-vs-trials.png"))
+	if err != nil || len(b) < 1000 || string(b[1:4]) != "PNG" {
+		t.Errorf("best-vs-trials.png: %d bytes, %v", len(b), err)
 	}
 }
