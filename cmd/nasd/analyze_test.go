@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"nasd/analyze"
+	"nasd/surrogate"
 )
 
 // nasd analyze on a real (surrogate) run writes every output; two runs
@@ -69,5 +72,31 @@ func TestAnalyzePNG(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, "best-vs-trials.png"))
 	if err != nil || len(b) < 1000 || string(b[1:4]) != "PNG" {
 		t.Errorf("best-vs-trials.png: %d bytes, %v", len(b), err)
+	}
+}
+
+// On a real run whose answer is planted — a random search of the surrogate
+// objective, whose hidden optimum the test knows — the decision statistics
+// name the optimum's choice as the best for the decisions they rank most
+// important.
+func TestAnalyzeFindsPlantedOptimum(t *testing.T) {
+	body := strings.NewReplacer(`duration = "100ms"`, `duration = "0s"`, "trials = 60", "trials = 600", `name = "rl"`, `name = "random"`,
+		"layers = 4", "layers = 2").Replace(jobsSearchTOML)
+	cfg := writeConfig(t, body)
+	run := filepath.Join(t.TempDir(), "run")
+	if code, out, errOut := nasd(t, "search", "-config", cfg, "-run-dir", run); code != exitOK {
+		t.Fatalf("search: exit %d\n%s\n%s", code, out, errOut)
+	}
+	r, err := analyze.Read(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, _ := surrogate.New(r.Space, surrogate.Options{Seed: r.Seed}).Optimum()
+	stats := r.DecisionStats(0.1)
+	for _, d := range stats[:3] {
+		if d.Best != opt.Decisions[d.Index] {
+			t.Errorf("%s (importance %.3f): best choice %s, the planted optimum's is %s", d.Name, d.Importance,
+				r.Choice(d.Index, d.Best), r.Choice(d.Index, opt.Decisions[d.Index]))
+		}
 	}
 }
