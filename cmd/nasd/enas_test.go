@@ -324,7 +324,7 @@ hidden = -1
 kind = "surrogate"
 `)
 	code, _, errOut := nasd(t, "search", "-config", cfg)
-	for _, want := range []string{"enas-macro and enas-micro spaces only", "options.epochs = 0", "hidden", `kind = "surrogate"`} {
+	for _, want := range []string{"enas-macro, enas-micro and enas-rnn spaces only", "options.epochs = 0", "hidden", `kind = "surrogate"`} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("missing %q", want)
 		}
