@@ -445,3 +445,25 @@ func TestPerturbationVerdicts(t *testing.T) {
 		t.Error("a run of no strategy reads as a perturbation")
 	}
 }
+
+// An evolutionary run gets a population-fitness plot over the configured
+// population; other strategies do not.
+func TestPopulationPlot(t *testing.T) {
+	r, _, _ := plantedRun(t, 40, 0)
+	has := func() bool {
+		for _, p := range r.Plots(SummaryOptions{}) {
+			if p.Name == "population" {
+				return true
+			}
+		}
+		return false
+	}
+	if has() {
+		t.Error("a random search has a population plot")
+	}
+	r.Strategy = "aging-evolution"
+	r.Config = []byte(`{"strategy": {"name": "aging-evolution", "options": {"population": 8}}}`)
+	if n, _ := r.population(); n != 8 || !has() {
+		t.Errorf("population %d, plot %v", n, has())
+	}
+}

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"html"
@@ -9,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -127,6 +129,28 @@ func (r *Run) Plots(o SummaryOptions) []NamedSVG {
 			add(q.id, q.svg())
 		}
 	}
+	if pop, label := r.population(); pop > 0 {
+		var ix, mean, best []float64
+		var window []float64
+		for i, t := range r.Trials {
+			if !t.OK() {
+				continue
+			}
+			window = append(window, t.Reward)
+			if len(window) > pop {
+				window = window[1:]
+			}
+			m, _ := meanCI(window)
+			ix, mean, best = append(ix, float64(i+1)), append(mean, m), append(best, slices.Max(window))
+		}
+		if len(ix) > 1 {
+			p := newPlot("population", fmt.Sprintf("Population fitness: the last %d ok results (%s), mean (blue) and best (red)", pop, label),
+				"trials finished", "reward", ix, append(append([]float64(nil), mean...), best...), false)
+			p.polyline(ix, mean, colMark, 1.5, false)
+			p.polyline(ix, best, colBest, 1.5, false)
+			add(p.id, p.svg())
+		}
+	}
 	{
 		var xs, ys []float64
 		for _, t := range r.Trials {
@@ -231,6 +255,24 @@ func (r *Run) Plots(o SummaryOptions) []NamedSVG {
 	return out
 }
 
+// population is an evolutionary run's population size, from its
+// configuration (0 for other strategies), and where it came from.
+func (r *Run) population() (int, string) {
+	if r.Strategy != "ga" && r.Strategy != "aging-evolution" {
+		return 0, ""
+	}
+	var cfg struct {
+		Strategy struct {
+			Options map[string]any `json:"options"`
+		} `json:"strategy"`
+	}
+	json.Unmarshal(r.Config, &cfg)
+	if v, ok := cfg.Strategy.Options["population"].(float64); ok && v >= 2 {
+		return int(v), "the configured population"
+	}
+	return max(5, len(r.Trials)/10), "a window of a tenth of the trials: the log does not give the population's default"
+}
+
 // NamedSVG is one plot.
 type NamedSVG struct {
 	Name string
@@ -331,7 +373,7 @@ table { border-collapse: collapse; font-size: 12px; } td, th { border: 1px solid
 		title  string
 		prefix []string
 	}{
-		{"Search progress", []string{"best-vs-trials", "best-vs-time", "reward-histogram", "learning-curves", "strategy-learning", "strategy-entropy"}},
+		{"Search progress", []string{"best-vs-trials", "best-vs-time", "reward-histogram", "learning-curves", "strategy-learning", "strategy-entropy", "population"}},
 		{"How busy the ranks were", []string{"timeline"}},
 		{"Cost and reward", []string{"acc-vs-params", "acc-vs-flops"}},
 		{"The decisions that matter most: reward by choice (grey: trials, red: mean)", []string{"slice-"}},
