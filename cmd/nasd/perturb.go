@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -14,6 +15,7 @@ import (
 	"nasd/arch"
 	"nasd/controller/perturb"
 	"nasd/journal"
+	"nasd/mpi"
 )
 
 const perturbSynopsis = "-arch best.json -config search.toml [-repeats 5] [-neighbour-repeats 1] [-sample N] [-run-dir DIR] [-o perturb.toml] [-run]"
@@ -66,6 +68,11 @@ func runPerturb(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "nasd perturb: -o must name the config file to write")
 		return exitUsage
 	}
+	if n, _ := mpi.LauncherSize(); runNow && (n > 0 || os.Getenv("PMIX_RANK") != "") {
+		// Every rank would write the file and start its own search.
+		fmt.Fprintf(stderr, "nasd perturb: -run under an MPI launcher: write the config once (nasd perturb ... -o %s), then launch 'mpirun nasd search -config %s'\n", out, out)
+		return exitUsage
+	}
 
 	cfg, src, err := loadSearchConfig(cfgPath)
 	if err != nil {
@@ -111,7 +118,7 @@ func runPerturb(args []string, stdout, stderr io.Writer) int {
 	}
 	budget["trials"] = int64(len(plan.Trials))
 	doc["budget"] = budget
-	_, stopping := doc["early_stopping"]
+	stopping := cfg.Stopping.Name != "" && cfg.Stopping.Name != "none"
 	delete(doc, "early_stopping")
 
 	body, err := toml.Marshal(doc)
