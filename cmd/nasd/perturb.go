@@ -116,7 +116,7 @@ func runPerturb(args []string, stdout, stderr io.Writer) int {
 	if budget == nil {
 		budget = map[string]any{}
 	}
-	budget["trials"] = int64(len(plan.Trials))
+	budget["trials"] = int64(plan.Len())
 	doc["budget"] = budget
 	stopping := cfg.Stopping.Name != "" && cfg.Stopping.Name != "none"
 	delete(doc, "early_stopping")
@@ -150,7 +150,7 @@ func runPerturb(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "Trials: %d repeats of the architecture + %d neighbours × %d = %d\n",
-		plan.Repeats, len(plan.Neighbours), plan.NRepeats, len(plan.Trials))
+		plan.Repeats, len(plan.Neighbours), plan.NRepeats, plan.Len())
 	if stopping {
 		fmt.Fprintf(stdout, "Dropped [early_stopping] of %s: every neighbour trains as long as the base.\n", cfgPath)
 	}

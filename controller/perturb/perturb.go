@@ -24,8 +24,7 @@ const (
 	DefaultNeighbourRepeats = 1
 )
 
-// maxTrials bounds the list: it is rebuilt on every start, so a stray
-// repeats = 1e9 must not allocate gigabytes.
+// maxTrials bounds the list: a stray repeats = 1e12 is a mistake, not a plan.
 const maxTrials = 10_000_000
 
 // stream is the sample's PCG second seed word, so the run seed alone picks it.
@@ -45,9 +44,21 @@ type Plan struct {
 	Neighbours []arch.Arch // the valid neighbours kept (all, or the sample), in decision order
 	Valid      int         // valid neighbours before sampling
 	Invalid    int         // neighbours the space rejects, skipped
-	Repeats    int
-	NRepeats   int
-	Trials     []arch.Arch // Repeats × Base, then each neighbour NRepeats times
+	Repeats    int         // trainings of Base, first
+	NRepeats   int         // trainings of each neighbour, in a row
+}
+
+// Len is the number of trials: Repeats + len(Neighbours) × NRepeats.
+func (p *Plan) Len() int { return p.Repeats + len(p.Neighbours)*p.NRepeats }
+
+// At returns the architecture of trial i (0-based). The list is not
+// materialised: repeats × (architecture with its options) would cost memory
+// for nothing.
+func (p *Plan) At(i int) arch.Arch {
+	if i < p.Repeats {
+		return p.Base
+	}
+	return p.Neighbours[(i-p.Repeats)/p.NRepeats]
 }
 
 // ParseOptions reads the options as decoded from a config file (TOML's
@@ -191,15 +202,6 @@ func NewPlan(space arch.Space, o Options, seed uint64) (*Plan, error) {
 		return nil, &arch.FieldError{Path: []string{"neighbour_repeats"},
 			Msg: fmt.Sprintf("perturb: %d trials (%d repeats + %d neighbours × %d): more than %d", total, o.Repeats, len(p.Neighbours), o.NeighbourRepeats, maxTrials)}
 	}
-	p.Trials = make([]arch.Arch, 0, total)
-	for range o.Repeats {
-		p.Trials = append(p.Trials, base)
-	}
-	for _, n := range p.Neighbours {
-		for range o.NeighbourRepeats {
-			p.Trials = append(p.Trials, n)
-		}
-	}
 	return p, nil
 }
 
@@ -208,7 +210,7 @@ func NewPlan(space arch.Space, o Options, seed uint64) (*Plan, error) {
 type Strategy struct {
 	seed    uint64
 	plan    *Plan
-	next    int             // index in plan.Trials of the next proposal
+	next    int             // index in the plan of the next proposal
 	pending map[string]bool // proposed, not yet observed
 	seen    int
 }
@@ -240,12 +242,12 @@ func (s *Strategy) Propose(n int) ([]strategy.Trial, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("perturb: Propose(%d): n must be ≥ 0", n)
 	}
-	n = min(n, len(s.plan.Trials)-s.next)
+	n = min(n, s.plan.Len()-s.next)
 	out := make([]strategy.Trial, n)
 	for i := range out {
 		s.next++
 		id := strategy.TrialID(s.next)
-		a := s.plan.Trials[s.next-1]
+		a := s.plan.At(s.next - 1)
 		a.Decisions = slices.Clone(a.Decisions)
 		out[i] = strategy.Trial{ID: id, Arch: a, Seed: strategy.TrialSeed(s.seed, id)}
 		s.pending[id] = true
@@ -264,7 +266,7 @@ func (s *Strategy) Observe(r strategy.Result) error {
 }
 
 // Done says whether every trial of the plan has been proposed and observed.
-func (s *Strategy) Done() bool { return s.next == len(s.plan.Trials) && len(s.pending) == 0 }
+func (s *Strategy) Done() bool { return s.next == s.plan.Len() && len(s.pending) == 0 }
 
 type snapshot struct {
 	Version  int      `json:"version"`
@@ -287,7 +289,7 @@ func (s *Strategy) Snapshot() ([]byte, error) {
 	}
 	slices.Sort(pending)
 	return json.Marshal(snapshot{Version: snapshotVersion, Seed: s.seed, Base: s.plan.Base.Hash(),
-		Trials: len(s.plan.Trials), Next: s.next, Pending: pending, Observed: s.seen})
+		Trials: s.plan.Len(), Next: s.next, Pending: pending, Observed: s.seen})
 }
 
 // Restore continues from a Snapshot of a strategy with the same options and seed.
@@ -303,10 +305,10 @@ func (s *Strategy) Restore(b []byte) error {
 		return fmt.Errorf("perturb: restore: snapshot of a run with seed %d, this one has seed %d", st.Seed, s.seed)
 	case st.Base != s.plan.Base.Hash():
 		return fmt.Errorf("perturb: restore: snapshot of another base architecture (%.12s, this one %.12s)", st.Base, s.plan.Base.Hash())
-	case st.Trials != len(s.plan.Trials):
-		return fmt.Errorf("perturb: restore: snapshot of a plan of %d trials, this one has %d (other options?)", st.Trials, len(s.plan.Trials))
-	case st.Next < 0 || st.Next > len(s.plan.Trials):
-		return fmt.Errorf("perturb: restore: position %d: must be in 0..%d", st.Next, len(s.plan.Trials))
+	case st.Trials != s.plan.Len():
+		return fmt.Errorf("perturb: restore: snapshot of a plan of %d trials, this one has %d (other options?)", st.Trials, s.plan.Len())
+	case st.Next < 0 || st.Next > s.plan.Len():
+		return fmt.Errorf("perturb: restore: position %d: must be in 0..%d", st.Next, s.plan.Len())
 	case st.Observed < 0 || st.Observed+len(st.Pending) != st.Next:
 		return fmt.Errorf("perturb: restore: %d observed + %d pending ≠ %d proposed", st.Observed, len(st.Pending), st.Next)
 	}

@@ -177,8 +177,8 @@ func TestSample(t *testing.T) {
 		t.Errorf("seeds 1 and 2 drew the same sample %s", a)
 	}
 	s := newStrategy(t, space, 1, opts)
-	if p := s.Plan(); len(p.Neighbours) != 5 || p.Valid != oneAway(space) || len(p.Trials) != 7 {
-		t.Errorf("sample 5: %d neighbours of %d, %d trials; want 5 of %d, 7", len(p.Neighbours), p.Valid, len(p.Trials), oneAway(space))
+	if p := s.Plan(); len(p.Neighbours) != 5 || p.Valid != oneAway(space) || p.Len() != 7 {
+		t.Errorf("sample 5: %d neighbours of %d, %d trials; want 5 of %d, 7", len(p.Neighbours), p.Valid, p.Len(), oneAway(space))
 	}
 	// A sample larger than the neighbourhood takes all of it.
 	opts["sample"] = int64(1000)
