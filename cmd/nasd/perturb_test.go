@@ -115,6 +115,29 @@ func TestPerturbSurrogate(t *testing.T) {
 			if code, stdout, stderr := nasd(t, "search", "-config", out); code != exitOK {
 				t.Fatalf("search: code %d\n%s\n%s", code, stdout, stderr)
 			}
+			// nasd analyze finds the base in run_start's config.
+			var logged []int
+			if _, err := journal.ReadEvents(dir, func(e journal.Event) error {
+				if e.Kind != "run_start" {
+					return nil
+				}
+				var f struct {
+					Config struct {
+						Strategy struct {
+							Name    string
+							Options struct{ Arch []int }
+						}
+					}
+				}
+				logged = nil
+				if err := json.Unmarshal(e.Raw, &f); err != nil || f.Config.Strategy.Name != "perturb" {
+					return fmt.Errorf("run_start: %v, strategy %q", err, f.Config.Strategy.Name)
+				}
+				logged = f.Config.Strategy.Options.Arch
+				return nil
+			}); err != nil || !slices.Equal(logged, base.Decisions) {
+				t.Errorf("run_start's strategy options: arch %v (%v), want %v", logged, err, base.Decisions)
+			}
 			got := trialArchs(t, dir)
 			if len(got) != total {
 				t.Fatalf("%d trial results, want %d", len(got), total)
