@@ -74,6 +74,12 @@ func runPerturb(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	if fa, err := os.Stat(out); err == nil {
+		if fb, err := os.Stat(cfgPath); err == nil && os.SameFile(fa, fb) {
+			fmt.Fprintf(stderr, "nasd perturb: -o %s is the -config file: write the perturbation's config to another file\n", out)
+			return exitUsage
+		}
+	}
 	cfg, src, err := loadSearchConfig(cfgPath)
 	if err != nil {
 		return fail(stderr, err)

@@ -221,6 +221,7 @@ func TestPerturbErrors(t *testing.T) {
 		want []string
 	}{
 		{[]string{"-config", cfg}, exitUsage, []string{"-arch and -config are required"}},
+		{[]string{"-arch", good, "-config", cfg, "-o", cfg}, exitUsage, []string{"is the -config file"}},
 		{[]string{"-arch", other, "-config", cfg}, exitError, []string{other, `"layers":3`, `"layers":2`, cfg}},
 		{[]string{"-arch", macroFile, "-config", cfg}, exitError, []string{"space enas-macro", "searches space nas"}},
 		{[]string{"-arch", good, "-config", cfg, "-repeats", "0", "-sample", "-2"}, exitError, []string{"-repeats = 0", "-sample = -2"}},
