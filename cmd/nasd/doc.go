@@ -3,6 +3,7 @@
 // Subcommands:
 //
 //	nasd corpus   turn plain text into the Penn Treebank layout (docs/data.md)
+//	nasd perturb  write the search that trains an architecture's neighbours and repeats of it (docs/perturb.md)
 //	nasd space    describe a search space, sample or validate an architecture
 //	nasd train    train and evaluate one architecture on real data
 //	nasd version  print the version and build information

@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"analyze": {"summarise a run from its event log: best trials, decisions that matter, tables, report", runAnalyze},
 	"corpus":  {"turn plain text into the Penn Treebank layout (ptb.train.txt, ...)", runCorpus},
 	"jobs":    {"write and submit batch jobs (Slurm, PBS, LSF, Flux) that chain a search across walltime limits", runJobs},
+	"perturb": {"train an architecture's one-decision neighbours and repeats of it: is it a local optimum?", runPerturb},
 	"search":  {"search for architectures (in-process, or under mpirun/srun)", runSearch},
 	"train":   {"train and evaluate one architecture on real data", runTrain},
 	"space":   {"describe a search space, sample or validate an architecture", runSpace},

@@ -22,6 +22,7 @@ import (
 	"nasd/cluster"
 	"nasd/controller"
 	_ "nasd/controller/evolution" // registers "ga" and "aging-evolution"
+	_ "nasd/controller/perturb"   // registers "perturb"
 	_ "nasd/controller/random"    // registers "random"
 	_ "nasd/controller/rl"        // registers "rl" and "random-policy"
 	"nasd/journal"
