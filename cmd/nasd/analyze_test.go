@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"nasd/analyze"
+	"nasd/arch"
 	"nasd/surrogate"
 )
 
@@ -98,5 +100,39 @@ func TestAnalyzeFindsPlantedOptimum(t *testing.T) {
 			t.Errorf("%s (importance %.3f): best choice %s, the planted optimum's is %s", d.Name, d.Importance,
 				r.Choice(d.Index, d.Best), r.Choice(d.Index, opt.Decisions[d.Index]))
 		}
+	}
+}
+
+// The local-optimum check end to end: perturb the surrogate objective's
+// planted optimum, train the neighbours and repeats, and nasd analyze finds
+// every neighbour worse and none better.
+func TestPerturbTheOptimum(t *testing.T) {
+	cfg := writeConfig(t, fmt.Sprintf(perturbTOML, "sync"))
+	space, err := arch.New("nas", arch.Options{Layers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, _ := surrogate.New(space, surrogate.Options{Seed: 3}).Optimum()
+	_, best := writeArch(t, space, opt.Decisions)
+	out := filepath.Join(t.TempDir(), "perturb.toml")
+	run := filepath.Join(t.TempDir(), "run")
+	if code, stdout, errOut := nasd(t, "perturb", "-arch", best, "-config", cfg, "-repeats", "3", "-run-dir", run, "-o", out); code != exitOK {
+		t.Fatalf("perturb: exit %d\n%s\n%s", code, stdout, errOut)
+	}
+	if code, stdout, errOut := nasd(t, "search", "-config", out); code != exitOK {
+		t.Fatalf("search: exit %d\n%s\n%s", code, stdout, errOut)
+	}
+	r, err := analyze.Read(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := r.Perturbation()
+	if !ok || len(p.Base.Rewards) != 3 || len(p.Neighbours) < 10 || p.Better != 0 || p.Worse != len(p.Neighbours) {
+		t.Fatalf("perturbation of the optimum: ok %v, base %d trainings, %d neighbours: %d better, %d equal, %d worse",
+			ok, len(p.Base.Rewards), len(p.Neighbours), p.Better, p.Equal, p.Worse)
+	}
+	code, stdout, _ := nasd(t, "analyze", run)
+	if code != exitOK || !strings.Contains(stdout, "is a local optimum under one-decision changes") {
+		t.Errorf("analyze: exit %d\n%s", code, stdout)
 	}
 }
