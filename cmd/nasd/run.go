@@ -24,6 +24,7 @@ type command struct {
 
 var commands = map[string]command{
 	"corpus":  {"turn plain text into the Penn Treebank layout (ptb.train.txt, ...)", runCorpus},
+	"export":  {"write a found network as PyTorch code (model.py), with its trained weights and a loader", runExport},
 	"jobs":    {"write and submit batch jobs (Slurm, PBS, LSF, Flux) that chain a search across walltime limits", runJobs},
 	"search":  {"search for architectures (in-process, or under mpirun/srun)", runSearch},
 	"train":   {"train and evaluate one architecture on real data", runTrain},
