@@ -277,3 +277,32 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 		t.Errorf("corrupt file: err = %v, want one naming %s", err, path)
 	}
 }
+
+// FuzzReadSafetensors: no file makes the reader panic or return a tensor
+// whose data does not fit its shape.
+func FuzzReadSafetensors(f *testing.F) {
+	dir := f.TempDir()
+	good := filepath.Join(dir, "good")
+	if err := WriteSafetensors(good, []Tensor{F32("w", []int{2, 2}, []float32{1, 2, 3, 4})}); err != nil {
+		f.Fatal(err)
+	}
+	b, _ := os.ReadFile(good)
+	f.Add(b)
+	f.Add([]byte("\x10\x00\x00\x00\x00\x00\x00\x00{\"w\":{}}        "))
+	f.Add([]byte(`{"x":1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "f")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ts, err := ReadSafetensors(path)
+		if err != nil {
+			return
+		}
+		for _, x := range ts {
+			if len(x.Data) != elemSize(x.Dtype)*numel(x.Shape) {
+				t.Fatalf("tensor %s: %d bytes for %s %v", x.Name, len(x.Data), x.Dtype, x.Shape)
+			}
+		}
+	})
+}

@@ -175,10 +175,14 @@ func ReadSafetensors(path string) ([]Tensor, error) {
 		if size == 0 {
 			return nil, fmt.Errorf("export: %s: tensor %q: dtype %q: want F32 or I64", path, name, e.Dtype)
 		}
+		// Checked as it multiplies, so a corrupt shape cannot wrap around
+		// to a count that matches its offsets.
+		n := 1
 		for _, d := range e.Shape {
-			if d < 0 || d > len(data) {
-				return nil, fmt.Errorf("export: %s: tensor %q: shape %v", path, name, e.Shape)
+			if d < 0 || d > len(data) || n*d > len(data) {
+				return nil, fmt.Errorf("export: %s: tensor %q: shape %v does not fit %d data bytes", path, name, e.Shape, len(data))
 			}
+			n *= d
 		}
 		lo, hi := e.Offsets[0], e.Offsets[1]
 		if lo < 0 || hi < lo || hi > len(data) || hi-lo != size*numel(e.Shape) {
