@@ -3,6 +3,7 @@
 // Subcommands:
 //
 //	nasd corpus   turn plain text into the Penn Treebank layout (docs/data.md)
+//	nasd export   write a found network as PyTorch code, with its weights (docs/export.md)
 //	nasd space    describe a search space, sample or validate an architecture
 //	nasd train    train and evaluate one architecture on real data
 //	nasd version  print the version and build information
