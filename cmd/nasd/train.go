@@ -172,7 +172,9 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	printResult(stdout, res)
-	if *saveWeights != "" && trained != nil {
+	if *saveWeights != "" && res.Status == train.StatusDiverged {
+		fmt.Fprintf(stderr, "nasd train: training diverged: weights not written to %s\n", *saveWeights)
+	} else if *saveWeights != "" && trained != nil {
 		// The weights as training left them, whatever the status: a run
 		// stopped by -time still has a usable network.
 		if err := export.SaveWeights(*saveWeights, trained); err != nil {
