@@ -20,7 +20,7 @@ import (
 	"nasd/train/dataset"
 )
 
-const trainSynopsis = "(-arch FILE | -space NAME -sample) [-seed N] [-data NAME] [-subset N] [-epochs N] [-o result.json]\n" +
+const trainSynopsis = "(-arch FILE | -space NAME -sample) [-seed N] [-data NAME] [-subset N] [-epochs N] [-o result.json] [-save-weights FILE]\n" +
 	"       nasd train -data ptb -data-dir DIR (-cell lstm | -arch CELL.json | -space enas-rnn|nas-rnn -sample) [-hidden N] [-bptt 35] [-epochs N] [-test]"
 
 // dataFlags choose the data set and its splits.
