@@ -54,6 +54,7 @@ type Net struct {
 	grads  []*G.Node // per params, training only
 	setX   func(x []float32, n int)
 	gradOf func(i int) any // []float32 or []float64 of params[i]'s gradient
+	logits func() []float32
 }
 
 // Build builds and compiles g for opt.Batch examples per run, creating in w
@@ -261,6 +262,14 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 		clear(xs[m*size:])
 	}
 	n.gradOf = func(i int) any { return raw[T](n.prog.value(n.grads[i])) }
+	n.logits = func() []float32 {
+		v := raw[T](n.prog.value(n.nodes[len(n.nodes)-1]))
+		out := make([]float32, len(v))
+		for i, x := range v {
+			out[i] = float32(x)
+		}
+		return out
+	}
 	return n, nil
 }
 
@@ -299,6 +308,11 @@ func (n *Net) Run(x []float32, labels []int32) (loss float64, correct int, err e
 	}
 	return n.head.Loss(), n.head.Correct(), nil
 }
+
+// Logits returns a copy of the last node's output after the last Run, batch
+// first (Batch·classes values, padding rows included): what an exported
+// model is checked against.
+func (n *Net) Logits() []float32 { return n.logits() }
 
 // Close releases the net. (Its program holds nothing outside the Go heap;
 // Close stays so that a backend with device memory can free it.)

@@ -84,6 +84,10 @@ type Hooks struct {
 	// is "stopped", Result.Epochs holds the epochs run, Reward is computed
 	// over them, and the test set (EvalTest) is not evaluated.
 	EpochEnd func(EpochStats) (stop bool)
+	// Trained is called once with the store when the loop has ended without
+	// an error, whatever the status: the weights as they stand (the last
+	// step's, not the best epoch's), for nasd train -save-weights.
+	Trained func(*Weights)
 }
 
 // TrainHooked is Train with hooks; Train(…, progress) is
@@ -127,6 +131,9 @@ func trainWith(ctx context.Context, g *arch.Graph, data *dataset.Splits, cfg Con
 	if err := r.loop(seed); err != nil {
 		res.Status, res.Reason = StatusError, err.Error()
 		return res, err
+	}
+	if h.Trained != nil {
+		h.Trained(r.t.w)
 	}
 	return res, nil
 }

@@ -2,8 +2,11 @@
 //
 // Subcommands:
 //
+//	nasd analyze  summarise a run, export its trial table, write a report; compare runs (docs/analyze.md)
 //	nasd corpus   turn plain text into the Penn Treebank layout (docs/data.md)
 //	nasd perturb  write the search that trains an architecture's neighbours and repeats of it (docs/perturb.md)
+//	nasd export   write a found network as PyTorch code, with its weights (docs/export.md)
+//	nasd jobs     write and submit batch jobs that chain a search across walltime limits (docs/jobs.md)
 //	nasd space    describe a search space, sample or validate an architecture
 //	nasd train    train and evaluate one architecture on real data
 //	nasd version  print the version and build information

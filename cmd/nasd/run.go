@@ -25,6 +25,7 @@ type command struct {
 var commands = map[string]command{
 	"analyze": {"summarise a run from its event log: best trials, decisions that matter, tables, report", runAnalyze},
 	"corpus":  {"turn plain text into the Penn Treebank layout (ptb.train.txt, ...)", runCorpus},
+	"export":  {"write a found network as PyTorch code (model.py), with its trained weights and a loader", runExport},
 	"jobs":    {"write and submit batch jobs (Slurm, PBS, LSF, Flux) that chain a search across walltime limits", runJobs},
 	"perturb": {"train an architecture's one-decision neighbours and repeats of it: is it a local optimum?", runPerturb},
 	"search":  {"search for architectures (in-process, or under mpirun/srun)", runSearch},

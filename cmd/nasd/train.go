@@ -14,12 +14,13 @@ import (
 	"time"
 
 	"nasd/arch"
+	"nasd/export"
 	"nasd/journal"
 	"nasd/train"
 	"nasd/train/dataset"
 )
 
-const trainSynopsis = "(-arch FILE | -space NAME -sample) [-seed N] [-data NAME] [-subset N] [-epochs N] [-o result.json]\n" +
+const trainSynopsis = "(-arch FILE | -space NAME -sample) [-seed N] [-data NAME] [-subset N] [-epochs N] [-o result.json] [-save-weights FILE]\n" +
 	"       nasd train -data ptb -data-dir DIR (-cell lstm | -arch CELL.json | -space enas-rnn|nas-rnn -sample) [-hidden N] [-bptt 35] [-epochs N] [-test]"
 
 // dataFlags choose the data set and its splits.
@@ -78,6 +79,7 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	sample := fs.Bool("sample", false, "train an architecture sampled uniformly from -space")
 	seed := fs.Uint64("seed", 1, "seed of sampling, data split, initial weights and minibatch order")
 	out := fs.String("o", "", "write the result as JSON to this file")
+	saveWeights := fs.String("save-weights", "", "after training, write the weights and batch-norm statistics to this file (safetensors, for 'nasd export -weights')")
 	var sf spaceFlags
 	sf.register(fs)
 	var df dataFlags
@@ -92,6 +94,10 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if df.spec.Name == "ptb" {
+		if *saveWeights != "" {
+			fmt.Fprintln(stderr, "nasd train: -save-weights with -data ptb: language models cannot be saved yet (only image networks)")
+			return exitUsage
+		}
 		return runTrainLM(stdout, stderr, set, df, sf, lf, cfg, *archFile, *sample, *seed, *out)
 	}
 	if (*archFile == "") == !*sample {
@@ -158,12 +164,24 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	progress := newProgress(stdout, stderr)
-	res, err := train.Train(ctx, g, data, cfg, *seed, progress.update)
+	var trained *train.Weights
+	res, err := train.TrainHooked(ctx, g, data, cfg, *seed, train.Hooks{Progress: progress.update,
+		Trained: func(w *train.Weights) { trained = w }})
 	progress.finish()
 	if err != nil {
 		return fail(stderr, err)
 	}
 	printResult(stdout, res)
+	if *saveWeights != "" && res.Status == train.StatusDiverged {
+		fmt.Fprintf(stderr, "nasd train: training diverged: weights not written to %s\n", *saveWeights)
+	} else if *saveWeights != "" && trained != nil {
+		// The weights as training left them, whatever the status: a run
+		// stopped by -time still has a usable network.
+		if err := export.SaveWeights(*saveWeights, trained); err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprintf(stdout, "Weights written to %s\n", *saveWeights)
+	}
 
 	if *out != "" {
 		rec := trainOutput{Arch: a, Hash: a.Hash(), Seed: *seed, Data: df.spec, Config: cfg,
