@@ -20,7 +20,7 @@ CORPUS   ?= bin/corpus/fortunes
 # Debian packages the project uses: the data sets (Fashion-MNIST; fortunes, the text of the PTB-layout corpus),
 # BLAS and oneDNN (gemm), OpenMPI (the default MPI) and MPICH (built and tested too, so both keep working), and
 # pkg-config for cgo flags.
-DEB_PKGS := dataset-fashion-mnist fortunes libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf slurm-wlm munge slurm-wlm-torque chromium
+DEB_PKGS := dataset-fashion-mnist fortunes libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf slurm-wlm munge slurm-wlm-torque chromium python3-torch
 PYTHON   := /usr/bin/python3
 
 .PHONY: all build build-mpi corpus deps test test-jobs test-mpi test-long soak fuzz run bench bench-lstm bench-rnn bench-ablation bench-scale bench-enas lint clean help

@@ -113,7 +113,8 @@ func slurm(d *scriptData) {
 	}
 	if s.Chain == ChainRequeue {
 		add("--requeue")
-		d.Requeue = `scontrol requeue "$SLURM_JOB_ID" || log "scontrol requeue failed: resubmit by hand"`
+		d.Requeue = `log "requeueing job $SLURM_JOB_ID"
+  scontrol requeue "$SLURM_JOB_ID" || log "scontrol requeue failed: resubmit by hand (nasd jobs submit -resume $RUN_DIR)"`
 	}
 	d.JobID, d.RestartVar = "${SLURM_JOB_ID:-local}", "SLURM_RESTART_COUNT"
 	// SLURM_JOB_END_TIME exists from Slurm 23.02 only; squeue knows the end everywhere.

@@ -147,7 +147,12 @@ func waitChain(t *testing.T, run string, limit time.Duration) jobs.State {
 			return st
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the chain did not end within %v: %+v\nqueue: %s\n%s", limit, st, queued, strings.Join(st.LogTail, "\n"))
+			var jobs []byte
+			for _, id := range ids {
+				b, _ := exec.Command("scontrol", "show", "job", id).CombinedOutput()
+				jobs = append(jobs, b...)
+			}
+			t.Fatalf("the chain did not end within %v: %+v\nqueue: %s\n%s\n%s", limit, st, queued, strings.Join(st.LogTail, "\n"), jobs)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
