@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -98,15 +99,7 @@ func (r *Run) Perturbation() (p Perturbation, ok bool) {
 		}
 		p.Neighbours = append(p.Neighbours, n)
 	}
-	slices.SortStableFunc(p.Neighbours, func(a, b Neighbour) int {
-		switch {
-		case a.Diff > b.Diff:
-			return -1
-		case a.Diff < b.Diff:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(p.Neighbours, func(a, b Neighbour) int { return cmp.Compare(b.Diff, a.Diff) })
 	return p, true
 }
 

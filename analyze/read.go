@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -244,15 +245,7 @@ func (r *Run) Best() []*Trial {
 			ok = append(ok, &r.Trials[i])
 		}
 	}
-	slices.SortStableFunc(ok, func(a, b *Trial) int {
-		switch {
-		case a.Reward > b.Reward:
-			return -1
-		case a.Reward < b.Reward:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(ok, func(a, b *Trial) int { return cmp.Compare(b.Reward, a.Reward) })
 	return ok
 }
 

@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"sort"
@@ -84,15 +85,7 @@ func (r *Run) DecisionStats(topQ float64) []DecisionStat {
 		}
 		out = append(out, d)
 	}
-	slices.SortStableFunc(out, func(a, b DecisionStat) int {
-		switch {
-		case a.Importance > b.Importance:
-			return -1
-		case a.Importance < b.Importance:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(out, func(a, b DecisionStat) int { return cmp.Compare(b.Importance, a.Importance) })
 	return out
 }
 
@@ -154,15 +147,7 @@ func (r *Run) SecondBest(k int) ([]Distinct, float64) {
 		dof += len(d.Rewards) - 1
 		all = append(all, *d)
 	}
-	slices.SortStableFunc(all, func(a, b Distinct) int {
-		switch {
-		case a.Mean > b.Mean:
-			return -1
-		case a.Mean < b.Mean:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(all, func(a, b Distinct) int { return cmp.Compare(b.Mean, a.Mean) })
 	all = all[:min(k, len(all))]
 	if len(all) > 0 {
 		base := all[0].Trial.Arch.Decisions

@@ -93,7 +93,7 @@ func ParseOptions(opts map[string]any) (Options, error) {
 		if !ok {
 			return
 		}
-		n, isInt := asInt(v)
+		n, isInt := strategy.AsInt(v)
 		switch {
 		case !isInt:
 			bad(key, "option %s = %v: must be an integer", key, v)
@@ -117,7 +117,7 @@ func intList(v any) ([]int, string) {
 	case []any:
 		out := make([]int, len(x))
 		for i, e := range x {
-			n, ok := asInt(e)
+			n, ok := strategy.AsInt(e)
 			if !ok || n < 0 || n > math.MaxInt32 {
 				return nil, fmt.Sprintf("element %d (%v) is not a choice index ≥ 0", i, e)
 			}
@@ -135,23 +135,6 @@ func intList(v any) ([]int, string) {
 		return out, ""
 	}
 	return nil, "must be a list of choice indices"
-}
-
-// asInt converts the integer types, and a float64 holding an integer (JSON), to int64.
-func asInt(v any) (int64, bool) {
-	switch x := v.(type) {
-	case int:
-		return int64(x), true
-	case int64:
-		return x, true
-	case int32:
-		return int64(x), true
-	case float64:
-		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-			return int64(x), true
-		}
-	}
-	return 0, false
 }
 
 // NewPlan builds the list of trials from the options, the space and the run

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"nasd/arch"
+	"nasd/controller/strategy"
 )
 
 // Options are the strategy's settings, decoded from Env.Options. The zero
@@ -69,7 +70,7 @@ type option struct {
 
 func intOpt(field func(*Options) *int, lo, hi int) option {
 	return option{set: func(o *Options, v any) string {
-		n, ok := asInt(v)
+		n, ok := strategy.AsInt(v)
 		if !ok {
 			return fmt.Sprintf("%v (%T): must be an integer", v, v)
 		}
@@ -166,24 +167,6 @@ func ParseOptions(strategy string, m map[string]any) (Options, error) {
 			strategy, s, strings.Join(unknown, ", "), strings.Join(OptionNames(), ", "))}}, errs...)
 	}
 	return o, errors.Join(errs...)
-}
-
-func asInt(v any) (int64, bool) {
-	switch x := v.(type) {
-	case int:
-		return int64(x), true
-	case int64:
-		return x, true
-	case int32:
-		return int64(x), true
-	case uint32:
-		return int64(x), true
-	case float64:
-		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-			return int64(x), true
-		}
-	}
-	return 0, false
 }
 
 func asFloat(v any) (float64, bool) {
