@@ -1,10 +1,21 @@
 #!/usr/bin/python3
 """PyTorch peer for nasd's training benchmarks: the same networks, batch,
-optimizer and data shape as train.BenchmarkTrainReferenceCNN and
+optimizer and data as train.BenchmarkTrainReferenceCNN and
 train.BenchmarkTrainENASChild, timed the same way (median of repeated steps
-after warm-up). Run with Debian's /usr/bin/python3 (python3-torch). Prints one
-line per measurement:
-    pytorch net=reference-cnn mode=train threads=2 batch=64 img_per_s=597.1
+after warm-up). Run with Debian's /usr/bin/python3 (python3-torch), one
+thread count per process, with OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
+MKL_NUM_THREADS set to it before torch loads (bench/run.sh does):
+torch.set_num_threads alone does not stop Debian's OpenBLAS from using
+another core. Prints one line per measurement, with the CPU seconds the
+process used per wall second while timing (it should match the threads):
+    pytorch net=reference-cnn mode=train threads=2 batch=64 img_per_s=597.1 cpu_per_wall=1.98
+
+Data: real Fashion-MNIST training images (Debian's dataset-fashion-mnist),
+scaled to [0, 1] and normalised by their mean and std as nasd does, a new
+batch every step (16 in turn, as nasd's benchmark); random data only with
+--random. The loop is the one PyTorch's documentation shows:
+zero_grad(set_to_none=True), forward, F.cross_entropy, backward, step.
+Warm-up: 20 steps, enough for oneDNN's primitive cache.
 
 enas-child is built from the lowered primitive graph nasd writes
 (`go run ./bench/lower -o bench/enas-child.graph.json`, arch.Graph JSON);
@@ -119,14 +130,31 @@ class GraphNet(nn.Module):
 
 
 def time_steps(step, steps, warmup):
+    """Median seconds per step, and CPU seconds per wall second while timing."""
     for _ in range(warmup):
         step()
     times = []
+    c0, w0 = time.process_time(), time.perf_counter()
     for _ in range(steps):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(times), (time.process_time() - c0) / (time.perf_counter() - w0)
+
+
+def fashion_batches(batch, count, root="/usr/share/datasets/fashion-mnist/"):
+    """count batches of real training images, normalised, and their labels."""
+    import gzip
+    import struct
+    with gzip.open(root + "train-images-idx3-ubyte.gz") as f:
+        data = f.read()
+    n, rows, cols = struct.unpack(">III", data[4:16])
+    x = torch.frombuffer(bytearray(data[16:]), dtype=torch.uint8).reshape(n, 1, rows, cols).float() / 255
+    with gzip.open(root + "train-labels-idx1-ubyte.gz") as f:
+        y = torch.frombuffer(bytearray(f.read()[8:]), dtype=torch.uint8).long()
+    x = x[:batch * count]
+    x = (x - x.mean()) / x.std()
+    return [(x[k * batch:(k + 1) * batch].contiguous(), y[k * batch:(k + 1) * batch].contiguous()) for k in range(count)]
 
 
 def main():
@@ -134,7 +162,8 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batch", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--random", action="store_true", help="random inputs instead of Fashion-MNIST (the old, slower peer)")
     ap.add_argument("--nets", nargs="+", default=["reference-cnn"], choices=["reference-cnn", "enas-child"])
     ap.add_argument("--graph", default="bench/enas-child.graph.json", help="enas-child: lowered graph JSON")
     ap.add_argument("--expect-params", type=int, default=0,
@@ -160,28 +189,37 @@ def main():
         for name, batch in [(name, batch) for name in args.nets for batch in args.batch]:
             net = reference_cnn() if name == "reference-cnn" else GraphNet(graph)
             opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-            loss_fn = nn.CrossEntropyLoss()
             (c, h, w), classes = shapes[name]
-            x = torch.randn(batch, c, h, w)
-            y = torch.randint(0, classes, (batch,))
+            if args.random or (c, h, w) != (1, 28, 28) or classes != 10:
+                batches = [(torch.randn(batch, c, h, w), torch.randint(0, classes, (batch,))) for _ in range(16)]
+                data = "random"
+            else:
+                batches = fashion_batches(batch, 16)
+                data = "fashion-mnist"
+            k = [0]
+
+            def next_batch():
+                k[0] = (k[0] + 1) % len(batches)
+                return batches[k[0]]
 
             def train_step():
-                opt.zero_grad(set_to_none=False)
-                loss = loss_fn(net(x), y)
+                x, y = next_batch()
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(net(x), y)
                 loss.backward()
                 opt.step()
 
             def eval_step():
+                x, _ = next_batch()
                 with torch.no_grad():
                     net(x)
 
             net.train()
-            t = time_steps(train_step, args.steps, args.warmup)
-            print(f"pytorch net={name} mode=train threads={threads} batch={batch} img_per_s={batch / t:.1f}", flush=True)
+            t, cpu = time_steps(train_step, args.steps, args.warmup)
+            print(f"pytorch net={name} mode=train threads={threads} batch={batch} img_per_s={batch / t:.1f} cpu_per_wall={cpu:.2f} data={data}", flush=True)
             net.eval()
-            t = time_steps(eval_step, args.steps, args.warmup)
-            print(f"pytorch net={name} mode=eval threads={threads} batch={batch} img_per_s={batch / t:.1f}", flush=True)
-
+            t, cpu = time_steps(eval_step, args.steps, args.warmup)
+            print(f"pytorch net={name} mode=eval threads={threads} batch={batch} img_per_s={batch / t:.1f} cpu_per_wall={cpu:.2f} data={data}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -44,7 +44,7 @@ else
         -test.bench 'ReferenceCNN|ENASChild' -test.benchtime "${STEPS}x" -test.benchmem) | tee -a "$out/go.txt" >&2
       (cd train && GOMAXPROCS=$t OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$out/train.test" -test.run '^$' \
         -test.bench 'SgemmPeak/n=1024' -test.benchtime 20x) | tee -a "$out/go.txt" >&2
-      "$PYTHON" bench/pytorch_ref.py --threads "$t" --steps "$STEPS" --nets reference-cnn enas-child \
+      OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t MKL_NUM_THREADS=$t "$PYTHON" bench/pytorch_ref.py --threads "$t" --steps "$STEPS" --nets reference-cnn enas-child \
         --graph "$GRAPH" --expect-params "$params" | tee -a "$out/py.txt" >&2
     done
   done
@@ -106,4 +106,13 @@ for t in $THREADS; do
         g = fl * n / 1e9; printf "%-8s %12.1f %-14s %-6s %12.2f %12.2f %8.1f\n", t, pk, net, b, g, fl * p / 1e9, (pk > 0) ? 100 * g / pk : 0 }'
     done
   done
+done
+
+# The peer's CPU seconds per wall second while timing: it should match the
+# thread count (a "1-thread" PyTorch that uses two cores is not 1 thread).
+printf '\n%-8s %-14s %-6s %-6s %10s\n' threads net mode batch "torch cpu/wall"
+for t in $THREADS; do
+  awk -v t="$t" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    if (f["threads"] == t && f["cpu_per_wall"] != "") print f["net"], f["mode"], f["batch"], f["cpu_per_wall"] }' "$out/py.txt" |
+    sort | awk -v t="$t" '{ k = $1 " " $2 " " $3; s[k] += $4; n[k]++ } END { for (k in s) { split(k, a, " "); printf "%-8s %-14s %-6s %-6s %10.2f\n", t, a[1], a[2], a[3], s[k] / n[k] } }' | sort
 done
