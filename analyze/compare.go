@@ -192,14 +192,6 @@ func finite(xs []float64) []float64 {
 	return out
 }
 
-func meanSD(xs []float64) (float64, float64) {
-	if len(xs) == 0 {
-		return math.NaN(), math.NaN()
-	}
-	m, ci := meanCI(xs)
-	return m, ci / 1.96 * math.Sqrt(float64(len(xs)))
-}
-
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return math.NaN()

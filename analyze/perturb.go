@@ -59,11 +59,7 @@ func (r *Run) Perturbation() (p Perturbation, ok bool) {
 	if !found {
 		return p, true // the base has no ok result (yet)
 	}
-	p.Noise = math.NaN()
-	if len(p.Base.Rewards) > 1 {
-		_, ci := meanCI(p.Base.Rewards)
-		p.Noise = ci / 1.96 * math.Sqrt(float64(len(p.Base.Rewards)))
-	}
+	_, p.Noise = meanSD(p.Base.Rewards)
 	for _, d := range dist {
 		if d.Hash == p.Base.Hash {
 			continue

@@ -89,8 +89,12 @@ func (r *Run) DecisionStats(topQ float64) []DecisionStat {
 	return out
 }
 
-// meanCI is the mean and the half-width of its 95% normal interval.
-func meanCI(xs []float64) (float64, float64) {
+// meanSD is the mean and the sample standard deviation (NaN under 2 values;
+// both NaN for none).
+func meanSD(xs []float64) (float64, float64) {
+	if len(xs) == 0 {
+		return math.NaN(), math.NaN()
+	}
 	m := 0.0
 	for _, x := range xs {
 		m += x
@@ -103,7 +107,12 @@ func meanCI(xs []float64) (float64, float64) {
 	for _, x := range xs {
 		ss += (x - m) * (x - m)
 	}
-	sd := math.Sqrt(ss / float64(len(xs)-1))
+	return m, math.Sqrt(ss / float64(len(xs)-1))
+}
+
+// meanCI is the mean and the half-width of its 95% normal interval.
+func meanCI(xs []float64) (float64, float64) {
+	m, sd := meanSD(xs)
 	return m, 1.96 * sd / math.Sqrt(float64(len(xs)))
 }
 

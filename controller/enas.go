@@ -641,10 +641,11 @@ func (l *enasLoop) derive(ctx context.Context) (ENASSummary, error) {
 	}
 	arr := make([]map[string]any, len(children))
 	for i, c := range children {
-		arr[i] = map[string]any{"arch_hash": c.Hash(), "batch_acc": batchAcc[i], "val_acc": valAcc[i]}
-		if valPPL != nil {
+		if valPPL != nil { // language models: the scores are c / perplexity
 			arr[i] = map[string]any{"arch_hash": c.Hash(), "batch_reward": batchAcc[i], "val_reward": valAcc[i],
 				"batch_ppl": batchPPL[i], "val_ppl": valPPL[i]}
+		} else {
+			arr[i] = map[string]any{"arch_hash": c.Hash(), "batch_acc": batchAcc[i], "val_acc": valAcc[i]}
 		}
 	}
 	cj, _ := json.Marshal(arr)

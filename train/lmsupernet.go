@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 
 	"nasd/arch"
 )
@@ -214,13 +213,9 @@ func (s *LMSupernet) ScaleGrad(f float32) {
 // ClipGrad scales the gradient buffer to a global norm of at most maxNorm
 // (0: no clipping) and returns the norm before.
 func (s *LMSupernet) ClipGrad(maxNorm float64) float64 {
-	ss := 0.0
-	for _, g := range s.m.grads {
-		ss += float64(g) * float64(g)
-	}
-	norm := math.Sqrt(ss)
-	if maxNorm > 0 && norm > maxNorm {
-		s.ScaleGrad(float32(maxNorm / norm))
+	norm, k := clipScale(s.m.grads, maxNorm)
+	if k != 1 {
+		s.ScaleGrad(float32(k))
 	}
 	return norm
 }
@@ -328,11 +323,4 @@ func (s *LMSupernet) ChildGraph(child arch.Arch) (*arch.Graph, error) {
 		return nil, err
 	}
 	return s.space.Lower(child)
-}
-
-// String names the layout, for logs.
-func (s *LMSupernet) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "lm supernet: %d weights in %d buckets", len(s.m.params), len(s.buckets))
-	return b.String()
 }

@@ -410,20 +410,26 @@ func lmSoftmaxCE(logits, bias []float32, tgt []int32, V int, grad bool) float64 
 // clipAndStep clips the gradient to the global norm cfg.Clip and takes an
 // SGD step; it returns the norm before clipping.
 func (m *lm) clipAndStep(lr float64) float64 {
-	ss := 0.0
-	for _, g := range m.grads {
-		ss += float64(g) * float64(g)
-	}
-	norm := math.Sqrt(ss)
-	s := lr
-	if m.cfg.Clip > 0 && norm > m.cfg.Clip {
-		s *= m.cfg.Clip / norm
-	}
-	k := float32(s)
+	norm, scale := clipScale(m.grads, m.cfg.Clip)
+	k := float32(lr * scale)
 	for i, g := range m.grads {
 		m.params[i] -= k * g
 	}
 	return norm
+}
+
+// clipScale returns g's global norm and the factor that brings it down to
+// maxNorm (1 when it is within it, or maxNorm is 0).
+func clipScale(g []float32, maxNorm float64) (norm, scale float64) {
+	ss := 0.0
+	for _, v := range g {
+		ss += float64(v) * float64(v)
+	}
+	norm = math.Sqrt(ss)
+	if maxNorm > 0 && norm > maxNorm {
+		return norm, maxNorm / norm
+	}
+	return norm, 1
 }
 
 // evaluate returns the perplexity of ids with a fresh state.
