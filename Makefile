@@ -19,8 +19,9 @@ FORTUNES := /usr/share/games/fortunes
 CORPUS   ?= bin/corpus/fortunes
 # Debian packages the project uses: the data sets (Fashion-MNIST; fortunes, the text of the PTB-layout corpus),
 # BLAS and oneDNN (gemm), OpenMPI (the default MPI) and MPICH (built and tested too, so both keep working), and
-# pkg-config for cgo flags.
-DEB_PKGS := dataset-fashion-mnist fortunes libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf slurm-wlm munge slurm-wlm-torque chromium python3-torch
+# pkg-config for cgo flags; Slurm, chromium, PyTorch and tcmalloc (the benchmarks' peer, as PyTorch's tuning guide runs it)
+# for the tests and benchmarks.
+DEB_PKGS := dataset-fashion-mnist fortunes libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf slurm-wlm munge slurm-wlm-torque chromium python3-torch libtcmalloc-minimal4
 PYTHON   := /usr/bin/python3
 
 .PHONY: all build build-mpi corpus deps test test-jobs test-mpi test-long soak fuzz run bench bench-lstm bench-rnn bench-ablation bench-scale bench-enas lint clean help

@@ -13,6 +13,7 @@ WINDOWS=${WINDOWS:-40}
 THREADS=${THREADS:-"1 2"}
 tags=()
 [ -n "${TAGS:-}" ] && tags=(-tags "$TAGS")
+. "$(dirname "$0")/peer-env.sh"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
@@ -24,7 +25,10 @@ for t in $THREADS; do
       "$out/train.test" -test.run '^$' -test.bench 'TrainLSTMLM' -test.benchtime "${WINDOWS}x") |
       awk -v t="$t" '/^BenchmarkTrainLSTMLM/ { for (i = 1; i < NF; i++) if ($(i+1) == "tokens/s") print "nasd-lstm threads=" t " tokens_per_s=" $i }' |
       tee -a "$out/go.txt" >&2
-    "$PYTHON" bench/pytorch_lstm.py --data "$out/text" --threads "$t" --windows "$WINDOWS" | tee -a "$out/py.txt" >&2
+    for alloc in $PEER_ALLOCS; do
+      peer_run "$alloc" "$t" "$PYTHON" bench/pytorch_lstm.py --data "$out/text" --threads "$t" --windows "$WINDOWS" |
+        sed "s/\$/ alloc=$alloc/" | tee -a "$out/py.txt" >&2
+    done
   done
 done
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -32,6 +36,11 @@ echo "| threads | nasd tokens/s | PyTorch tokens/s | nasd / PyTorch |"
 echo "|---|---|---|---|"
 for t in $THREADS; do
   g=$(sed -n "s/^nasd-lstm threads=$t tokens_per_s=\([0-9.]*\).*/\1/p" "$out/go.txt" | median)
-  p=$(sed -n "s/^pytorch-lstm threads=$t .*tokens_per_s=\([0-9.]*\).*/\1/p" "$out/py.txt" | median)
+  # The peer's best allocator (median per allocator, then the larger).
+  p=0
+  for alloc in $PEER_ALLOCS; do
+    v=$(grep " alloc=$alloc\$" "$out/py.txt" | sed -n "s/^pytorch-lstm threads=$t .*tokens_per_s=\([0-9.]*\).*/\1/p" | median)
+    p=$(awk -v a="$p" -v b="$v" 'BEGIN { print (b > a) ? b : a }')
+  done
   awk -v t="$t" -v g="$g" -v p="$p" 'BEGIN { printf "| %s | %.0f | %.0f | %.2f |\n", t, g, p, g / p }'
 done

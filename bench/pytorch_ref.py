@@ -24,6 +24,7 @@ parameter-count mismatch a hard error.
 """
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -31,6 +32,9 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+# Which allocator bench/peer-env.sh started this process with (for the log).
+ALLOC = os.environ.get("NASD_PEER_ALLOC", "default")
 
 
 def reference_cnn():
@@ -216,10 +220,10 @@ def main():
 
             net.train()
             t, cpu = time_steps(train_step, args.steps, args.warmup)
-            print(f"pytorch net={name} mode=train threads={threads} batch={batch} img_per_s={batch / t:.1f} cpu_per_wall={cpu:.2f} data={data}", flush=True)
+            print(f"pytorch net={name} mode=train threads={threads} batch={batch} img_per_s={batch / t:.1f} cpu_per_wall={cpu:.2f} data={data} alloc={ALLOC}", flush=True)
             net.eval()
             t, cpu = time_steps(eval_step, args.steps, args.warmup)
-            print(f"pytorch net={name} mode=eval threads={threads} batch={batch} img_per_s={batch / t:.1f} cpu_per_wall={cpu:.2f} data={data}", flush=True)
+            print(f"pytorch net={name} mode=eval threads={threads} batch={batch} img_per_s={batch / t:.1f} cpu_per_wall={cpu:.2f} data={data} alloc={ALLOC}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -18,6 +18,7 @@ GRAPH=${GRAPH:-bench/enas-child.graph.json}
 REF_FLOPS=68.8e6 # reference CNN, per image per training step (train.ReferenceCNN)
 tags=()
 [ -n "${TAGS:-}" ] && tags=(-tags "$TAGS")
+. "$(dirname "$0")/peer-env.sh"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
@@ -44,8 +45,10 @@ else
         -test.bench 'ReferenceCNN|ENASChild' -test.benchtime "${STEPS}x" -test.benchmem) | tee -a "$out/go.txt" >&2
       (cd train && GOMAXPROCS=$t OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$out/train.test" -test.run '^$' \
         -test.bench 'SgemmPeak/n=1024' -test.benchtime 20x) | tee -a "$out/go.txt" >&2
-      OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t MKL_NUM_THREADS=$t "$PYTHON" bench/pytorch_ref.py --threads "$t" --steps "$STEPS" --nets reference-cnn enas-child \
-        --graph "$GRAPH" --expect-params "$params" | tee -a "$out/py.txt" >&2
+      for alloc in $PEER_ALLOCS; do
+        peer_run "$alloc" "$t" "$PYTHON" bench/pytorch_ref.py --threads "$t" --steps "$STEPS" --nets reference-cnn enas-child \
+          --graph "$GRAPH" --expect-params "$params" | tee -a "$out/py.txt" >&2
+      done
     done
   done
 fi
@@ -68,24 +71,53 @@ awk '
     for (i = 2; i <= NF; i++) if ($i == "GFLOP/s") v = $(i - 1)
     print "sgemm", "-", "-", threads(), 1024, v, "-"
   }' "$out/go.txt" >"$out/all.txt"
-awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
-       print "pytorch", f["net"], f["mode"], f["threads"], f["batch"], f["img_per_s"], "-" }' "$out/py.txt" >>"$out/all.txt"
+# The peer under each allocator it was run with ("pytorch-ALLOC"); the
+# "pytorch" column of the tables is the best allocator's median per cell.
+awk '{ delete f; for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+       print "pytorch-" (f["alloc"] == "" ? "default" : f["alloc"]), f["net"], f["mode"], f["threads"], f["batch"], f["img_per_s"], "-" }' "$out/py.txt" >>"$out/all.txt"
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print NR == 0 ? 0 : (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # cell WHO NET MODE THREADS BATCH FIELD: the median of one column over repetitions.
 cell() { awk -v w="$1" -v n="$2" -v m="$3" -v t="$4" -v b="$5" -v f="$6" \
   '$1 == w && $2 == n && $3 == m && $4 == t && $5 == b { print $f }' "$out/all.txt" | median; }
-nets=$(awk '$1 == "nasd" || $1 == "pytorch" { print $2 }' "$out/all.txt" | sort -u -r)
+allocs=$(awk '$1 ~ /^pytorch-/ { print substr($1, 9) }' "$out/all.txt" | sort -u)
+# peer NET MODE THREADS BATCH: the best allocator's median img/s.
+peer() {
+  local best=0 v a
+  for a in $allocs; do
+    v=$(cell "pytorch-$a" "$@" 6)
+    best=$(awk -v a="$best" -v b="$v" 'BEGIN { print (b > a) ? b : a }')
+  done
+  echo "$best"
+}
+nets=$(awk '$1 == "nasd" || $1 ~ /^pytorch/ { print $2 }' "$out/all.txt" | sort -u -r)
 printf '\n%-14s %-6s %-8s %-6s %12s %12s %8s %14s\n' net mode threads batch "nasd img/s" "torch img/s" ratio "nasd B/step"
 for net in $nets; do
   for mode in train eval; do
     for t in $THREADS; do
       for batch in $(awk -v n=$net -v m=$mode -v t=$t '$2 == n && $3 == m && $4 == t { print $5 }' "$out/all.txt" | sort -un); do
         n=$(cell nasd $net $mode $t $batch 6)
-        p=$(cell pytorch $net $mode $t $batch 6)
+        p=$(peer $net $mode $t $batch)
         a=$(cell nasd $net $mode $t $batch 7)
         printf '%-14s %-6s %-8s %-6s %12.1f %12.1f %8.2f %14.0f\n' "$net" "$mode" "$t" "$batch" "$n" "$p" \
           "$(awk -v n="$n" -v p="$p" 'BEGIN { print (p > 0) ? n / p : 0 }')" "$a"
+      done
+    done
+  done
+done
+
+# The peer under each allocator (bench/peer-env.sh): what the allocator is
+# worth to PyTorch on this machine.
+printf '\n%-14s %-6s %-8s %-6s' net mode threads batch
+for a in $allocs; do printf ' %14s' "torch $a"; done
+printf '\n'
+for net in $nets; do
+  for mode in train eval; do
+    for t in $THREADS; do
+      for batch in $(awk -v n=$net -v m=$mode -v t=$t '$2 == n && $3 == m && $4 == t { print $5 }' "$out/all.txt" | sort -un); do
+        printf '%-14s %-6s %-8s %-6s' "$net" "$mode" "$t" "$batch"
+        for a in $allocs; do printf ' %14.1f' "$(cell "pytorch-$a" $net $mode $t $batch 6)"; done
+        printf '\n'
       done
     done
   done
@@ -101,7 +133,7 @@ for t in $THREADS; do
     if [ "$net" = reference-cnn ]; then fl=$REF_FLOPS; else fl=$(awk -v f="$fwd_flops" 'BEGIN { print 3 * f }'); fi
     for batch in $(awk -v n=$net -v t=$t '$2 == n && $3 == "train" && $4 == t { print $5 }' "$out/all.txt" | sort -un); do
       n=$(cell nasd $net train $t $batch 6)
-      p=$(cell pytorch $net train $t $batch 6)
+      p=$(peer $net train $t $batch)
       awk -v t="$t" -v pk="$peak" -v net="$net" -v b="$batch" -v n="$n" -v p="$p" -v fl="$fl" 'BEGIN {
         g = fl * n / 1e9; printf "%-8s %12.1f %-14s %-6s %12.2f %12.2f %8.1f\n", t, pk, net, b, g, fl * p / 1e9, (pk > 0) ? 100 * g / pk : 0 }'
     done

@@ -309,6 +309,14 @@ func (n *Net) Run(x []float32, labels []int32) (loss float64, correct int, err e
 	return n.head.Loss(), n.head.Correct(), nil
 }
 
+// ProfileOps starts (on) or stops timing each op of the net's runs; OpTimes
+// reads the sums. Timing costs two clock reads per op.
+func (n *Net) ProfileOps(on bool) { n.prog.profile(on) }
+
+// OpTimes returns the time spent per op kind and output shape since
+// ProfileOps(true), in execution order of first appearance.
+func (n *Net) OpTimes() []OpTime { return n.prog.opTimes() }
+
 // Logits returns a copy of the last node's output after the last Run, batch
 // first (Batch·classes values, padding rows included): what an exported
 // model is checked against.

@@ -3,6 +3,8 @@ package train
 import (
 	"fmt"
 	"runtime/debug"
+	"strings"
+	"time"
 
 	G "gorgonia.org/gorgonia"
 )
@@ -24,6 +26,7 @@ type program[T Float] struct {
 	inputs []int     // nodes whose value is bound outside the graph
 	nodes  G.Nodes   // execution order
 	index  map[*G.Node]int
+	spent  []time.Duration // per step, while profiling (nil: off)
 }
 
 type execStep struct {
@@ -113,6 +116,10 @@ func (p *program[T]) run() (err error) {
 		for j, a := range st.args {
 			st.in[j] = p.vals[a]
 		}
+		var t0 time.Time
+		if p.spent != nil {
+			t0 = time.Now()
+		}
 		var v G.Value
 		switch {
 		case st.op != nil:
@@ -125,6 +132,9 @@ func (p *program[T]) run() (err error) {
 		}
 		if err != nil {
 			return fmt.Errorf("train: running %v: %w", st.node, err)
+		}
+		if p.spent != nil {
+			p.spent[k] += time.Since(t0)
 		}
 		p.vals[st.out] = v
 	}
@@ -141,8 +151,52 @@ func (p *program[T]) value(nd *G.Node) G.Value {
 	return p.vals[i]
 }
 
+// OpTime is the wall time a net's runs spent in one kind of op on one output
+// shape, over the runs since profiling began (Net.ProfileOps).
+type OpTime struct {
+	Op    string // the op's name: conv, conv_dw, bn_dx, …
+	Shape string // its output's shape
+	Steps int    // how many steps of the program run it per run
+	Time  time.Duration
+}
+
+// profile starts timing every step (on) or stops and forgets (off).
+func (p *program[T]) profile(on bool) {
+	p.spent = nil
+	if on {
+		p.spent = make([]time.Duration, len(p.steps))
+	}
+}
+
+// opTimes sums the time spent per op kind and output shape.
+func (p *program[T]) opTimes() []OpTime {
+	byKey := map[[2]string]int{}
+	var out []OpTime
+	for k, d := range p.spent {
+		st := &p.steps[k]
+		name := "+"
+		if st.op != nil {
+			name = st.op.name
+		} else if st.doer != nil {
+			name, _, _ = strings.Cut(fmt.Sprint(st.doer), " ")
+		}
+		key := [2]string{name, fmt.Sprint(st.node.Shape())}
+		i, ok := byKey[key]
+		if !ok {
+			i = len(out)
+			byKey[key] = i
+			out = append(out, OpTime{Op: key[0], Shape: key[1]})
+		}
+		out[i].Steps++
+		out[i].Time += d
+	}
+	return out
+}
+
 // runner is a program of either element type.
 type runner interface {
 	run() error
 	value(nd *G.Node) G.Value
+	profile(on bool)
+	opTimes() []OpTime
 }

@@ -20,6 +20,8 @@ func (r tapeRunner) run() error {
 }
 
 func (r tapeRunner) value(nd *G.Node) G.Value { return nd.Value() }
+func (r tapeRunner) profile(bool)             {}
+func (r tapeRunner) opTimes() []OpTime        { return nil }
 
 // BenchmarkExecutor compares the package's executor (program) with Gorgonia's
 // TapeMachine on the same nets, training steps at batch 64: img/s and bytes
