@@ -14,12 +14,12 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-// On x86-64 glibc with GCC each kernel is built twice, for AVX2 and for the
-// baseline ISA, and the loader picks the one the CPU supports, so the binary
-// runs on any x86-64. Kernels neither fuse nor reorder a sum differently
+// On x86-64 glibc with GCC each kernel is built three times, for AVX-512,
+// AVX2 and the baseline ISA, and the loader picks the best the CPU supports,
+// so the binary runs on any x86-64. Kernels neither fuse nor reorder a sum differently
 // between clones, so every clone gives the same bits.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
-#define NASD_CLONES __attribute__((target_clones("avx2", "default")))
+#define NASD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define NASD_CLONES
 #endif

@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"os"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -29,8 +30,9 @@ type conv2d[T Float] struct {
 	y       *tensor.Dense
 	dw, db  *tensor.Dense
 	dx      *tensor.Dense
-	col     [][]T // per part, CKK × HoWo
-	dwPart  [][]T // per part, O × CKK
+	col     [][]T       // per part, CKK × HoWo (im2col path only)
+	dwPart  [][]T       // per part, O × CKK
+	dn      []*dnnlConv // per part: oneDNN's primitives, when they run this conv
 	sums    channelSummer[T]
 
 	// per call (parPartsRange arguments)
@@ -62,8 +64,13 @@ func newConv2d[T Float](a *Buffers, xs, ws tensor.Shape, bias bool, stride int, 
 	k.dw = newTensor[T](a, ws...)
 	k.col = make([][]T, parts)
 	k.dwPart = make([][]T, parts)
+	k.dn = newConvParts[T](k, parts)
 	for p := range parts {
-		if !k.direct() {
+		switch {
+		case k.dn != nil:
+			// The blocked copies oneDNN's primitives work on, in place of im2col's columns.
+			k.col[p] = newSlice[T](a, k.dn[p].scratch)
+		case !k.direct():
 			k.col[p] = newSlice[T](a, k.ckk()*k.wd.Ho*k.wd.Wo)
 		}
 		k.dwPart[p] = newSlice[T](a, k.o*k.ckk())
@@ -151,9 +158,38 @@ func (k *conv2d[T]) gradX(in []G.Value) (G.Value, error) {
 	return k.dx, nil
 }
 
+// useDNNLConv: float32 convolutions run on oneDNN's direct convolution
+// primitives where the build has them (AVX-512 JIT kernels on blocked layouts:
+// 1.6–2× the GFLOP/s of im2col + sgemm on the reference CNN's shapes, docs/performance.md);
+// NASD_CONV=gemm keeps im2col + GEMM (the ablation's other row).
+var useDNNLConv = dnnlConvBuilt && os.Getenv("NASD_CONV") != "gemm"
+
+// newConvParts returns oneDNN primitives for each batch part of k (parts as
+// parPartsRange splits the batch), or nil: float64, no oneDNN, or a shape
+// oneDNN refuses (then im2col + GEMM run it).
+func newConvParts[T Float](k *conv2d[T], parts int) []*dnnlConv {
+	if !useDNNLConv || dtypeOf[T]() != tensor.Float32 {
+		return nil
+	}
+	dn := make([]*dnnlConv, parts)
+	for p := range parts {
+		mb := (p+1)*k.b/parts - p*k.b/parts
+		d, err := newDNNLConv(mb, k.c, k.wd.H, k.wd.W, k.o, k.wd, k.bias, k.needDX)
+		if err != nil {
+			return nil
+		}
+		dn[p] = d
+	}
+	return dn
+}
+
 // runRange does images [lo, hi) of the current phase as part p.
 func (k *conv2d[T]) runRange(p, lo, hi int) {
 	chw, howo, ckk, ohw := k.c*k.wd.H*k.wd.W, k.wd.Ho*k.wd.Wo, k.ckk(), k.o*k.wd.Ho*k.wd.Wo
+	if k.dn != nil {
+		k.runDNNL(k.dn[p], p, lo, hi, chw, ohw)
+		return
+	}
 	switch k.phase {
 	case phaseForward:
 		for i := lo; i < hi; i++ {
@@ -190,6 +226,20 @@ func (k *conv2d[T]) runRange(p, lo, hi int) {
 			clear(dxi)
 			col2im(col, k.c, k.wd, dxi)
 		}
+	}
+}
+
+// runDNNL does images [lo, hi) of the current phase as part p on oneDNN.
+func (k *conv2d[T]) runDNNL(d *dnnlConv, p, lo, hi, chw, ohw int) {
+	f := func(v []T) []float32 { return any(v).([]float32) }
+	s := f(k.col[p])
+	switch k.phase {
+	case phaseForward:
+		d.forward(f(k.xv[lo*chw:hi*chw]), f(k.wv), f(k.bv), f(k.out[lo*ohw:hi*ohw]), s)
+	case phaseGradW:
+		d.gradW(f(k.xv[lo*chw:hi*chw]), f(k.dyv[lo*ohw:hi*ohw]), f(k.dwPart[p]), s)
+	case phaseGradX:
+		d.gradX(f(k.dyv[lo*ohw:hi*ohw]), f(k.wv), f(k.out[lo*chw:hi*chw]), s)
 	}
 }
 

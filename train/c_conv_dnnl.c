@@ -1,0 +1,273 @@
+//go:build dnnl && cgo
+
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "c_conv_dnnl.h"
+
+void omp_set_num_threads(int);
+
+static dnnl_engine_t engine;
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+static void engine_init(void) {
+	if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
+}
+
+// A tensor as nasd holds it (user) and as a primitive wants it (op); when the
+// two differ, a reorder and a buffer of the op's layout stand between them.
+typedef struct {
+	dnnl_memory_t user, op;
+	dnnl_primitive_t reorder; // user→op for inputs, op→user for outputs; NULL when the layouts agree
+	size_t size;              // bytes of the op's layout, in the caller's scratch (0 when the layouts agree)
+} port;
+
+typedef struct {
+	dnnl_primitive_t prim;
+	port p[3];
+	int arg[3];
+	int out; // index of the output port
+	int nports;
+} pass;
+
+struct nasd_conv {
+	dnnl_stream_t stream;
+	pass fwd, bwd_w, bwd_x;
+	dnnl_memory_t bias;
+	int has_bias, has_dx;
+};
+
+static void port_free(port *p) {
+	if (p->reorder) dnnl_primitive_destroy(p->reorder);
+	if (p->user) dnnl_memory_destroy(p->user);
+	if (p->op && p->op != p->user) dnnl_memory_destroy(p->op);
+	memset(p, 0, sizeof *p);
+}
+
+static void pass_free(pass *ps) {
+	if (ps->prim) dnnl_primitive_destroy(ps->prim);
+	for (int i = 0; i < ps->nports; i++) port_free(&ps->p[i]);
+	memset(ps, 0, sizeof *ps);
+}
+
+// port_init makes the memories of a tensor with user layout user_md and the
+// primitive's layout op_md; output ports reorder op→user, input ports user→op.
+static int port_init(port *p, const dnnl_memory_desc_t *user_md, const dnnl_memory_desc_t *op_md, int output) {
+	if (dnnl_memory_create(&p->user, user_md, engine, DNNL_MEMORY_NONE) != dnnl_success) return -1;
+	if (dnnl_memory_desc_equal(user_md, op_md)) {
+		p->op = p->user;
+		return 0;
+	}
+	p->size = (dnnl_memory_desc_get_size(op_md) + 63) / 64 * 64;
+	if (dnnl_memory_create(&p->op, op_md, engine, DNNL_MEMORY_NONE) != dnnl_success) return -1;
+	dnnl_primitive_desc_t rpd;
+	dnnl_status_t st = output ? dnnl_reorder_primitive_desc_create(&rpd, op_md, engine, user_md, engine, NULL)
+	                          : dnnl_reorder_primitive_desc_create(&rpd, user_md, engine, op_md, engine, NULL);
+	if (st != dnnl_success) return -1;
+	st = dnnl_primitive_create(&p->reorder, rpd);
+	dnnl_primitive_desc_destroy(rpd);
+	return st == dnnl_success ? 0 : -1;
+}
+
+static int reorder(dnnl_stream_t s, port *p, int output) {
+	if (!p->reorder) return 0;
+	dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, output ? p->op : p->user}, {DNNL_ARG_TO, output ? p->user : p->op}};
+	return dnnl_primitive_execute(p->reorder, s, 2, a) == dnnl_success ? 0 : -1;
+}
+
+// pass_scratch is the scratch a pass needs: its ports' blocked copies.
+static size_t pass_scratch(const pass *ps) {
+	size_t n = 0;
+	for (int i = 0; i < ps->nports; i++) n += ps->p[i].size;
+	return n;
+}
+
+// pass_run binds the user pointers and the scratch, reorders the inputs in,
+// runs the primitive, reorders the output out, and unbinds (C keeps no Go
+// pointer).
+static int pass_run(nasd_conv *cv, pass *ps, void *const ptr[3], dnnl_memory_t bias, const float *b, char *scratch) {
+	omp_set_num_threads(1);
+	int rc = 0;
+	for (int i = 0; i < ps->nports; i++) {
+		dnnl_memory_set_data_handle(ps->p[i].user, ptr[i]);
+		if (ps->p[i].reorder) {
+			dnnl_memory_set_data_handle(ps->p[i].op, scratch);
+			scratch += ps->p[i].size;
+		}
+	}
+	for (int i = 0; i < ps->nports && rc == 0; i++)
+		if (i != ps->out) rc = reorder(cv->stream, &ps->p[i], 0);
+	if (rc == 0) {
+		dnnl_exec_arg_t a[4];
+		int n = 0;
+		for (int i = 0; i < ps->nports; i++) a[n++] = (dnnl_exec_arg_t){ps->arg[i], ps->p[i].op};
+		if (bias) {
+			dnnl_memory_set_data_handle(bias, (void *)b);
+			a[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bias};
+		}
+		rc = dnnl_primitive_execute(ps->prim, cv->stream, n, a) == dnnl_success ? 0 : -1;
+	}
+	if (rc == 0) rc = reorder(cv->stream, &ps->p[ps->out], 1);
+	if (rc == 0) rc = dnnl_stream_wait(cv->stream) == dnnl_success ? 0 : -1;
+	for (int i = 0; i < ps->nports; i++) {
+		dnnl_memory_set_data_handle(ps->p[i].user, NULL);
+		if (ps->p[i].reorder) dnnl_memory_set_data_handle(ps->p[i].op, NULL);
+	}
+	if (bias) dnnl_memory_set_data_handle(bias, NULL);
+	return rc;
+}
+
+// make_prim creates the primitive of pd when it is one of oneDNN's JIT
+// direct convolutions. Shapes that get its im2col + GEMM or reference
+// implementations (kernels larger than the image) stay on nasd's own path,
+// which is as fast there; and oneDNN 2.6's GEMM-based backward-weights
+// convolution crashed on such shapes.
+static int make_prim(pass *ps, dnnl_primitive_desc_t pd) {
+	const char *name = NULL;
+	if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) != dnnl_success || !name ||
+	    strncmp(name, "jit", 3) != 0)
+		return -1;
+	return dnnl_primitive_create(&ps->prim, pd) == dnnl_success ? 0 : -1;
+}
+
+nasd_conv *nasd_conv_new(int mb, int c, int h, int w, int o, int kh, int kw, int stride, int ph, int pw, int bias,
+                         int need_dx, char *impl, int impl_len) {
+	pthread_once(&engine_once, engine_init);
+	if (!engine) {
+		snprintf(impl, impl_len, "no CPU engine");
+		return NULL;
+	}
+	int ho = (h + 2 * ph - kh) / stride + 1, wo = (w + 2 * pw - kw) / stride + 1;
+	dnnl_dims_t xd = {mb, c, h, w}, wd = {o, c, kh, kw}, yd = {mb, o, ho, wo}, bd = {o};
+	dnnl_dims_t st = {stride, stride}, pl = {ph, pw};
+	// Right padding: what makes the output exactly ho×wo (nasd pads (K−1)/2 on each side).
+	dnnl_dims_t pr = {(ho - 1) * stride + kh - h - ph, (wo - 1) * stride + kw - w - pw};
+	dnnl_memory_desc_t x_user, w_user, y_user, b_md, x_any, w_any, y_any;
+	dnnl_memory_desc_init_by_tag(&x_user, 4, xd, dnnl_f32, dnnl_nchw);
+	dnnl_memory_desc_init_by_tag(&w_user, 4, wd, dnnl_f32, dnnl_oihw);
+	dnnl_memory_desc_init_by_tag(&y_user, 4, yd, dnnl_f32, dnnl_nchw);
+	dnnl_memory_desc_init_by_tag(&b_md, 1, bd, dnnl_f32, dnnl_x);
+	dnnl_memory_desc_init_by_tag(&x_any, 4, xd, dnnl_f32, dnnl_format_tag_any);
+	dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any);
+	dnnl_memory_desc_init_by_tag(&y_any, 4, yd, dnnl_f32, dnnl_format_tag_any);
+
+	nasd_conv *cv = calloc(1, sizeof *cv);
+	if (!cv) return NULL;
+	cv->has_bias = bias;
+	cv->has_dx = need_dx;
+	const char *fail = NULL;
+	dnnl_primitive_desc_t fpd = NULL, wpd = NULL, xpd = NULL;
+	dnnl_convolution_desc_t d;
+	if (dnnl_stream_create(&cv->stream, engine, dnnl_stream_default_flags) != dnnl_success) {
+		fail = "stream";
+		goto out;
+	}
+	if (dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_direct, &x_any, &w_any,
+	                                       bias ? &b_md : NULL, &y_any, st, pl, pr) != dnnl_success ||
+	    dnnl_primitive_desc_create(&fpd, &d, NULL, engine, NULL) != dnnl_success) {
+		fail = "forward descriptor";
+		goto out;
+	}
+	{
+		pass *ps = &cv->fwd;
+		ps->nports = 3, ps->out = 2;
+		ps->arg[0] = DNNL_ARG_SRC, ps->arg[1] = DNNL_ARG_WEIGHTS, ps->arg[2] = DNNL_ARG_DST;
+		if (port_init(&ps->p[0], &x_user, dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0), 0) ||
+		    port_init(&ps->p[1], &w_user, dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0), 0) ||
+		    port_init(&ps->p[2], &y_user, dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0), 1) ||
+		    make_prim(ps, fpd)) {
+			fail = "forward primitive";
+			goto out;
+		}
+		if (bias && dnnl_memory_create(&cv->bias, &b_md, engine, DNNL_MEMORY_NONE) != dnnl_success) {
+			fail = "bias memory";
+			goto out;
+		}
+	}
+	if (dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &x_any, &w_any, NULL, &y_any, st, pl,
+	                                                pr) != dnnl_success ||
+	    dnnl_primitive_desc_create(&wpd, &d, NULL, engine, fpd) != dnnl_success) {
+		fail = "backward-weights descriptor";
+		goto out;
+	}
+	{
+		pass *ps = &cv->bwd_w;
+		ps->nports = 3, ps->out = 2;
+		ps->arg[0] = DNNL_ARG_SRC, ps->arg[1] = DNNL_ARG_DIFF_DST, ps->arg[2] = DNNL_ARG_DIFF_WEIGHTS;
+		if (port_init(&ps->p[0], &x_user, dnnl_primitive_desc_query_md(wpd, dnnl_query_src_md, 0), 0) ||
+		    port_init(&ps->p[1], &y_user, dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_dst_md, 0), 0) ||
+		    port_init(&ps->p[2], &w_user, dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 0), 1) ||
+		    make_prim(ps, wpd)) {
+			fail = "backward-weights primitive";
+			goto out;
+		}
+	}
+	if (need_dx) {
+		if (dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &x_any, &w_any, &y_any, st, pl, pr) !=
+		        dnnl_success ||
+		    dnnl_primitive_desc_create(&xpd, &d, NULL, engine, fpd) != dnnl_success) {
+			fail = "backward-data descriptor";
+			goto out;
+		}
+		pass *ps = &cv->bwd_x;
+		ps->nports = 3, ps->out = 2;
+		ps->arg[0] = DNNL_ARG_DIFF_DST, ps->arg[1] = DNNL_ARG_WEIGHTS, ps->arg[2] = DNNL_ARG_DIFF_SRC;
+		if (port_init(&ps->p[0], &y_user, dnnl_primitive_desc_query_md(xpd, dnnl_query_diff_dst_md, 0), 0) ||
+		    port_init(&ps->p[1], &w_user, dnnl_primitive_desc_query_md(xpd, dnnl_query_weights_md, 0), 0) ||
+		    port_init(&ps->p[2], &x_user, dnnl_primitive_desc_query_md(xpd, dnnl_query_diff_src_md, 0), 1) ||
+		    make_prim(ps, xpd)) {
+			fail = "backward-data primitive";
+			goto out;
+		}
+	}
+	{
+		const char *name = NULL;
+		dnnl_primitive_desc_query(fpd, dnnl_query_impl_info_str, 0, &name);
+		snprintf(impl, impl_len, "%s", name ? name : "?");
+	}
+out:
+	if (fpd) dnnl_primitive_desc_destroy(fpd);
+	if (wpd) dnnl_primitive_desc_destroy(wpd);
+	if (xpd) dnnl_primitive_desc_destroy(xpd);
+	if (fail) {
+		snprintf(impl, impl_len, "%s", fail);
+		nasd_conv_free(cv);
+		return NULL;
+	}
+	return cv;
+}
+
+size_t nasd_conv_scratch(const nasd_conv *cv) {
+	size_t n = pass_scratch(&cv->fwd), w = pass_scratch(&cv->bwd_w), x = pass_scratch(&cv->bwd_x);
+	if (w > n) n = w;
+	if (x > n) n = x;
+	return n;
+}
+
+int nasd_conv_fwd(nasd_conv *cv, const float *x, const float *wt, const float *b, float *y, void *scratch) {
+	void *const p[3] = {(void *)x, (void *)wt, y};
+	return pass_run(cv, &cv->fwd, p, cv->has_bias ? cv->bias : NULL, b, scratch);
+}
+
+int nasd_conv_bwd_w(nasd_conv *cv, const float *x, const float *dy, float *dw, void *scratch) {
+	void *const p[3] = {(void *)x, (void *)dy, dw};
+	return pass_run(cv, &cv->bwd_w, p, NULL, NULL, scratch);
+}
+
+int nasd_conv_bwd_x(nasd_conv *cv, const float *dy, const float *wt, float *dx, void *scratch) {
+	if (!cv->has_dx) return -1;
+	void *const p[3] = {(void *)dy, (void *)wt, dx};
+	return pass_run(cv, &cv->bwd_x, p, NULL, NULL, scratch);
+}
+
+void nasd_conv_free(nasd_conv *cv) {
+	if (!cv) return;
+	pass_free(&cv->fwd);
+	pass_free(&cv->bwd_w);
+	pass_free(&cv->bwd_x);
+	if (cv->bias) dnnl_memory_destroy(cv->bias);
+	if (cv->stream) dnnl_stream_destroy(cv->stream);
+	free(cv);
+}
