@@ -24,7 +24,7 @@ CORPUS   ?= bin/corpus/fortunes
 DEB_PKGS := dataset-fashion-mnist fortunes libopenblas-dev libdnnl-dev openmpi-bin libopenmpi-dev mpich libmpich-dev pkgconf slurm-wlm munge slurm-wlm-torque chromium python3-torch libtcmalloc-minimal4
 PYTHON   := /usr/bin/python3
 
-.PHONY: all build build-mpi corpus deps test test-jobs test-mpi test-long soak fuzz run bench bench-lstm bench-rnn bench-ablation bench-scale bench-enas lint clean help
+.PHONY: all build build-mpi corpus deps test test-jobs test-mpi test-long soak fuzz run bench bench-lstm bench-tta bench-rnn bench-ablation bench-scale bench-enas lint clean help
 
 all: build
 
@@ -34,6 +34,7 @@ help:
 	@echo "make build      build $(BIN) (oneDNN/OpenBLAS gemm and C kernels when installed; TAGS= for pure Go)"
 	@echo "make bench      training/eval throughput of the reference CNN, an enas-macro child and the LSTM language model, side by side with PyTorch"
 	@echo "make bench-lstm the LSTM language model row alone (nasd vs nn.LSTM, tokens/s)"
+	@echo "make bench-tta  time to 90 %/92 % test accuracy on Fashion-MNIST, reference CNN and enas child, nasd vs PyTorch (~50 min)"
 	@echo "make bench-ablation  the effect of each child-training optimisation, one build per row"
 	@echo "make bench-scale  rank-0 cost per trial under mpirun -n 4/16/64 (surrogate trials)"
 	@echo "make bench-enas  ENAS shared-weight steps/s, Allreduce bytes and time at 1/2/4/8 workers, mpirun and in-process"
@@ -140,6 +141,13 @@ bench: deps
 bench-lstm: deps
 	@$(PYTHON) -c 'import torch' 2>/dev/null || { echo "bench-lstm: PyTorch peer missing: sudo apt-get install python3-torch"; exit 1; }
 	GO="$(GO)" TAGS="$(TAGS)" PYTHON=$(PYTHON) bash bench/lstm.sh
+
+# Time to accuracy (issue 13 §3): the reference CNN and the enas-macro child trained by nasd train and by PyTorch with
+# the same schedule on all of Fashion-MNIST, seconds to 90 % and 92 % test accuracy (docs/performance.md). ~50 min at
+# the defaults. Knobs: THREADS (2), NETS, EPOCHS (15), BATCH (64), LR (0.02), SCHEDULE, WD, TARGETS, PEER_ALLOC.
+bench-tta: deps
+	@$(PYTHON) -c 'import torch' 2>/dev/null || { echo "bench-tta: PyTorch peer missing: sudo apt-get install python3-torch"; exit 1; }
+	GO="$(GO)" TAGS="$(TAGS)" PYTHON=$(PYTHON) bash bench/tta.sh
 
 # One build per optimisation (pure Go, + OpenBLAS, + oneDNN, + C kernels) and the executor against the TapeMachine.
 bench-ablation: deps

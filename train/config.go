@@ -56,6 +56,13 @@ type Config struct {
 	RewardKind   string  `json:"reward_kind" toml:"reward_kind"`
 
 	EvalTest bool `json:"eval_test" toml:"eval_test"` // also measure test accuracy at the end
+
+	// TestEveryEpoch measures test accuracy after every epoch too
+	// (EpochStats.TestAcc), for time-to-accuracy curves (bench/tta.sh); with
+	// it the validation set may be empty (no hold-out: validation is
+	// skipped and ValAcc is 0). Not a search setting: a search must never
+	// look at the test set.
+	TestEveryEpoch bool `json:"test_every_epoch,omitempty" toml:"-"`
 }
 
 // DefaultConfig returns the defaults: 10 epochs of batch 64, SGD with Nesterov

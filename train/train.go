@@ -32,7 +32,14 @@ type EpochStats struct {
 	TrainLoss float64 `json:"train_loss"`
 	TrainAcc  float64 `json:"train_acc"` // over the epoch's minibatches, in training mode
 	ValAcc    float64 `json:"val_acc"`
-	Seconds   float64 `json:"seconds"` // training and validation
+	Seconds   float64 `json:"seconds"` // training and evaluation (validation, test)
+	// TestAcc is the test accuracy after this epoch (Config.TestEveryEpoch).
+	TestAcc *float64 `json:"test_acc,omitempty"`
+	// TrainClock is the wall time in seconds from the start of Train to the
+	// end of this epoch's last step, evaluations (validation, test)
+	// excluded: weight initialisation, building the nets, minibatch
+	// assembly and the steps. Data loading, done before Train, is not in it.
+	TrainClock float64 `json:"train_clock"`
 }
 
 // Result is what training a child produced. It never holds NaN or Inf.
@@ -114,7 +121,7 @@ func trainWith(ctx context.Context, g *arch.Graph, data *dataset.Splits, cfg Con
 	if err != nil {
 		return Result{Status: StatusError, Reason: err.Error()}, err
 	}
-	if err := checkData(g, data, cfg.EvalTest); err != nil {
+	if err := checkData(g, data, cfg.EvalTest || cfg.TestEveryEpoch, !cfg.TestEveryEpoch); err != nil {
 		return Result{Status: StatusError, Reason: err.Error()}, err
 	}
 	for _, s := range stats {
@@ -138,14 +145,22 @@ func trainWith(ctx context.Context, g *arch.Graph, data *dataset.Splits, cfg Con
 	return res, nil
 }
 
-func checkData(g *arch.Graph, d *dataset.Splits, test bool) error {
+// checkData checks the sets training reads; with needVal false an empty
+// validation set is allowed (and then skipped).
+func checkData(g *arch.Graph, d *dataset.Splits, test, needVal bool) error {
 	if d == nil || d.Train == nil || d.Val == nil {
 		return errors.New("train: data needs Train and Val sets")
 	}
 	sets := []struct {
 		name string
 		s    *dataset.Set
-	}{{"train", d.Train}, {"validation", d.Val}}
+	}{{"train", d.Train}}
+	if needVal || d.Val.Len() > 0 {
+		sets = append(sets, struct {
+			name string
+			s    *dataset.Set
+		}{"validation", d.Val})
+	}
 	if test {
 		if d.Test == nil {
 			return errors.New("train: EvalTest is set but data has no Test set")
@@ -301,7 +316,7 @@ func (r *run) loop(seed uint64) error {
 	if cfg.Steps > 0 && (total == 0 || cfg.Steps < total) {
 		total = cfg.Steps
 	}
-	var trainTime time.Duration
+	var trainTime, evalTime time.Duration
 	var trained int
 	defer func() {
 		if trainTime > 0 {
@@ -355,15 +370,32 @@ func (r *run) loop(seed uint64) error {
 			}
 		}
 		if seen > 0 {
-			acc, err := r.t.evaluate(r.ctx, r.data.Val)
-			if err != nil {
-				if r.stopped() {
-					return nil
+			clock := time.Since(r.start) - evalTime
+			evalStart := time.Now()
+			var acc float64
+			if r.data.Val.Len() > 0 { // empty only with TestEveryEpoch (checkData)
+				var err error
+				if acc, err = r.t.evaluate(r.ctx, r.data.Val); err != nil {
+					if r.stopped() {
+						return nil
+					}
+					return fmt.Errorf("train: validation after epoch %d: %w", epoch, err)
 				}
-				return fmt.Errorf("train: validation after epoch %d: %w", epoch, err)
 			}
 			e := EpochStats{Epoch: epoch, Steps: steps, TrainLoss: lossSum / float64(seen),
-				TrainAcc: float64(correct) / float64(seen), ValAcc: acc, Seconds: time.Since(epochStart).Seconds()}
+				TrainAcc: float64(correct) / float64(seen), ValAcc: acc, TrainClock: clock.Seconds()}
+			if cfg.TestEveryEpoch {
+				test, err := r.t.evaluate(r.ctx, r.data.Test)
+				if err != nil {
+					if r.stopped() {
+						return nil
+					}
+					return fmt.Errorf("train: test evaluation after epoch %d: %w", epoch, err)
+				}
+				e.TestAcc = &test
+			}
+			evalTime += time.Since(evalStart)
+			e.Seconds = time.Since(epochStart).Seconds()
 			res.Epochs = append(res.Epochs, e)
 			r.progress(Progress{Epoch: epoch, Epochs: cfg.Epochs, Step: steps, StepsPerEpoch: perEpoch, Loss: e.TrainLoss, EpochDone: &e})
 			if last := budget != "" || (cfg.Epochs > 0 && epoch >= cfg.Epochs); !last && r.epochEnd != nil && r.epochEnd(e) {

@@ -326,3 +326,46 @@ func TestTrainMicroFashionMNIST(t *testing.T) {
 		t.Errorf("losses %v: the last is not below 0.8× the first", losses)
 	}
 }
+
+// TestTrainTestEveryEpoch: with Config.TestEveryEpoch every epoch carries the
+// test accuracy and a training clock that grows from epoch to epoch; the
+// validation set may then be empty (skipped, ValAcc 0), which is otherwise an
+// error.
+func TestTrainTestEveryEpoch(t *testing.T) {
+	data := syntheticSplits(37, 13, 11, 1, 9, 7, 3, 0.5)
+	data.Val = syntheticSet(0, 1, 9, 7, 3, 0.5, 2)
+	g := enasLike(1, 9, 7, 3, 4)
+	cfg := Config{Epochs: 4, BatchSize: 8, LR: 0.05, Momentum: 0.9, EvalTest: true}
+	if _, err := Train(context.Background(), g, data, cfg, 1, nil); err == nil || !strings.Contains(err.Error(), "validation set") {
+		t.Fatalf("empty validation set without TestEveryEpoch: error %v", err)
+	}
+	cfg.TestEveryEpoch = true
+	res, err := Train(context.Background(), g, data, cfg, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != StatusOK || len(res.Epochs) != 4 {
+		t.Fatalf("status %q (%s), %d epochs; want ok, 4", res.Status, res.Reason, len(res.Epochs))
+	}
+	prev := 0.0
+	for _, e := range res.Epochs {
+		if e.TestAcc == nil || *e.TestAcc < 0 || *e.TestAcc > 1 {
+			t.Errorf("epoch %d: test accuracy %v", e.Epoch, e.TestAcc)
+		}
+		if e.ValAcc != 0 {
+			t.Errorf("epoch %d: validation accuracy %v without a validation set", e.Epoch, e.ValAcc)
+		}
+		if e.TrainClock <= prev || e.TrainClock > res.WallSeconds {
+			t.Errorf("epoch %d: train clock %v after %v (wall %v): want increasing, within the wall time", e.Epoch, e.TrainClock, prev, res.WallSeconds)
+		}
+		prev = e.TrainClock
+	}
+	// The last epoch's test accuracy is the final one (same weights).
+	if last := res.Epochs[3].TestAcc; res.TestAcc == nil || last == nil || *res.TestAcc != *last {
+		t.Errorf("final test accuracy %v, last epoch's %v", res.TestAcc, last)
+	}
+	b, err := json.Marshal(res.Epochs[0])
+	if err != nil || !strings.Contains(string(b), `"test_acc":`) || !strings.Contains(string(b), `"train_clock":`) {
+		t.Errorf("epoch JSON %s (%v): want test_acc and train_clock", b, err)
+	}
+}

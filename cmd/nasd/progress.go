@@ -44,8 +44,12 @@ func (p *progress) update(u train.Progress) {
 		if u.Epochs > 0 {
 			epochs = fmt.Sprint(u.Epochs)
 		}
-		fmt.Fprintf(p.out, "epoch %d/%s  train loss %.4f  train acc %.4f  val acc %.4f  (%.1fs)\n",
-			e.Epoch, epochs, e.TrainLoss, e.TrainAcc, e.ValAcc, e.Seconds)
+		test := ""
+		if e.TestAcc != nil {
+			test = fmt.Sprintf("  test acc %.4f", *e.TestAcc)
+		}
+		fmt.Fprintf(p.out, "epoch %d/%s  train loss %.4f  train acc %.4f  val acc %.4f%s  (%.1fs)\n",
+			e.Epoch, epochs, e.TrainLoss, e.TrainAcc, e.ValAcc, test, e.Seconds)
 		return
 	}
 	p.draw(fmt.Sprint(u.Epoch), u.Step, u.StepsPerEpoch, fmt.Sprintf("%d/%d loss %.4f", u.Step, u.StepsPerEpoch, u.Loss))

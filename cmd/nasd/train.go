@@ -20,7 +20,7 @@ import (
 	"nasd/train/dataset"
 )
 
-const trainSynopsis = "(-arch FILE | -space NAME -sample) [-seed N] [-data NAME] [-subset N] [-epochs N] [-o result.json] [-save-weights FILE]\n" +
+const trainSynopsis = "(-arch FILE | -space NAME -sample | -net reference-cnn) [-seed N] [-data NAME] [-subset N] [-epochs N] [-o result.json] [-save-weights FILE]\n" +
 	"       nasd train -data ptb -data-dir DIR (-cell lstm | -arch CELL.json | -space enas-rnn|nas-rnn -sample) [-hidden N] [-bptt 35] [-epochs N] [-test]"
 
 // dataFlags choose the data set and its splits.
@@ -62,8 +62,9 @@ func registerTrainFlags(fs *flag.FlagSet, c *train.Config) {
 
 // trainOutput is the JSON written by -o.
 type trainOutput struct {
-	Arch    arch.Arch    `json:"arch"`
-	Hash    string       `json:"hash"`
+	Arch    *arch.Arch   `json:"arch,omitempty"` // nil with -net
+	Net     string       `json:"net,omitempty"`  // -net's name
+	Hash    string       `json:"hash,omitempty"`
 	Seed    uint64       `json:"seed"`
 	Data    dataset.Spec `json:"data"`
 	Config  train.Config `json:"config"`
@@ -77,6 +78,7 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("train", trainSynopsis, stderr)
 	archFile := fs.String("arch", "", "architecture JSON file (from 'nasd space -format json' or a search)")
 	sample := fs.Bool("sample", false, "train an architecture sampled uniformly from -space")
+	netName := fs.String("net", "", "train a built-in network instead of an architecture: reference-cnn (train.ReferenceCNN, the benchmarks' CNN)")
 	seed := fs.Uint64("seed", 1, "seed of sampling, data split, initial weights and minibatch order")
 	out := fs.String("o", "", "write the result as JSON to this file")
 	saveWeights := fs.String("save-weights", "", "after training, write the weights and batch-norm statistics to this file (safetensors, for 'nasd export -weights')")
@@ -86,6 +88,8 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	df.register(fs)
 	cfg := train.DefaultConfig()
 	registerTrainFlags(fs, &cfg)
+	fs.BoolVar(&cfg.TestEveryEpoch, "test-every-epoch", false, "also evaluate the test set after every epoch (epochs[].test_acc in -o's JSON, "+
+		"epochs[].train_clock the training wall time without evaluations); -val-size -1 then trains on every training image")
 	var lf lmFlags
 	lf.register(fs)
 	if code, ok := parseFlags(fs, args); !ok {
@@ -94,26 +98,42 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if df.spec.Name == "ptb" {
+		if *netName != "" || cfg.TestEveryEpoch {
+			fmt.Fprintln(stderr, "nasd train: -net and -test-every-epoch are for image networks, not -data ptb")
+			return exitUsage
+		}
 		if *saveWeights != "" {
 			fmt.Fprintln(stderr, "nasd train: -save-weights with -data ptb: language models cannot be saved yet (only image networks)")
 			return exitUsage
 		}
 		return runTrainLM(stdout, stderr, set, df, sf, lf, cfg, *archFile, *sample, *seed, *out)
 	}
-	if (*archFile == "") == !*sample {
-		fmt.Fprintln(stderr, "nasd train: give exactly one of -arch FILE or -sample")
+	if n := btoi(*archFile != "") + btoi(*sample) + btoi(*netName != ""); n != 1 {
+		fmt.Fprintln(stderr, "nasd train: give exactly one of -arch FILE, -sample or -net NAME")
 		fs.Usage()
 		return exitUsage
 	}
-	if *archFile != "" {
+	if *archFile != "" || *netName != "" {
 		// An architecture's decisions fix its space's shape; only the
 		// widths may grow, as for a derived network's final training.
 		for _, name := range []string{"space", "layers", "filter-sizes", "filter-counts", "strides", "ops", "reduce-after", "nodes", "stages"} {
 			if set[name] {
-				fmt.Fprintf(stderr, "nasd train: -%s with -arch: the architecture's decisions fix it (-channels, -cells and -final-network may widen it)\n", name)
+				fmt.Fprintf(stderr, "nasd train: -%s with -arch or -net: the architecture's decisions fix it (-channels, -cells and -final-network may widen an -arch)\n", name)
 				return exitUsage
 			}
 		}
+	}
+	var builtin *arch.Graph
+	if *netName != "" {
+		if *netName != "reference-cnn" {
+			fmt.Fprintf(stderr, "nasd train: -net %q: unknown network (known: reference-cnn)\n", *netName)
+			return exitUsage
+		}
+		if sf.channels != 0 || sf.cells != 0 || sf.final {
+			fmt.Fprintln(stderr, "nasd train: -channels, -cells and -final-network widen an -arch, not a -net")
+			return exitUsage
+		}
+		builtin = train.ReferenceCNN()
 	}
 	df.spec.Seed = *seed
 	if err := cfg.Validate(); err != nil {
@@ -129,35 +149,8 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "Data %s: %d train, %d validation, %d test images of %v (%.1fs)\n",
 		df.spec.Name, data.Train.Len(), data.Val.Len(), data.Test.Len(), dataShape, time.Since(start).Seconds())
 
-	var space arch.Space
-	var a arch.Arch
-	if *archFile != "" {
-		if a, space, err = arch.Load(*archFile); err != nil {
-			return fail(stderr, err)
-		}
-		if a, space, err = widen(a, space, sf.channels, sf.cells, sf.final); err != nil {
-			return fail(stderr, fmt.Errorf("%s: %w", *archFile, err))
-		}
-	} else {
-		if space, err = sf.space(dataShape, data.Train.Classes); err != nil {
-			return fail(stderr, err)
-		}
-		a = space.Sample(rand.New(rand.NewPCG(*seed, 0)))
-	}
-	if opt := space.Options(); opt.Input != dataShape || opt.Classes != data.Train.Classes {
-		return fail(stderr, fmt.Errorf("architecture expects %v inputs and %d classes; data set %s has %v and %d",
-			opt.Input, opt.Classes, df.spec.Name, dataShape, data.Train.Classes))
-	}
-	an, err := arch.Analyze(space, a)
+	g, an, a, err := trainGraph(stdout, builtin, *archFile, sf, df.spec.Name, dataShape, data.Train.Classes, *seed)
 	if err != nil {
-		return fail(stderr, err)
-	}
-	g, err := space.Lower(a)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	fmt.Fprintf(stdout, "Architecture %s (space %s):\n", a.Hash(), space.Name())
-	if err := arch.WriteTable(stdout, an); err != nil {
 		return fail(stderr, err)
 	}
 
@@ -184,8 +177,11 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	}
 
 	if *out != "" {
-		rec := trainOutput{Arch: a, Hash: a.Hash(), Seed: *seed, Data: df.spec, Config: cfg,
+		rec := trainOutput{Arch: a, Net: *netName, Seed: *seed, Data: df.spec, Config: cfg,
 			Params: an.Params, FLOPs: an.FLOPs, Result: res, Written: time.Now().UTC()}
+		if a != nil {
+			rec.Hash = a.Hash()
+		}
 		b, err := json.MarshalIndent(rec, "", "  ")
 		if err != nil {
 			return fail(stderr, err)
@@ -199,6 +195,69 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, errors.New("training "+res.Status+": "+res.Reason))
 	}
 	return exitOK
+}
+
+// trainGraph is the network runTrain trains: builtin (-net) if not nil, else
+// the architecture in archFile or one sampled from sf's space; it prints its
+// table and returns its graph, parameter and FLOP totals, and its
+// architecture (nil for a builtin).
+func trainGraph(stdout io.Writer, builtin *arch.Graph, archFile string, sf spaceFlags, dataName string, dataShape arch.Shape, classes int, seed uint64) (*arch.Graph, *arch.Analysis, *arch.Arch, error) {
+	an := &arch.Analysis{}
+	if builtin != nil {
+		if builtin.Input != dataShape || builtin.Classes != classes {
+			return nil, an, nil, fmt.Errorf("network expects %v inputs and %d classes; data set %s has %v and %d",
+				builtin.Input, builtin.Classes, dataName, dataShape, classes)
+		}
+		stats, err := builtin.Infer()
+		if err != nil {
+			return nil, an, nil, err
+		}
+		for _, st := range stats {
+			an.Params += st.Params
+			an.FLOPs += st.FLOPs
+		}
+		fmt.Fprintf(stdout, "Network reference-cnn: %d parameters, %d FLOPs per example (forward)\n", an.Params, an.FLOPs)
+		return builtin, an, nil, nil
+	}
+	var space arch.Space
+	var a arch.Arch
+	var err error
+	if archFile != "" {
+		if a, space, err = arch.Load(archFile); err != nil {
+			return nil, an, nil, err
+		}
+		if a, space, err = widen(a, space, sf.channels, sf.cells, sf.final); err != nil {
+			return nil, an, nil, fmt.Errorf("%s: %w", archFile, err)
+		}
+	} else {
+		if space, err = sf.space(dataShape, classes); err != nil {
+			return nil, an, nil, err
+		}
+		a = space.Sample(rand.New(rand.NewPCG(seed, 0)))
+	}
+	if opt := space.Options(); opt.Input != dataShape || opt.Classes != classes {
+		return nil, an, nil, fmt.Errorf("architecture expects %v inputs and %d classes; data set %s has %v and %d",
+			opt.Input, opt.Classes, dataName, dataShape, classes)
+	}
+	if an, err = arch.Analyze(space, a); err != nil {
+		return nil, an, nil, err
+	}
+	g, err := space.Lower(a)
+	if err != nil {
+		return nil, an, nil, err
+	}
+	fmt.Fprintf(stdout, "Architecture %s (space %s):\n", a.Hash(), space.Name())
+	if err := arch.WriteTable(stdout, an); err != nil {
+		return nil, an, nil, err
+	}
+	return g, an, &a, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func printResult(w io.Writer, r train.Result) {
