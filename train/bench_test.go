@@ -5,7 +5,9 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"nasd/arch"
 	"nasd/train/dataset"
@@ -72,17 +74,35 @@ func benchEval(b *testing.B, g *arch.Graph) {
 	}
 }
 
+// measure times b.N steps. Besides img/s it reports img/cpu-s, images per
+// second of the process's CPU time: on a machine shared with other work it
+// stays near what an idle machine's img/s would be at 1 thread (at more
+// threads it is img/s per busy core).
 func measure(b *testing.B, batch int, step func()) {
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
+	cpu0 := processCPU()
 	b.ResetTimer()
 	for range b.N {
 		step()
 	}
 	b.StopTimer()
+	cpu := processCPU() - cpu0
 	runtime.ReadMemStats(&m1)
 	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
+	if cpu > 0 {
+		b.ReportMetric(float64(batch*b.N)/cpu.Seconds(), "img/cpu-s")
+	}
 	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/float64(b.N), "B/step")
+}
+
+// processCPU is the user and system time the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchBatchCount is how many different batches a benchmark cycles through.
