@@ -24,6 +24,8 @@ type program[T Float] struct {
 	inputs []int     // nodes whose value is bound outside the graph
 	nodes  G.Nodes   // execution order
 	index  map[*G.Node]int
+	mem    *memPlan[T] // nil without Buffers
+	ran    bool        // mem checked after the first run
 }
 
 type execStep struct {
@@ -37,7 +39,9 @@ type execStep struct {
 	node *G.Node   // for error messages
 }
 
-func newProgram[T Float](g *G.ExprGraph, buf *Buffers) (*program[T], error) {
+// newProgram sorts g and, with buf set, plans the memory of the outputs the
+// build took from buf (plan.go); pins are the nodes read after a run.
+func newProgram[T Float](g *G.ExprGraph, buf *Buffers, pins G.Nodes) (*program[T], error) {
 	sorted, err := G.Sort(g)
 	if err != nil {
 		return nil, fmt.Errorf("train: sorting the graph: %w", err)
@@ -75,12 +79,22 @@ func newProgram[T Float](g *G.ExprGraph, buf *Buffers) (*program[T], error) {
 		default:
 			if isSameShapeAdd(nd, p.nodes, st.args) {
 				st.add = st.args
-				st.sum = newTensor[T](buf, nd.Shape()...)
+				st.sum = newOutput[T](buf, nd.Shape()...)
 			} else {
 				st.doer = o
 			}
 		}
 		p.steps = append(p.steps, st)
+	}
+	if buf != nil {
+		var pin []int
+		for _, nd := range pins {
+			if i, ok := p.index[nd]; ok {
+				pin = append(pin, i)
+			}
+		}
+		sinkSteps(p)
+		p.mem = planMemory(p, arenaOf[T](buf), pin)
 	}
 	return p, nil
 }
@@ -105,6 +119,7 @@ func (p *program[T]) run() (err error) {
 			err = fmt.Errorf("train: graph run panicked: %v\n%s", r, debug.Stack())
 		}
 	}()
+	p.mem.bind()
 	for _, i := range p.inputs {
 		p.vals[i] = p.nodes[i].Value()
 	}
@@ -127,7 +142,16 @@ func (p *program[T]) run() (err error) {
 			return fmt.Errorf("train: running %v: %w", st.node, err)
 		}
 		p.vals[st.out] = v
+		if p.mem != nil && p.mem.poison {
+			p.mem.afterStep(k)
+		}
 	}
+	if !p.ran && p.mem != nil {
+		if err := p.mem.check(p); err != nil {
+			return err
+		}
+	}
+	p.ran = true
 	return nil
 }
 
