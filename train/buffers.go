@@ -3,6 +3,7 @@ package train
 import (
 	"math/bits"
 	"unsafe"
+	"weak"
 
 	"gorgonia.org/tensor"
 )
@@ -26,21 +27,25 @@ type Buffers struct {
 	f32 arena[float32]
 	f64 arena[float64]
 	i32 arena[int32] // max-pooling argmax
+	p32 planArena[float32]
+	p64 planArena[float64]
 }
 
 // NewBuffers returns empty shared memory for nets.
 func NewBuffers() *Buffers { return &Buffers{} }
 
 // Bytes returns the memory held.
-func (b *Buffers) Bytes() int { return b.f32.bytes(4) + b.f64.bytes(8) + b.i32.bytes(4) }
+func (b *Buffers) Bytes() int {
+	return (b.f32.size+b.i32.size+len(b.p32.slab)+len(b.p32.scr))*4 + (b.f64.size+len(b.p64.slab)+len(b.p64.scr))*8
+}
 
 // begin starts a build: its buffers are taken from the start again.
 func (b *Buffers) begin() {
 	clear(b.f32.used)
 	clear(b.f64.used)
 	clear(b.i32.used)
-	b.f32.outs, b.f32.scratch = nil, nil
-	b.f64.outs, b.f64.scratch = nil, nil
+	b.p32.outs, b.p32.scratch = nil, nil
+	b.p64.outs, b.p64.scratch = nil, nil
 }
 
 // arena hands out buffers by size class: a build's k-th buffer of a class is
@@ -52,17 +57,20 @@ type arena[T any] struct {
 	classes map[int][][]T // class size → buffers
 	used    map[int]int   // class size → buffers taken by this build
 	size    int           // elements held
+}
 
-	// Planned memory (plan.go), shared by every net built here: slab holds
-	// op outputs at offsets planned by liveness, scr the per-call scratch
-	// (every op's from its start). Both only grow, so every plan made
-	// earlier still fits; a program rebinds to a grown one at its next run.
+// planArena is planned memory (plan.go), shared by every net built on a
+// Buffers: slab holds op outputs at offsets planned by liveness, scr the
+// per-call scratch (every op's from its start). Both only grow, so every
+// plan made earlier still fits, and the plans still alive move to the grown
+// ones at once (weak pointers: a dropped net is not kept), so the old ones
+// are freed.
+type planArena[T Float] struct {
 	slab, scr []T
 	outs      []*tensor.Dense // this build's op outputs, to be planned
 	scratch   []scratchUse[T] // this build's scratch
+	plans     []weak.Pointer[memPlan[T]]
 }
-
-func (a *arena[T]) bytes(elem int) int { return (a.size + len(a.slab) + len(a.scr)) * elem }
 
 // grow returns s if it has n elements, else a new slice of at least n
 // (rounded to a size class, so that a run of slightly larger nets does not
@@ -97,13 +105,13 @@ func sizeClass(n int) int {
 	return (n + step - 1) / step * step
 }
 
-// arenaOf returns b's arena for T.
-func arenaOf[T Float](b *Buffers) *arena[T] {
+// planOf returns b's planned memory for T.
+func planOf[T Float](b *Buffers) *planArena[T] {
 	var z T
 	if unsafe.Sizeof(z) == 4 {
-		return any(&b.f32).(*arena[T])
+		return any(&b.p32).(*planArena[T])
 	}
-	return any(&b.f64).(*arena[T])
+	return any(&b.p64).(*planArena[T])
 }
 
 // newSlice returns n elements of T: from b when it is set, else fresh.
@@ -139,7 +147,7 @@ func newOutput[T Float](b *Buffers, shape ...int) *tensor.Dense {
 	if b == nil {
 		return newTensor[T](nil, shape...)
 	}
-	a := arenaOf[T](b)
+	a := planOf[T](b)
 	n := tensor.Shape(shape).TotalSize()
 	a.slab = grow(a.slab, n)
 	d := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(a.slab[:n:n]))
@@ -158,7 +166,7 @@ func newScratch[T Float](b *Buffers, sizes ...int) [][]T {
 		}
 		return s
 	}
-	a := arenaOf[T](b)
+	a := planOf[T](b)
 	u := scratchUse[T]{s: s, sizes: sizes}
 	a.scr = grow(a.scr, u.total())
 	u.bind(a.scr)

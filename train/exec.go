@@ -94,7 +94,7 @@ func newProgram[T Float](g *G.ExprGraph, buf *Buffers, pins G.Nodes) (*program[T
 			}
 		}
 		sinkSteps(p)
-		p.mem = planMemory(p, arenaOf[T](buf), pin)
+		p.mem = planMemory(p, planOf[T](buf), pin)
 	}
 	return p, nil
 }
@@ -156,7 +156,8 @@ func (p *program[T]) run() (err error) {
 }
 
 // value returns nd's value after the last run (nil for a node not in the
-// graph).
+// graph). With Buffers, only a pinned node's value (newProgram) is kept to
+// the end of the run: others share memory once dead.
 func (p *program[T]) value(nd *G.Node) G.Value {
 	i, ok := p.index[nd]
 	if !ok {

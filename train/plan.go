@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"unsafe"
+	"weak"
 
 	"gorgonia.org/tensor"
 )
@@ -22,7 +23,7 @@ import (
 // scratch region. TestPlanPoisonsDead poisons every region once dead and
 // checks the results are unchanged.
 type memPlan[T Float] struct {
-	a       *arena[T]
+	a       *planArena[T]
 	outs    []placed
 	scratch []scratchUse[T]
 	size    int // slab elements needed
@@ -42,7 +43,7 @@ type placed struct {
 
 // planMemory plans the outputs and scratch the build registered in a. It
 // returns nil when there is nothing to plan.
-func planMemory[T Float](p *program[T], a *arena[T], pins []int) *memPlan[T] {
+func planMemory[T Float](p *program[T], a *planArena[T], pins []int) *memPlan[T] {
 	if len(a.outs) == 0 && len(a.scratch) == 0 {
 		return nil
 	}
@@ -98,6 +99,14 @@ func planMemory[T Float](p *program[T], a *arena[T], pins []int) *memPlan[T] {
 		m.scrSize = max(m.scrSize, u.total())
 	}
 	a.slab, a.scr = grow(a.slab, m.size), grow(a.scr, m.scrSize)
+	live := a.plans[:0]
+	for _, w := range a.plans {
+		if q := w.Value(); q != nil {
+			q.bind() // a no-op unless the slab or scratch grew
+			live = append(live, w)
+		}
+	}
+	a.plans = append(live, weak.Make(m))
 	m.bind()
 	return m
 }
@@ -185,7 +194,8 @@ func placeAll(outs []placed) int {
 // bind points the planned tensors and scratch into the arena's current slab
 // and scratch region, when they are not there already (a later, larger net
 // grew them). Ops read their outputs' backing at every call, and the tensor
-// is updated in place, so they see it.
+// is updated in place, so they see it. planMemory rebinds every live plan
+// when it grows the memory; run binds too, which costs two comparisons.
 func (m *memPlan[T]) bind() {
 	if m == nil {
 		return
