@@ -248,7 +248,7 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 			return nil, fmt.Errorf("train: gradients: %w", err)
 		}
 	}
-	prog, err := newProgram[T](g, opt.Buffers)
+	prog, err := newProgram[T](g, opt.Buffers, append(G.Nodes{n.loss, n.nodes[len(n.nodes)-1]}, n.grads...))
 	if err != nil {
 		return nil, err
 	}

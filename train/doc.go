@@ -56,7 +56,11 @@
 // evaluation nets, the children of a NetCache) share their buffers through a
 // Buffers, so memory is that of the largest; NetCache keeps built nets by
 // architecture, so a weight-sharing search switches children with a map
-// lookup (docs/performance.md measures both).
+// lookup (docs/performance.md measures both). Within a net on a Buffers, the
+// program places op outputs by liveness (plan.go): an activation or gradient
+// is shared once its last reader has run, and per-call scratch (im2col
+// columns) is one region for all ops, so a training net holds about a fifth
+// of the memory it would with one buffer per output.
 //
 // # Determinism and failure
 //

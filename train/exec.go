@@ -27,6 +27,8 @@ type program[T Float] struct {
 	nodes  G.Nodes   // execution order
 	index  map[*G.Node]int
 	spent  []time.Duration // per step, while profiling (nil: off)
+	mem    *memPlan[T]     // nil without Buffers
+	ran    bool            // mem checked after the first run
 }
 
 type execStep struct {
@@ -40,7 +42,9 @@ type execStep struct {
 	node *G.Node   // for error messages
 }
 
-func newProgram[T Float](g *G.ExprGraph, buf *Buffers) (*program[T], error) {
+// newProgram sorts g and, with buf set, plans the memory of the outputs the
+// build took from buf (plan.go); pins are the nodes read after a run.
+func newProgram[T Float](g *G.ExprGraph, buf *Buffers, pins G.Nodes) (*program[T], error) {
 	sorted, err := G.Sort(g)
 	if err != nil {
 		return nil, fmt.Errorf("train: sorting the graph: %w", err)
@@ -78,12 +82,22 @@ func newProgram[T Float](g *G.ExprGraph, buf *Buffers) (*program[T], error) {
 		default:
 			if isSameShapeAdd(nd, p.nodes, st.args) {
 				st.add = st.args
-				st.sum = newTensor[T](buf, nd.Shape()...)
+				st.sum = newOutput[T](buf, nd.Shape()...)
 			} else {
 				st.doer = o
 			}
 		}
 		p.steps = append(p.steps, st)
+	}
+	if buf != nil {
+		var pin []int
+		for _, nd := range pins {
+			if i, ok := p.index[nd]; ok {
+				pin = append(pin, i)
+			}
+		}
+		sinkSteps(p)
+		p.mem = planMemory(p, planOf[T](buf), pin)
 	}
 	return p, nil
 }
@@ -108,6 +122,7 @@ func (p *program[T]) run() (err error) {
 			err = fmt.Errorf("train: graph run panicked: %v\n%s", r, debug.Stack())
 		}
 	}()
+	p.mem.bind()
 	for _, i := range p.inputs {
 		p.vals[i] = p.nodes[i].Value()
 	}
@@ -137,12 +152,22 @@ func (p *program[T]) run() (err error) {
 			p.spent[k] += time.Since(t0)
 		}
 		p.vals[st.out] = v
+		if p.mem != nil && p.mem.poison {
+			p.mem.afterStep(k)
+		}
 	}
+	if !p.ran && p.mem != nil {
+		if err := p.mem.check(p); err != nil {
+			return err
+		}
+	}
+	p.ran = true
 	return nil
 }
 
 // value returns nd's value after the last run (nil for a node not in the
-// graph).
+// graph). With Buffers, only a pinned node's value (newProgram) is kept to
+// the end of the run: others share memory once dead.
 func (p *program[T]) value(nd *G.Node) G.Value {
 	i, ok := p.index[nd]
 	if !ok {

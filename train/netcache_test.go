@@ -243,6 +243,10 @@ func BenchmarkNetSwitch(b *testing.B) {
 
 // poison fills every buffer of b with NaN, as stale data from another net.
 func poison(b *Buffers) {
+	fill(b.p32.slab, float32(math.NaN()))
+	fill(b.p32.scr, float32(math.NaN()))
+	fill(b.p64.slab, math.NaN())
+	fill(b.p64.scr, math.NaN())
 	for _, bufs := range b.f32.classes {
 		for _, c := range bufs {
 			for i := range c {

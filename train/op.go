@@ -31,7 +31,10 @@ type Float interface{ float32 | float64 }
 //     softmax) is written by the forward op in the same run, and the backward
 //     op takes the forward output (or something computed from it) as an
 //     input, so the executor's topological order runs it after the forward
-//     op.
+//     op. Hidden state is never an output (newOutput): the program shares an
+//     output's memory once its last graph reader has run, and scratch
+//     (newScratch) is shared by all ops, so neither may carry data from one
+//     call to another.
 //   - Do recovers panics into errors: a failing kernel fails its trial, not
 //     the process.
 //   - Every instance hashes differently, so Gorgonia never merges two ops.
@@ -44,6 +47,14 @@ type op struct {
 	do    func(in []G.Value) (G.Value, error)
 	wrt   []bool
 	diff  func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
+	out   *tensor.Dense // the tensor Do returns, when from newOutput (placed by liveness)
+}
+
+// returns declares the tensor o's Do returns every call and returns o. An
+// op returning a tensor from newOutput must declare it (the program checks).
+func (o *op) returns(t *tensor.Dense) *op {
+	o.out = t
+	return o
 }
 
 var opSeq atomic.Uint64

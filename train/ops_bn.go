@@ -55,24 +55,24 @@ func buildBatchNorm[T Float](a *Buffers, x, gamma, beta *G.Node, runMean, runVar
 			xs, gamma.Shape(), beta.Shape(), len(runMean), len(runVar))
 	}
 	k := newBatchNorm(a, xs[0], xs[1], xs[2], xs[3], runMean, runVar, train)
-	fwd := newOp("batchnorm", k.y.Shape(), []int{4, 1, 1}, k.forward)
+	fwd := newOp("batchnorm", k.y.Shape(), []int{4, 1, 1}, k.forward).returns(k.y)
 	fwd.wrt = []bool{true, true, true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		if !train {
 			return nil, fmt.Errorf("train: batchnorm in evaluation mode is not differentiable")
 		}
-		sums, err := G.ApplyOp(newOp("batchnorm_sums", k.sums.Shape(), []int{4, 4}, k.gradSums), output, grad)
+		sums, err := G.ApplyOp(newOp("batchnorm_sums", k.sums.Shape(), []int{4}, k.gradSums).returns(k.sums), grad)
 		if err != nil {
 			return nil, err
 		}
 		out := make(G.Nodes, 3)
-		if out[0], err = G.ApplyOp(newOp("batchnorm_dx", k.dx.Shape(), []int{2, 4, 1}, k.gradX), sums, grad, inputs[1]); err != nil {
+		if out[0], err = G.ApplyOp(newOp("batchnorm_dx", k.dx.Shape(), []int{2, 4, 1}, k.gradX).returns(k.dx), sums, grad, inputs[1]); err != nil {
 			return nil, err
 		}
-		if out[1], err = G.ApplyOp(newOp("batchnorm_dgamma", k.dGamma.Shape(), []int{2}, k.row(1, k.dGamma)), sums); err != nil {
+		if out[1], err = G.ApplyOp(newOp("batchnorm_dgamma", k.dGamma.Shape(), []int{2}, k.row(1, k.dGamma)).returns(k.dGamma), sums); err != nil {
 			return nil, err
 		}
-		if out[2], err = G.ApplyOp(newOp("batchnorm_dbeta", k.dBeta.Shape(), []int{2}, k.row(0, k.dBeta)), sums); err != nil {
+		if out[2], err = G.ApplyOp(newOp("batchnorm_dbeta", k.dBeta.Shape(), []int{2}, k.row(0, k.dBeta)).returns(k.dBeta), sums); err != nil {
 			return nil, err
 		}
 		return out, nil
@@ -82,14 +82,14 @@ func buildBatchNorm[T Float](a *Buffers, x, gamma, beta *G.Node, runMean, runVar
 
 func newBatchNorm[T Float](a *Buffers, b, c, h, w int, runMean, runVar []T, train bool) *batchNorm[T] {
 	k := &batchNorm[T]{b: b, c: c, n: h * w, train: train, runMean: runMean, runVar: runVar}
-	k.y = newTensor[T](a, b, c, h, w)
+	k.y = newOutput[T](a, b, c, h, w)
 	if train {
 		k.xhat = newSlice[T](a, b*c*h*w)
 		k.invStd = make([]float64, c)
-		k.dx = newTensor[T](a, b, c, h, w)
-		k.sums = newTensor[T](a, 2, c)
-		k.dGamma = newTensor[T](a, c)
-		k.dBeta = newTensor[T](a, c)
+		k.dx = newOutput[T](a, b, c, h, w)
+		k.sums = newOutput[T](a, 2, c)
+		k.dGamma = newOutput[T](a, c)
+		k.dBeta = newOutput[T](a, c)
 	}
 	return k
 }
@@ -100,9 +100,12 @@ func (k *batchNorm[T]) forward(in []G.Value) (G.Value, error) {
 	return k.y, nil
 }
 
-// gradSums: inputs Y (for ordering), dY → [Σ dY; Σ dY·x̂] per channel.
+// gradSums: input dY → [Σ dY; Σ dY·x̂] per channel. dY is computed from Y
+// (through the loss), which orders it after the forward op that wrote x̂;
+// Y itself is not an input, so that its memory can be shared once the
+// forward ops that read it have run.
 func (k *batchNorm[T]) gradSums(in []G.Value) (G.Value, error) {
-	k.x, k.sv, k.phase = raw[T](in[1]), raw[T](k.sums), bnSums
+	k.x, k.sv, k.phase = raw[T](in[0]), raw[T](k.sums), bnSums
 	parRange(k.c, 2*k.b*k.n, k, &k.par)
 	return k.sums, nil
 }

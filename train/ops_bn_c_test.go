@@ -126,7 +126,7 @@ func bnRun(t *testing.T, sh [4]int, x, dy, gamma, beta, rm, rv []float32, train 
 	if !train {
 		return slices.Clone(raw[float32](yv)), nil, nil
 	}
-	sv, err := k.gradSums([]G.Value{yv, dyt})
+	sv, err := k.gradSums([]G.Value{dyt})
 	if err != nil {
 		t.Fatal(err)
 	}

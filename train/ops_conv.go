@@ -60,26 +60,30 @@ func newConv2d[T Float](a *Buffers, xs, ws tensor.Shape, bias bool, stride int, 
 	k := &conv2d[T]{b: xs[0], c: xs[1], o: ws[0], bias: bias, needDX: needDX,
 		wd: newWindow(xs[2], xs[3], kh, kw, stride, (kh-1)/2, (kw-1)/2)}
 	parts := min(convParts, k.b)
-	k.y = newTensor[T](a, k.b, k.o, k.wd.Ho, k.wd.Wo)
-	k.dw = newTensor[T](a, ws...)
-	k.col = make([][]T, parts)
-	k.dwPart = make([][]T, parts)
+	k.y = newOutput[T](a, k.b, k.o, k.wd.Ho, k.wd.Wo)
+	k.dw = newOutput[T](a, ws...)
 	k.dn = newConvParts[T](k, parts)
-	for p := range parts {
-		switch {
-		case k.dn != nil:
-			// The blocked copies oneDNN's primitives work on, in place of im2col's columns.
-			k.col[p] = newSlice[T](a, k.dn[p].scratch)
-		case !k.direct():
-			k.col[p] = newSlice[T](a, k.ckk()*k.wd.Ho*k.wd.Wo)
-		}
-		k.dwPart[p] = newSlice[T](a, k.o*k.ckk())
+	// Scratch: col per part, then dwPart per part. col is im2col's columns
+	// (none for a direct 1×1 conv) or, on oneDNN, the blocked copies its
+	// primitives work on; both live only within one call.
+	cols := k.ckk() * k.wd.Ho * k.wd.Wo
+	if k.direct() {
+		cols = 0
 	}
+	sizes := make([]int, 2*parts)
+	for p := range parts {
+		sizes[p], sizes[parts+p] = cols, k.o*k.ckk()
+		if k.dn != nil {
+			sizes[p] = k.dn[p].scratch
+		}
+	}
+	scr := newScratch[T](a, sizes...)
+	k.col, k.dwPart = scr[:parts:parts], scr[parts:]
 	if k.bias {
-		k.db = newTensor[T](a, k.o)
+		k.db = newOutput[T](a, k.o)
 	}
 	if needDX {
-		k.dx = newTensor[T](a, xs...)
+		k.dx = newOutput[T](a, xs...)
 	}
 	return k
 }
@@ -99,21 +103,21 @@ func buildConv[T Float](a *Buffers, x, w, b *G.Node, kh, kw, stride int, needDX 
 		in = append(in, 1)
 		children = append(children, b)
 	}
-	fwd := newOp("conv", k.y.Shape(), in, k.forward)
+	fwd := newOp("conv", k.y.Shape(), in, k.forward).returns(k.y)
 	fwd.wrt = []bool{needDX, true, true}[:len(in)]
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		out := make(G.Nodes, len(inputs))
 		var err error
-		if out[1], err = G.ApplyOp(newOp("conv_dw", k.dw.Shape(), []int{4, 4}, k.gradW), inputs[0], grad); err != nil {
+		if out[1], err = G.ApplyOp(newOp("conv_dw", k.dw.Shape(), []int{4, 4}, k.gradW).returns(k.dw), inputs[0], grad); err != nil {
 			return nil, err
 		}
 		if k.bias {
-			if out[2], err = G.ApplyOp(newOp("conv_db", k.db.Shape(), []int{4}, k.gradB), grad); err != nil {
+			if out[2], err = G.ApplyOp(newOp("conv_db", k.db.Shape(), []int{4}, k.gradB).returns(k.db), grad); err != nil {
 				return nil, err
 			}
 		}
 		if needDX {
-			if out[0], err = G.ApplyOp(newOp("conv_dx", k.dx.Shape(), []int{4, 4}, k.gradX), grad, inputs[1]); err != nil {
+			if out[0], err = G.ApplyOp(newOp("conv_dx", k.dx.Shape(), []int{4, 4}, k.gradX).returns(k.dx), grad, inputs[1]); err != nil {
 				return nil, err
 			}
 		}
@@ -295,10 +299,10 @@ type depthwise[T Float] struct {
 func newDepthwise[T Float](a *Buffers, xs tensor.Shape, kh, kw, stride int, needDX bool) *depthwise[T] {
 	k := &depthwise[T]{b: xs[0], c: xs[1], needDX: needDX,
 		wd: newWindow(xs[2], xs[3], kh, kw, stride, (kh-1)/2, (kw-1)/2)}
-	k.y = newTensor[T](a, k.b, k.c, k.wd.Ho, k.wd.Wo)
-	k.dw = newTensor[T](a, k.c, 1, kh, kw)
+	k.y = newOutput[T](a, k.b, k.c, k.wd.Ho, k.wd.Wo)
+	k.dw = newOutput[T](a, k.c, 1, kh, kw)
 	if needDX {
-		k.dx = newTensor[T](a, xs...)
+		k.dx = newOutput[T](a, xs...)
 	}
 	return k
 }
@@ -309,16 +313,16 @@ func buildDepthwise[T Float](a *Buffers, x, w *G.Node, kh, kw, stride int, needD
 		return nil, fmt.Errorf("train: depthwise conv: input %v, weights %v, kernel %d×%d", xs, ws, kh, kw)
 	}
 	k := newDepthwise[T](a, xs, kh, kw, stride, needDX)
-	fwd := newOp("depthwise", k.y.Shape(), []int{4, 4}, k.forward)
+	fwd := newOp("depthwise", k.y.Shape(), []int{4, 4}, k.forward).returns(k.y)
 	fwd.wrt = []bool{needDX, true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		out := make(G.Nodes, 2)
 		var err error
-		if out[1], err = G.ApplyOp(newOp("depthwise_dw", k.dw.Shape(), []int{4, 4}, k.gradW), inputs[0], grad); err != nil {
+		if out[1], err = G.ApplyOp(newOp("depthwise_dw", k.dw.Shape(), []int{4, 4}, k.gradW).returns(k.dw), inputs[0], grad); err != nil {
 			return nil, err
 		}
 		if needDX {
-			if out[0], err = G.ApplyOp(newOp("depthwise_dx", k.dx.Shape(), []int{4, 4}, k.gradX), grad, inputs[1]); err != nil {
+			if out[0], err = G.ApplyOp(newOp("depthwise_dx", k.dx.Shape(), []int{4, 4}, k.gradX).returns(k.dx), grad, inputs[1]); err != nil {
 				return nil, err
 			}
 		}

@@ -22,11 +22,11 @@ type relu[T Float] struct {
 
 func buildReLU[T Float](a *Buffers, x *G.Node) (*G.Node, error) {
 	xs := x.Shape()
-	k := &relu[T]{y: newTensor[T](a, xs...), dx: newTensor[T](a, xs...)}
-	fwd := newOp("relu", xs, []int{xs.Dims()}, k.forward)
+	k := &relu[T]{y: newOutput[T](a, xs...), dx: newOutput[T](a, xs...)}
+	fwd := newOp("relu", xs, []int{xs.Dims()}, k.forward).returns(k.y)
 	fwd.wrt = []bool{true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-		dx, err := G.ApplyOp(newOp("relu_dx", xs, []int{xs.Dims(), xs.Dims()}, k.backward), output, grad)
+		dx, err := G.ApplyOp(newOp("relu_dx", xs, []int{xs.Dims(), xs.Dims()}, k.backward).returns(k.dx), output, grad)
 		return G.Nodes{dx}, err
 	}
 	return G.ApplyOp(fwd, x)
@@ -97,8 +97,8 @@ func buildAdd[T Float](a *Buffers, xs []*G.Node) (*G.Node, error) {
 		}
 		dims[i] = s.Dims()
 	}
-	k := &add[T]{y: newTensor[T](a, s...)}
-	fwd := newOp("add", s, dims, k.forward)
+	k := &add[T]{y: newOutput[T](a, s...)}
+	fwd := newOp("add", s, dims, k.forward).returns(k.y)
 	fwd.wrt = make([]bool, len(xs))
 	for i := range fwd.wrt {
 		fwd.wrt[i] = true
@@ -160,12 +160,12 @@ func buildConcat[T Float](a *Buffers, xs []*G.Node) (*G.Node, error) {
 		k.h, k.w = max(k.h, s[2]), max(k.w, s[3])
 	}
 	k.b = xs[0].Shape()[0]
-	k.y = newTensor[T](a, k.b, c, k.h, k.w)
+	k.y = newOutput[T](a, k.b, c, k.h, k.w)
 	dims := make([]int, len(xs))
 	for i := range dims {
 		dims[i] = 4
 	}
-	fwd := newOp("concat", k.y.Shape(), dims, k.forward)
+	fwd := newOp("concat", k.y.Shape(), dims, k.forward).returns(k.y)
 	fwd.wrt = make([]bool, len(xs))
 	for i := range fwd.wrt {
 		fwd.wrt[i] = true
@@ -174,9 +174,9 @@ func buildConcat[T Float](a *Buffers, xs []*G.Node) (*G.Node, error) {
 		out := make(G.Nodes, len(inputs))
 		off := 0
 		for i := range inputs {
-			dx := newTensor[T](a, k.ins[i]...)
+			dx := newOutput[T](a, k.ins[i]...)
 			var err error
-			if out[i], err = G.ApplyOp(newOp("concat_dx", dx.Shape(), []int{4}, k.slice(off, dx)), grad); err != nil {
+			if out[i], err = G.ApplyOp(newOp("concat_dx", dx.Shape(), []int{4}, k.slice(off, dx)).returns(dx), grad); err != nil {
 				return nil, err
 			}
 			off += k.cs[i]
@@ -279,17 +279,17 @@ func buildReshape[T Float](a *Buffers, x *G.Node, to tensor.Shape) (*G.Node, err
 	if xs.TotalSize() != to.TotalSize() {
 		return nil, fmt.Errorf("train: reshape %v to %v", xs, to)
 	}
-	k := &reshape[T]{y: newTensor[T](a, to...), dx: newTensor[T](a, xs...)}
+	k := &reshape[T]{y: newOutput[T](a, to...), dx: newOutput[T](a, xs...)}
 	fwd := newOp("flatten", to, []int{xs.Dims()}, func(in []G.Value) (G.Value, error) {
 		copy(raw[T](k.y), raw[T](in[0]))
 		return k.y, nil
-	})
+	}).returns(k.y)
 	fwd.wrt = []bool{true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		dx, err := G.ApplyOp(newOp("flatten_dx", xs, []int{to.Dims()}, func(in []G.Value) (G.Value, error) {
 			copy(raw[T](k.dx), raw[T](in[0]))
 			return k.dx, nil
-		}), grad)
+		}).returns(k.dx), grad)
 		return G.Nodes{dx}, err
 	}
 	return G.ApplyOp(fwd, x)
@@ -320,11 +320,11 @@ type dense[T Float] struct {
 // newDenseKernel returns the kernel of a dense layer on input xs, weights ws.
 func newDenseKernel[T Float](a *Buffers, xs, ws tensor.Shape, needDX bool) *dense[T] {
 	k := &dense[T]{b: xs[0], in: ws[1], out: ws[0], needDX: needDX}
-	k.y = newTensor[T](a, k.b, k.out, 1, 1)
-	k.dw = newTensor[T](a, ws...)
-	k.db = newTensor[T](a, k.out)
+	k.y = newOutput[T](a, k.b, k.out, 1, 1)
+	k.dw = newOutput[T](a, ws...)
+	k.db = newOutput[T](a, k.out)
 	if needDX {
-		k.dx = newTensor[T](a, xs...)
+		k.dx = newOutput[T](a, xs...)
 	}
 	return k
 }
@@ -335,19 +335,19 @@ func buildDense[T Float](a *Buffers, x, w, b *G.Node, needDX bool) (*G.Node, err
 		return nil, fmt.Errorf("train: dense: input %v, weights %v, bias %v", xs, ws, b.Shape())
 	}
 	k := newDenseKernel[T](a, xs, ws, needDX)
-	fwd := newOp("dense", k.y.Shape(), []int{xs.Dims(), 2, 1}, k.forward)
+	fwd := newOp("dense", k.y.Shape(), []int{xs.Dims(), 2, 1}, k.forward).returns(k.y)
 	fwd.wrt = []bool{needDX, true, true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		out := make(G.Nodes, 3)
 		var err error
-		if out[1], err = G.ApplyOp(newOp("dense_dw", ws, []int{xs.Dims(), 4}, k.gradW), inputs[0], grad); err != nil {
+		if out[1], err = G.ApplyOp(newOp("dense_dw", ws, []int{xs.Dims(), 4}, k.gradW).returns(k.dw), inputs[0], grad); err != nil {
 			return nil, err
 		}
-		if out[2], err = G.ApplyOp(newOp("dense_db", k.db.Shape(), []int{4}, k.gradB), grad); err != nil {
+		if out[2], err = G.ApplyOp(newOp("dense_db", k.db.Shape(), []int{4}, k.gradB).returns(k.db), grad); err != nil {
 			return nil, err
 		}
 		if needDX {
-			if out[0], err = G.ApplyOp(newOp("dense_dx", xs, []int{4, 2}, k.gradX), grad, inputs[1]); err != nil {
+			if out[0], err = G.ApplyOp(newOp("dense_dx", xs, []int{4, 2}, k.gradX).returns(k.dx), grad, inputs[1]); err != nil {
 				return nil, err
 			}
 		}
@@ -417,11 +417,11 @@ func buildSoftmaxCE[T Float](a *Buffers, z *G.Node) (*G.Node, *softmaxCE[T], err
 		return nil, nil, fmt.Errorf("train: softmax cross-entropy: logits %v, want [B, K, 1, 1]", zs)
 	}
 	k := &softmaxCE[T]{b: zs[0], k: zs[1], labels: make([]int32, zs[0]), valid: zs[0],
-		p: make([]float64, zs[0]*zs[1]), out: newScalar[T](), dz: newTensor[T](a, zs...)}
+		p: make([]float64, zs[0]*zs[1]), out: newScalar[T](), dz: newOutput[T](a, zs...)}
 	fwd := newOp("softmax_ce", tensor.ScalarShape(), []int{4}, k.forward)
 	fwd.wrt = []bool{true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-		dz, err := G.ApplyOp(newOp("softmax_ce_dz", zs, []int{0, 0}, k.backward), output, grad)
+		dz, err := G.ApplyOp(newOp("softmax_ce_dz", zs, []int{0, 0}, k.backward).returns(k.dz), output, grad)
 		return G.Nodes{dz}, err
 	}
 	n, err := G.ApplyOp(fwd, z)
@@ -500,11 +500,11 @@ func buildDropout[T Float](a *Buffers, x *G.Node, rate float64, rng *rand.PCG) (
 	}
 	xs := x.Shape()
 	k := &dropout[T]{rate: rate, scale: T(1 / (1 - rate)), rng: rng, mask: make([]T, xs.TotalSize()),
-		y: newTensor[T](a, xs...), dx: newTensor[T](a, xs...)}
-	fwd := newOp("dropout", xs, []int{xs.Dims()}, k.forward)
+		y: newOutput[T](a, xs...), dx: newOutput[T](a, xs...)}
+	fwd := newOp("dropout", xs, []int{xs.Dims()}, k.forward).returns(k.y)
 	fwd.wrt = []bool{true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-		dx, err := G.ApplyOp(newOp("dropout_dx", xs, []int{xs.Dims()}, k.backward), grad)
+		dx, err := G.ApplyOp(newOp("dropout_dx", xs, []int{xs.Dims()}, k.backward).returns(k.dx), grad)
 		return G.Nodes{dx}, err
 	}
 	return G.ApplyOp(fwd, x)

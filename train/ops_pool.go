@@ -43,12 +43,12 @@ func buildPool[T Float](a *Buffers, x *G.Node, kh, kw, stride, pad int, isMax bo
 	if isMax {
 		name = "maxpool"
 	}
-	fwd := newOp(name, k.y.Shape(), []int{4}, k.forward)
+	fwd := newOp(name, k.y.Shape(), []int{4}, k.forward).returns(k.y)
 	fwd.wrt = []bool{true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-		// output is an input of the backward op only to order it after the
-		// forward op, whose argmax it reads.
-		dx, err := G.ApplyOp(newOp(name+"_dx", k.dx.Shape(), []int{4, 4}, k.backward), output, grad)
+		// dY is computed from the output (through the loss), which orders
+		// the backward op after the forward op, whose argmax it reads.
+		dx, err := G.ApplyOp(newOp(name+"_dx", k.dx.Shape(), []int{4}, k.backward).returns(k.dx), grad)
 		return G.Nodes{dx}, err
 	}
 	return G.ApplyOp(fwd, x)
@@ -56,8 +56,8 @@ func buildPool[T Float](a *Buffers, x *G.Node, kh, kw, stride, pad int, isMax bo
 
 func newPool2d[T Float](a *Buffers, b, c, h, w, kh, kw, stride, pad int, isMax bool) *pool2d[T] {
 	k := &pool2d[T]{b: b, c: c, max: isMax, wd: newWindow(h, w, kh, kw, stride, pad, pad)}
-	k.y = newTensor[T](a, b, c, k.wd.Ho, k.wd.Wo)
-	k.dx = newTensor[T](a, b, c, h, w)
+	k.y = newOutput[T](a, b, c, k.wd.Ho, k.wd.Wo)
+	k.dx = newOutput[T](a, b, c, h, w)
 	if isMax {
 		k.arg = newInt32s(a, k.y.Shape().TotalSize())
 	}
@@ -81,9 +81,9 @@ func (k *pool2d[T]) forward(in []G.Value) (G.Value, error) {
 	return k.y, nil
 }
 
-// backward: inputs Y (for ordering), dY.
+// backward: input dY.
 func (k *pool2d[T]) backward(in []G.Value) (G.Value, error) {
-	k.dy, k.dxv, k.bwd = raw[T](in[1]), raw[T](k.dx), true
+	k.dy, k.dxv, k.bwd = raw[T](in[0]), raw[T](k.dx), true
 	parRangeIn(k.b*k.c, k.scratch(), k, &k.par)
 	return k.dx, nil
 }
@@ -394,12 +394,12 @@ func buildGlobalAvgPool[T Float](a *Buffers, x *G.Node) (*G.Node, error) {
 		return nil, fmt.Errorf("train: gap: input %v", xs)
 	}
 	k := &globalAvgPool[T]{b: xs[0], c: xs[1], hw: xs[2] * xs[3]}
-	k.y = newTensor[T](a, k.b, k.c, 1, 1)
-	k.dx = newTensor[T](a, xs...)
-	fwd := newOp("gap", k.y.Shape(), []int{4}, k.forward)
+	k.y = newOutput[T](a, k.b, k.c, 1, 1)
+	k.dx = newOutput[T](a, xs...)
+	fwd := newOp("gap", k.y.Shape(), []int{4}, k.forward).returns(k.y)
 	fwd.wrt = []bool{true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-		dx, err := G.ApplyOp(newOp("gap_dx", k.dx.Shape(), []int{4}, k.backward), grad)
+		dx, err := G.ApplyOp(newOp("gap_dx", k.dx.Shape(), []int{4}, k.backward).returns(k.dx), grad)
 		return G.Nodes{dx}, err
 	}
 	return G.ApplyOp(fwd, x)

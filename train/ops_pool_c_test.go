@@ -195,7 +195,7 @@ func TestPoolThreadsBitIdentical(t *testing.T) {
 				}
 				dy := newTensor[float32](nil, b, c, k.wd.Ho, k.wd.Wo)
 				poolInput(rand.New(rand.NewPCG(1, 2)), raw[float32](dy), 0)
-				dx, err := k.backward([]G.Value{y, dy})
+				dx, err := k.backward([]G.Value{dy})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -224,7 +224,7 @@ func TestPoolBNKernelsNoAlloc(t *testing.T) {
 	for _, wn := range poolWindows[:4] {
 		for _, isMax := range []bool{true, false} {
 			k := newPool2d[float32](nil, b, c, h, w, wn[0], wn[1], wn[2], wn[3], isMax)
-			fwd, bwd := []G.Value{x}, []G.Value{k.y, newTensor[float32](nil, b, c, k.wd.Ho, k.wd.Wo)}
+			fwd, bwd := []G.Value{x}, []G.Value{newTensor[float32](nil, b, c, k.wd.Ho, k.wd.Wo)}
 			steps = append(steps, func() {
 				k.forward(fwd)
 				k.backward(bwd)
@@ -233,7 +233,7 @@ func TestPoolBNKernelsNoAlloc(t *testing.T) {
 	}
 	for _, train := range []bool{true, false} {
 		k := newBatchNorm(nil, b, c, h, w, make([]float32, c), make([]float32, c), train)
-		fwd, sums, dx := []G.Value{x, gamma, beta}, []G.Value{k.y, x}, []G.Value{k.sums, x, gamma}
+		fwd, sums, dx := []G.Value{x, gamma, beta}, []G.Value{x}, []G.Value{k.sums, x, gamma}
 		steps = append(steps, func() {
 			k.forward(fwd)
 			if train {

@@ -28,12 +28,12 @@ func buildShift[T Float](a *Buffers, x *G.Node) (*G.Node, error) {
 	if xs.Dims() != 4 {
 		return nil, fmt.Errorf("train: shift: input %v, want [B, C, H, W]", xs)
 	}
-	k := &shift[T]{h: xs[2], w: xs[3], y: newTensor[T](a, xs...), dx: newTensor[T](a, xs...)}
-	fwd := newOp("shift", xs, []int{4}, k.forward)
+	k := &shift[T]{h: xs[2], w: xs[3], y: newOutput[T](a, xs...), dx: newOutput[T](a, xs...)}
+	fwd := newOp("shift", xs, []int{4}, k.forward).returns(k.y)
 	fwd.wrt = []bool{true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		// No state passes from forward to backward, so dY alone orders it.
-		dx, err := G.ApplyOp(newOp("shift_dx", xs, []int{4}, k.backward), grad)
+		dx, err := G.ApplyOp(newOp("shift_dx", xs, []int{4}, k.backward).returns(k.dx), grad)
 		return G.Nodes{dx}, err
 	}
 	return G.ApplyOp(fwd, x)
