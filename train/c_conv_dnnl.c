@@ -132,6 +132,18 @@ static int make_prim(pass *ps, dnnl_primitive_desc_t pd) {
 	return dnnl_primitive_create(&ps->prim, pd) == dnnl_success ? 0 : -1;
 }
 
+// pass_init sets up a pass of three ports, the last its output: arg, the
+// tensors' user layouts and the queries of pd's layouts for them, in order.
+static int pass_init(pass *ps, dnnl_primitive_desc_t pd, const int arg[3], const dnnl_memory_desc_t *const user[3],
+                     const dnnl_query_t query[3]) {
+	ps->nports = 3, ps->out = 2;
+	for (int i = 0; i < 3; i++) {
+		ps->arg[i] = arg[i];
+		if (port_init(&ps->p[i], user[i], dnnl_primitive_desc_query_md(pd, query[i], 0), i == 2)) return -1;
+	}
+	return make_prim(ps, pd);
+}
+
 nasd_conv *nasd_conv_new(int mb, int c, int h, int w, int o, int kh, int kw, int stride, int ph, int pw, int bias,
                          int need_dx, char *impl, int impl_len) {
 	pthread_once(&engine_once, engine_init);
@@ -171,13 +183,10 @@ nasd_conv *nasd_conv_new(int mb, int c, int h, int w, int o, int kh, int kw, int
 		goto out;
 	}
 	{
-		pass *ps = &cv->fwd;
-		ps->nports = 3, ps->out = 2;
-		ps->arg[0] = DNNL_ARG_SRC, ps->arg[1] = DNNL_ARG_WEIGHTS, ps->arg[2] = DNNL_ARG_DST;
-		if (port_init(&ps->p[0], &x_user, dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0), 0) ||
-		    port_init(&ps->p[1], &w_user, dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0), 0) ||
-		    port_init(&ps->p[2], &y_user, dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0), 1) ||
-		    make_prim(ps, fpd)) {
+		const int arg[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+		const dnnl_memory_desc_t *const user[3] = {&x_user, &w_user, &y_user};
+		const dnnl_query_t q[3] = {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md};
+		if (pass_init(&cv->fwd, fpd, arg, user, q)) {
 			fail = "forward primitive";
 			goto out;
 		}
@@ -193,13 +202,10 @@ nasd_conv *nasd_conv_new(int mb, int c, int h, int w, int o, int kh, int kw, int
 		goto out;
 	}
 	{
-		pass *ps = &cv->bwd_w;
-		ps->nports = 3, ps->out = 2;
-		ps->arg[0] = DNNL_ARG_SRC, ps->arg[1] = DNNL_ARG_DIFF_DST, ps->arg[2] = DNNL_ARG_DIFF_WEIGHTS;
-		if (port_init(&ps->p[0], &x_user, dnnl_primitive_desc_query_md(wpd, dnnl_query_src_md, 0), 0) ||
-		    port_init(&ps->p[1], &y_user, dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_dst_md, 0), 0) ||
-		    port_init(&ps->p[2], &w_user, dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 0), 1) ||
-		    make_prim(ps, wpd)) {
+		const int arg[3] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS};
+		const dnnl_memory_desc_t *const user[3] = {&x_user, &y_user, &w_user};
+		const dnnl_query_t q[3] = {dnnl_query_src_md, dnnl_query_diff_dst_md, dnnl_query_diff_weights_md};
+		if (pass_init(&cv->bwd_w, wpd, arg, user, q)) {
 			fail = "backward-weights primitive";
 			goto out;
 		}
@@ -211,13 +217,10 @@ nasd_conv *nasd_conv_new(int mb, int c, int h, int w, int o, int kh, int kw, int
 			fail = "backward-data descriptor";
 			goto out;
 		}
-		pass *ps = &cv->bwd_x;
-		ps->nports = 3, ps->out = 2;
-		ps->arg[0] = DNNL_ARG_DIFF_DST, ps->arg[1] = DNNL_ARG_WEIGHTS, ps->arg[2] = DNNL_ARG_DIFF_SRC;
-		if (port_init(&ps->p[0], &y_user, dnnl_primitive_desc_query_md(xpd, dnnl_query_diff_dst_md, 0), 0) ||
-		    port_init(&ps->p[1], &w_user, dnnl_primitive_desc_query_md(xpd, dnnl_query_weights_md, 0), 0) ||
-		    port_init(&ps->p[2], &x_user, dnnl_primitive_desc_query_md(xpd, dnnl_query_diff_src_md, 0), 1) ||
-		    make_prim(ps, xpd)) {
+		const int arg[3] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC};
+		const dnnl_memory_desc_t *const user[3] = {&y_user, &w_user, &x_user};
+		const dnnl_query_t q[3] = {dnnl_query_diff_dst_md, dnnl_query_weights_md, dnnl_query_diff_src_md};
+		if (pass_init(&cv->bwd_x, xpd, arg, user, q)) {
 			fail = "backward-data primitive";
 			goto out;
 		}

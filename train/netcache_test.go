@@ -279,14 +279,7 @@ func poison(b *Buffers) {
 // variantsGraph: the remaining kernel paths) in training and evaluation mode,
 // evaluation with short (padded) batches too.
 func TestSharedBuffers(t *testing.T) {
-	nasSpace, err := arch.New("nas", arch.Options{Layers: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nasGraph, err := nasSpace.Lower(nasSpace.Sample(rand.New(rand.NewPCG(1, 2))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nasGraph := nasTestGraph(t)
 	_, others := enasChildren(t, 1)
 	for _, net := range []struct {
 		name string
@@ -371,4 +364,18 @@ func variantsGraph() *arch.Graph {
 	b.add(reluOp)
 	b.add(denseOp(4))
 	return b.g
+}
+
+// nasTestGraph is a 4-layer nas network (concat with padding), seed (1, 2).
+func nasTestGraph(t testing.TB) *arch.Graph {
+	t.Helper()
+	s, err := arch.New("nas", arch.Options{Layers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.Lower(s.Sample(rand.New(rand.NewPCG(1, 2))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }

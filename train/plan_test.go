@@ -22,14 +22,7 @@ import (
 // The sabotaged case checks that the test would notice a live output
 // poisoned too early.
 func TestPlanPoisonsDead(t *testing.T) {
-	nasSpace, err := arch.New("nas", arch.Options{Layers: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nasGraph, err := nasSpace.Lower(nasSpace.Sample(rand.New(rand.NewPCG(1, 2))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nasGraph := nasTestGraph(t)
 	for _, net := range []struct {
 		name string
 		g    *arch.Graph
