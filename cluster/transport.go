@@ -1,6 +1,10 @@
 package cluster
 
-import "context"
+import (
+	"context"
+
+	"nasd/mpi"
+)
 
 // Transport moves opaque messages between the ranks of one job. Rank 0 hosts
 // the controller; ranks 1..Size()-1 are workers. It mirrors the MPI calls nasd
@@ -41,3 +45,14 @@ type Transport interface {
 	// Close releases the transport; for MPI it finalizes.
 	Close() error
 }
+
+// LongWait marks ctx for waits expected to last long (a worker waiting for
+// its next task, rank 0 for results): the MPI transport then sleep-polls
+// after a 20 µs spin instead of spinning 1 ms, seeing a message at most 2 ms
+// or 2 % of the time waited late (mpi.LongWait). The in-process transport
+// blocks on channels and ignores it.
+func LongWait(ctx context.Context) context.Context { return mpi.LongWait(ctx) }
+
+// PromptLongWait is LongWait for rank 0's waits for results, which workers
+// wait out: sleeps stay at most 2 ms (mpi.PromptLongWait).
+func PromptLongWait(ctx context.Context) context.Context { return mpi.PromptLongWait(ctx) }

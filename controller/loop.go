@@ -601,7 +601,8 @@ func (l *loop) round(ctx context.Context, trials []Trial) error {
 		if h := l.cfg.hangAfter(); h > 0 {
 			gctx, cancel = context.WithTimeout(ctx, h)
 		}
-		got, err := l.t.Gather(gctx, 0, nil)
+		// The round's slowest trial: a long wait, as in runAsync.
+		got, err := l.t.Gather(cluster.PromptLongWait(gctx), 0, nil)
 		cancel()
 		if err != nil && ctx.Err() == nil && gctx.Err() != nil {
 			var on []string
@@ -748,7 +749,14 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 				break
 			}
 			for _, tr := range trials {
-				if err := launch(l.add(tr)); err != nil {
+				f := l.add(tr)
+				if l.draining() {
+					// The job's end came while proposing: no trial starts;
+					// proposed ones run after the resume (l.order).
+					queue = append(queue, f)
+					continue
+				}
+				if err := launch(f); err != nil {
 					return "", err
 				}
 			}
@@ -792,7 +800,10 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 		if !wake.IsZero() {
 			wctx, cancel = context.WithDeadline(wctx, wake)
 		}
-		from, b, err := l.t.Recv(wctx)
+		// A result comes a trial's length after its task: a long wait, but
+		// a prompt one, as the worker idles until rank 0 sees its result
+		// (docs/performance.md).
+		from, b, err := l.t.Recv(cluster.PromptLongWait(wctx))
 		cancel()
 		if err != nil {
 			if herr := l.hung(busy); herr != nil && ctx.Err() == nil {

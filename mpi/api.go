@@ -1,6 +1,7 @@
 package mpi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -98,4 +99,26 @@ func LauncherSize() (n int, env string) {
 		}
 	}
 	return 0, ""
+}
+
+type longWaitKey struct{}
+
+// LongWait returns ctx marked for waits expected to be long, such as a
+// worker's wait for its next task: RecvAny and the collectives under it spin
+// only 20 µs, then sleep from 50 µs doubling to 2 ms (RecvAny: to 2 % of
+// the time waited after 100 ms, at most 20 ms), instead of spinning for
+// 1 ms, so a waiting rank costs a few percent of a core or less and a
+// message is seen at most 2 ms or 2 % of the wait late. ctx's end ends the
+// wait within a sleep. Leave it off where round-trip latency matters (a
+// reply, a collective every rank enters at once). A context value rather
+// than a parameter, so it passes through cluster.Transport unchanged.
+func LongWait(ctx context.Context) context.Context {
+	return context.WithValue(ctx, longWaitKey{}, &longPace)
+}
+
+// PromptLongWait is LongWait whose sleeps stay at most 2 ms however long the
+// wait, for a rank whose lateness others wait out (rank 0 for results: each
+// worker whose result came during a sleep is idle until rank 0 wakes).
+func PromptLongWait(ctx context.Context) context.Context {
+	return context.WithValue(ctx, longWaitKey{}, &steadyPace)
 }

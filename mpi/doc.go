@@ -41,22 +41,33 @@
 // # Waiting
 //
 // MPI's blocking calls busy-poll a core. Here nothing blocks inside MPI for
-// long: Send, RecvAny and the collectives post non-blocking operations
-// (Isend, Improbe, Ibcast, Iscatterv, Igatherv, Iallgather, Ialltoall,
-// Iallreduce, Ibarrier) and poll
-// them: back to back for up to 1 ms (yielding the core to other processes
-// after 50 µs), then sleeping from 10 µs doubling to 1 ms. A waiting rank
-// costs a few percent of a core (measured: 10–16 ms of CPU over a 300 ms
-// RecvAny), a reply that comes within a millisecond is seen at once, and a
-// context ends a wait within a millisecond. Buffers handed to a non-blocking
-// call live in C memory (collectives) or are pinned with runtime.Pinner (Send)
+// long: RecvAny and the collectives post non-blocking operations
+// (Improbe, Ibcast, Iscatterv, Igatherv, Iallgather, Ialltoall, Iallreduce,
+// Ibarrier) and poll them: back to back for up to 1 ms (yielding the core to
+// other processes after 50 µs), then sleeping from 10 µs doubling to 1 ms. A
+// reply that comes within a millisecond is seen at once, and a context ends
+// a wait within a millisecond. A wait whose context is marked with LongWait
+// (a worker waiting for its next task) spins only 20 µs, then sleeps from
+// 50 µs doubling to 2 ms, and for RecvAny after 100 ms to 2 % of the time
+// waited (at most 20 ms): a 600 ms wait costs 5-17 ms of CPU here, where a
+// wake costs 40-150 µs, and a message is seen at most 2 ms or 2 % of the
+// wait late. PromptLongWait (rank 0 waiting for results, which workers wait
+// out) and collectives under either keep the sleeps at 2 ms at most
+// (pace.go has the schedules).
+//
+// Send copies a message of up to 64 KiB to C memory, posts MPI_Isend and
+// returns: Open MPI's shared-memory transport completes such a send only
+// once the receiver polls, which had rank 0 spin up to 1 ms per task sent
+// to a sleeping worker. Later calls complete it; Finalize waits for it (up
+// to a minute); an error of one is returned by the next Send. A larger
+// message is sent from its buffer, pinned with runtime.Pinner, and Send
+// polls until it may be reused. Buffers of collectives live in C memory
 // until the call completes. A matched message is received with a blocking
 // MPI_Mrecv, which returns as soon as its bytes have arrived.
 //
-// A send may wait for its receive (above the eager limit: 4 KiB over shared
-// memory, about 1 KiB to oneself under Open MPI, always to oneself in an MPICH
-// singleton), so keep a strict request/reply protocol and never send to
-// oneself from the goroutine that will receive.
+// A send above 64 KiB may wait for its receive, so keep a strict
+// request/reply protocol and never send such a message to oneself from the
+// goroutine that will receive.
 //
 // # Collectives and cancellation
 //

@@ -48,6 +48,11 @@ var (
 	// sends holds the sends that failed while their request was still
 	// active: MPI may read their buffers until it completes them (progress).
 	sends []*pendingSend
+	// detached holds the small sends Send returned from before MPI
+	// completed them; detachedErr is the first error of one completed since
+	// the last Send, for the next Send to return.
+	detached    []*pendingSend
+	detachedErr error
 	// initErr is why Init failed after MPI_Init_thread (stateBroken).
 	initErr error
 
@@ -173,8 +178,10 @@ func Init(l ThreadLevel) (provided ThreadLevel, err error) {
 // context is unfinished on this rank, since MPI_Finalize would then wait for
 // peers that may never come; call Abort then.
 // A send that failed while MPI still held its buffer blocks Finalize the same
-// way. After an Init that failed past MPI_Init_thread, Finalize just calls
-// MPI_Finalize.
+// way. Sends Send returned from before they completed are waited for, up to
+// finalizeWait, then block it too; the error of one that failed unreported is
+// returned after MPI_Finalize. After an Init that failed past
+// MPI_Init_thread, Finalize just calls MPI_Finalize.
 func Finalize() error {
 	o := op{name: "Finalize"}
 	mu.Lock()
@@ -186,8 +193,19 @@ func Finalize() error {
 	if err := enter(o); err != nil {
 		return err
 	}
+	// MPI_Finalize needs every send complete: wait for the receivers of
+	// the detached ones, as a blocking MPI_Send would have, unless Finalize
+	// refuses anyway (below).
+	var bo backoff
+	t0 := time.Now()
+	for progress(nil) && len(sends) == 0 && len(detached) > 0 && time.Since(t0) < finalizeWait {
+		mu.Unlock()
+		_ = bo.wait(context.Background())
+		if err := enter(o); err != nil {
+			return err
+		}
+	}
 	defer mu.Unlock()
-	progress(nil)
 	if len(queue) > 0 {
 		names := make([]string, len(queue))
 		for i, c := range queue {
@@ -204,7 +222,23 @@ func Finalize() error {
 		return fmt.Errorf("mpi: Finalize: %d failed send(s) still posted (%s): not finalizing while MPI may use "+
 			"their buffers; call Abort", len(sends), strings.Join(names, ", "))
 	}
-	return finalize(o)
+	if len(detached) > 0 {
+		names := make([]string, len(detached))
+		for i, ps := range detached {
+			names[i] = ps.op.String()
+		}
+		return fmt.Errorf("mpi: Finalize: %d send(s) not received after %v (%s): not finalizing, as this rank "+
+			"would wait for their receivers; call Abort", len(detached), time.Since(t0).Round(time.Millisecond),
+			strings.Join(names, ", "))
+	}
+	if err := finalize(o); err != nil {
+		return err
+	}
+	if err := detachedErr; err != nil {
+		detachedErr = nil
+		return fmt.Errorf("mpi: Finalize: an earlier send failed after Send had returned: %w", err)
+	}
+	return nil
 }
 
 // finalize calls MPI_Finalize; mu is held.
@@ -305,59 +339,63 @@ func CheckLauncher() error {
 		"or start it with that library's mpirun (mpirun.openmpi, mpirun.mpich)", n, env, n, Size(), lib)
 }
 
-// backoff paces a polling loop (NOTES pitfall 3): for the first spinFor it
-// polls back to back, yielding to other goroutines and, after yieldAfter,
-// through sched_yield also to other processes on the core (oversubscribed
-// ranks; yielding at once cost 40 µs per round trip on a busy machine); then it sleeps from
-// minSleep doubling to maxSleep, so a long wait costs little CPU. The spin is
-// as long as the longest sleep so that two ranks bouncing messages (request,
-// reply) do not fall into sleeping in turn: with 50 µs, a 1-byte round trip
-// took 0.5-0.9 ms instead of 3 µs. The sleeps are the C library's nanosleep,
-// not time.Sleep: Go's timers here wake no sooner than about 1 ms (measured:
-// time.Sleep(10µs) took 0.76 ms). The context is checked between polls, so
-// it ends a wait within maxSleep.
+// backoff paces a polling loop (NOTES pitfall 3) by its pace (pace.go). The
+// sleeps are the C library's nanosleep, not time.Sleep: Go's timers here wake
+// no sooner than about 1 ms (measured: time.Sleep(10µs) took 0.76 ms). The
+// context is checked between polls, so it ends a wait within one sleep.
 type backoff struct {
+	p     *pace
 	start time.Time
 	d     time.Duration
 }
 
-const (
-	yieldAfter = 50 * time.Microsecond
-	spinFor    = time.Millisecond
-	minSleep   = 10 * time.Microsecond
-	maxSleep   = time.Millisecond
-)
+// newBackoff returns the back-off for a wait under ctx: fastPace, or the
+// pace LongWait or PromptLongWait marked it with, steadyPace for a collective.
+func newBackoff(ctx context.Context, coll bool) backoff {
+	p, _ := ctx.Value(longWaitKey{}).(*pace)
+	switch {
+	case p == nil:
+		return backoff{p: &fastPace}
+	case coll:
+		return backoff{p: &steadyPace}
+	}
+	return backoff{p: p}
+}
 
 // wait pauses before the next poll; it returns ctx's error when ctx is done.
 func (b *backoff) wait(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if b.p == nil {
+		b.p = &fastPace
+	}
 	now := time.Now()
 	if b.start.IsZero() {
 		b.start = now
 	}
-	if d := now.Sub(b.start); d < spinFor {
+	waited := now.Sub(b.start)
+	b.d = b.p.next(waited, b.d)
+	if b.d == 0 {
 		runtime.Gosched()
-		if d > yieldAfter {
+		if waited > b.p.yieldAfter {
 			C.nasd_yield()
 		}
 		return nil
-	}
-	switch {
-	case b.d == 0:
-		b.d = minSleep
-	case b.d < maxSleep:
-		b.d = min(2*b.d, maxSleep)
 	}
 	C.nasd_sleep(C.long(b.d))
 	return ctx.Err()
 }
 
-// Send sends b to rank to with tag (0..TagUB()). It returns when b may be
-// reused: at once for small messages, when the receiver has matched it for
-// large ones (above the eager limit, 4 KiB over shared memory). It waits by
-// polling MPI_Isend's request, so a waiting sender does not burn a core.
+// Send sends b to rank to with tag (0..TagUB()). A message of at most
+// detachMax bytes is copied to C memory and Send returns once it is posted:
+// MPI completes it when the receiver takes it (Open MPI's shared-memory
+// transport held sends of 760 bytes until then), and later calls poll it
+// (Finalize waits for it). A larger one is sent from b, pinned, and Send
+// returns when b may be reused, polling MPI_Isend's request so that a
+// waiting sender does not burn a core. An error of a send that failed after
+// Send returned is returned by the next Send, which then sends nothing (or by
+// Finalize).
 //
 // When polling fails while MPI still holds the request, Send returns the
 // error but the send stays posted: b stays pinned and the request allocated
@@ -371,11 +409,23 @@ func Send(b []byte, to, tag int) error {
 	if err := enter(o); err != nil {
 		return err
 	}
+	if err := detachedErr; err != nil {
+		// Reported here, as Send's own error would have been; the caller
+		// must not assume this message went either.
+		detachedErr = nil
+		mu.Unlock()
+		return fmt.Errorf("mpi: %s: not sent: an earlier send failed after Send had returned: %w", o, err)
+	}
 	ps := &pendingSend{op: o, req: newReq()}
 	var p unsafe.Pointer
-	if len(b) > 0 {
+	switch {
+	case len(b) > detachMax:
 		ps.pin.Pin(&b[0])
 		p = unsafe.Pointer(&b[0])
+	case len(b) > 0:
+		ps.mem = C.malloc(C.size_t(len(b)))
+		copy(cbytes(ps.mem, len(b)), b)
+		p = ps.mem
 	}
 	if rc := C.nasd_isend(p, C.int(len(b)), C.int(to), C.int(tag), ps.req); rc != 0 {
 		// Nothing was posted: MPI holds neither the request nor b.
@@ -384,22 +434,8 @@ func Send(b []byte, to, tag int) error {
 		mu.Unlock()
 		return err
 	}
-	mu.Unlock()
 	var bo backoff
 	for {
-		if err := enter(o); err != nil {
-			mu.Lock()
-			if mpiInitialized() {
-				// MPI is up but refused this call here (MPI_Is_thread_main
-				// failed): MPI may still read b.
-				sends = append(sends, ps)
-			} else {
-				// Finalized meanwhile: MPI uses neither b nor the request now.
-				ps.release()
-			}
-			mu.Unlock()
-			return err
-		}
 		done, err := ps.poll()
 		if err != nil {
 			if !done {
@@ -413,18 +449,44 @@ func Send(b []byte, to, tag int) error {
 			mu.Unlock()
 			return nil
 		}
+		if ps.mem != nil || len(b) == 0 {
+			detached = append(detached, ps)
+			mu.Unlock()
+			return nil
+		}
 		progress(nil)
 		mu.Unlock()
 		_ = bo.wait(context.Background())
+		if err := enter(o); err != nil {
+			mu.Lock()
+			if mpiInitialized() {
+				// MPI is up but refused this call here (MPI_Is_thread_main
+				// failed): MPI may still read b.
+				sends = append(sends, ps)
+			} else {
+				// Finalized meanwhile: MPI uses neither b nor the request now.
+				ps.release()
+			}
+			mu.Unlock()
+			return err
+		}
 	}
 }
 
-// pendingSend is a posted MPI_Isend: its request and the pin of its buffer,
-// both released only once MPI has completed the request.
+// detachMax is the largest message Send copies and leaves to complete later;
+// larger ones are sent from the caller's memory, without a copy.
+const detachMax = 64 << 10
+
+// finalizeWait bounds how long Finalize waits for detached sends' receivers.
+const finalizeWait = time.Minute
+
+// pendingSend is a posted MPI_Isend: its request and the pin of its buffer
+// (or its copy in C memory), released only once MPI has completed the request.
 type pendingSend struct {
 	op  op
 	req unsafe.Pointer
 	pin runtime.Pinner
+	mem unsafe.Pointer
 }
 
 // poll tests ps's request; done means it is complete and ps released. An
@@ -450,6 +512,10 @@ func (ps *pendingSend) release() {
 	freeReq(ps.req)
 	ps.req = nil
 	ps.pin.Unpin()
+	if ps.mem != nil {
+		C.free(ps.mem)
+		ps.mem = nil
+	}
 }
 
 // newReq returns C storage for one MPI_Request, set to MPI_REQUEST_NULL.
@@ -536,9 +602,10 @@ func (m Message) Recv() ([]byte, error) {
 
 // RecvAny waits for the next message with tag (or AnyTag) from any rank and
 // returns its sender and bytes. It polls with MPI_Improbe, backing off from
-// 10 µs to 1 ms, and returns ctx.Err() itself when ctx ends first.
+// 10 µs to 1 ms (from 50 µs to 2 ms under LongWait), and returns ctx.Err()
+// itself when ctx ends first.
 func RecvAny(ctx context.Context, tag int) (from int, b []byte, err error) {
-	var bo backoff
+	bo := newBackoff(ctx, false)
 	for {
 		m, st, ok, err := Improbe(AnySource, tag)
 		if err != nil {
@@ -693,6 +760,23 @@ func (c *coll) poll() bool {
 // completes failed sends MPI has finished with, and reports whether c is
 // finished (c == nil: whether the queue is empty). mu is held.
 func progress(c *coll) bool {
+	if len(detached) > 0 {
+		kept := detached[:0]
+		for _, ps := range detached {
+			done, err := ps.poll()
+			switch {
+			case err != nil && !done:
+				sends = append(sends, ps)
+			case !done:
+				kept = append(kept, ps)
+			}
+			if err != nil && detachedErr == nil {
+				detachedErr = err
+			}
+		}
+		clear(detached[len(kept):])
+		detached = kept
+	}
 	if len(sends) > 0 {
 		kept := sends[:0]
 		for _, ps := range sends {
@@ -728,7 +812,7 @@ func runColl(ctx context.Context, c *coll) error {
 	c.req = newReq()
 	queue = append(queue, c)
 	mu.Unlock()
-	var bo backoff
+	bo := newBackoff(ctx, true)
 	for {
 		if err := enter(c.op); err != nil {
 			return err

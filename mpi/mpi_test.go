@@ -89,6 +89,7 @@ const (
 	tagGoroutines
 	tagBench
 	tagFault
+	tagLongWait
 )
 
 // tctx bounds a test's waits, so a lost peer fails the test instead of hanging it.
@@ -546,6 +547,73 @@ func TestRecvAnyCancel(t *testing.T) {
 	}
 }
 
+// TestLongWait: a wait marked with LongWait costs little CPU, and a message
+// that comes after a second is still seen within a bound (longPace: 20 ms;
+// the bound here is generous, for a loaded machine: doubling sleeps without
+// a cap would see it ~0.6 s late). Small sends return without waiting for
+// their receive, even to oneself from the receiving goroutine.
+func TestLongWait(t *testing.T) {
+	defer agree(t)
+	const wait = 600 * time.Millisecond
+	ctx, cancel := context.WithTimeout(LongWait(context.Background()), wait)
+	defer cancel()
+	t0, c0 := time.Now(), cpuTime()
+	_, _, err := RecvAny(ctx, tagLongWait)
+	wall, cpu := time.Since(t0), cpuTime()-c0
+	if err != context.DeadlineExceeded {
+		t.Errorf("RecvAny: %v, want context.DeadlineExceeded", err)
+	}
+	t.Logf("rank %d: a long wait of %v used %v CPU", Rank(), wall.Round(time.Millisecond), cpu.Round(time.Microsecond))
+	// ~110 wakes (TestPaceSchedule) at 40-150 µs each in this VM: 5-17 ms.
+	// Spinning, or polling every 10 µs, would take most of a core.
+	if cpu > wall/10 {
+		t.Errorf("a long wait of %v cost %v of CPU, more than 10%% of a core", wall, cpu)
+	}
+
+	me := Rank()
+	base := liveHandles()
+	const delay = time.Second
+	sentAt, sendErr := make(chan time.Time, 1), make(chan error, 1)
+	go func() {
+		time.Sleep(delay)
+		sentAt <- time.Now()
+		sendErr <- Send(pattern(me, 100), me, tagLongWait)
+	}()
+	from, got, err := RecvAny(LongWait(tctx(t)), tagLongWait)
+	late := time.Since(<-sentAt)
+	if err := <-sendErr; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || from != me || !bytes.Equal(got, pattern(me, 100)) {
+		t.Fatalf("RecvAny = %d, %d bytes, %v", from, len(got), err)
+	}
+	t.Logf("rank %d: a message after %v waiting was seen %v late", me, delay, late.Round(10*time.Microsecond))
+	if late > 250*time.Millisecond {
+		t.Errorf("a message sent after %v of a long wait was seen %v late", delay, late)
+	}
+
+	// A small send returns at once, before its receive is posted.
+	b := pattern(me+1, 10<<10)
+	if err := Send(b, me, tagLongWait); err != nil {
+		t.Fatal(err)
+	}
+	clear(b) // Send copied it
+	from, got, err = RecvAny(tctx(t), tagLongWait)
+	if err != nil || from != me || !bytes.Equal(got, pattern(me+1, 10<<10)) {
+		t.Fatalf("RecvAny after a detached send = %d, %d bytes, %v", from, len(got), err)
+	}
+	ctx = tctx(t)
+	for liveHandles() != base { // later calls complete and free it
+		if ctx.Err() != nil {
+			t.Fatalf("a detached send's request was never freed: %d live handles more than before", liveHandles()-base)
+		}
+		if _, _, _, err := Improbe(me, tagLongWait); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestCollectiveCancel: the last rank comes late to a collective; the others'
 // calls end with their contexts, and the next collective still lines up.
 func TestCollectiveCancel(t *testing.T) {
@@ -982,6 +1050,59 @@ func TestGetCountFailure(t *testing.T) {
 		if d := liveHandles() - base; d != 0 {
 			t.Errorf("%+v: %d handle(s) leaked", tc, d)
 		}
+	}
+}
+
+// TestDetachedSendFailure: when MPI_Test of a send that Send returned from
+// fails (an injected fault) with its request still active, the next Send
+// returns that error and sends nothing; the first message still arrives
+// intact from its C copy, and its request is freed afterwards.
+func TestDetachedSendFailure(t *testing.T) {
+	defer agree(t)
+	ctx := tctx(t)
+	me := Rank()
+	base := liveHandles()
+	want := pattern(me+9, detachMax) // above the eager limit to oneself
+	b := bytes.Clone(want)
+	if err := Send(b, me, tagFault); err != nil {
+		t.Fatal(err)
+	}
+	clear(b)
+	if d := liveHandles() - base; d != 1 {
+		t.Skipf("a %d-byte send to oneself completed at once (%d live handles more): nothing detached to fail", len(want), d)
+	}
+	injectFault(faultTest, 1)
+	_, _, ok, err := Improbe(me, tagLongWait) // its progress polls the send
+	injectFault(faultTest, 0)
+	if ok || err != nil {
+		t.Fatalf("Improbe: ok=%v, %v", ok, err)
+	}
+	err = Send([]byte{1}, me, tagFault)
+	var e *Error
+	if !errors.As(err, &e) || e.Class != "MPI_ERR_INTERN" || !strings.Contains(err.Error(), "not sent: an earlier send failed") {
+		t.Fatalf("the Send after: %v, want MPI_ERR_INTERN of the earlier send, and not sent", err)
+	}
+	if err := Send(nil, me, tagLongWait); err != nil {
+		t.Errorf("a second Send: %v; the error was reported already", err)
+	}
+	if _, _, err := RecvAny(ctx, tagLongWait); err != nil {
+		t.Fatal(err)
+	}
+	from, got, err := RecvAny(ctx, tagFault)
+	if err != nil || from != me || !bytes.Equal(got, want) {
+		t.Fatalf("RecvAny = %d, %d bytes (intact: %v), %v; want %d, the %d bytes sent", from, len(got), bytes.Equal(got, want), err, me, len(want))
+	}
+	for liveHandles() != base {
+		if ctx.Err() != nil {
+			t.Fatalf("the failed send's request was never freed: %d live handles more than before", liveHandles()-base)
+		}
+		if _, _, _, err := Improbe(me, tagFault); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, _, ok, err := Improbe(me, tagFault); ok || err != nil {
+		t.Errorf("Improbe: ok=%v, %v; want nothing: the Send that returned the error sent nothing", ok, err)
 	}
 }
 

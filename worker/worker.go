@@ -128,8 +128,10 @@ func mustEncode(m cluster.Message) []byte {
 }
 
 func (w *loop) sync(ctx context.Context) error {
+	// The round's trials and the slowest of them are long waits.
+	wait := cluster.LongWait(ctx)
 	for {
-		b, err := w.t.Scatter(ctx, 0, nil)
+		b, err := w.t.Scatter(wait, 0, nil)
 		if err != nil {
 			return w.errorf("Scatter: %w", err)
 		}
@@ -153,15 +155,16 @@ func (w *loop) sync(ctx context.Context) error {
 		default:
 			return w.errorf("unexpected %s message from rank 0 in a sync round", m.Kind)
 		}
-		if _, err := w.t.Gather(ctx, 0, out); err != nil {
+		if _, err := w.t.Gather(wait, 0, out); err != nil {
 			return w.errorf("Gather: %w", err)
 		}
 	}
 }
 
 func (w *loop) async(ctx context.Context) error {
+	wait := cluster.LongWait(ctx) // for the next task: the other trials' length
 	for {
-		from, b, err := w.t.Recv(ctx)
+		from, b, err := w.t.Recv(wait)
 		if err != nil {
 			return w.errorf("Recv: %w", err)
 		}

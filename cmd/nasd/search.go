@@ -340,7 +340,7 @@ func workerMain(tr cluster.Transport, stderr io.Writer) int {
 
 // serveTrials receives the config from rank 0 and serves trials until stopped.
 func serveTrials(ctx context.Context, tr cluster.Transport, stderr io.Writer) error {
-	setup, err := tr.Bcast(ctx, 0, nil)
+	setup, err := tr.Bcast(cluster.LongWait(ctx), 0, nil) // rank 0 may be resuming a run
 	if err != nil {
 		return err
 	}
