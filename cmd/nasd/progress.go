@@ -18,6 +18,7 @@ import (
 type progress struct {
 	out      io.Writer // epoch lines
 	bar      io.Writer // nil unless stderr is a terminal
+	noVal    bool      // no validation set (-val-size -1): no val acc column
 	lastDraw time.Time
 	drawn    bool
 }
@@ -48,8 +49,12 @@ func (p *progress) update(u train.Progress) {
 		if e.TestAcc != nil {
 			test = fmt.Sprintf("  test acc %.4f", *e.TestAcc)
 		}
-		fmt.Fprintf(p.out, "epoch %d/%s  train loss %.4f  train acc %.4f  val acc %.4f%s  (%.1fs)\n",
-			e.Epoch, epochs, e.TrainLoss, e.TrainAcc, e.ValAcc, test, e.Seconds)
+		val := fmt.Sprintf("  val acc %.4f", e.ValAcc)
+		if p.noVal {
+			val = ""
+		}
+		fmt.Fprintf(p.out, "epoch %d/%s  train loss %.4f  train acc %.4f%s%s  (%.1fs)\n",
+			e.Epoch, epochs, e.TrainLoss, e.TrainAcc, val, test, e.Seconds)
 		return
 	}
 	p.draw(fmt.Sprint(u.Epoch), u.Step, u.StepsPerEpoch, fmt.Sprintf("%d/%d loss %.4f", u.Step, u.StepsPerEpoch, u.Loss))

@@ -157,6 +157,7 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	progress := newProgress(stdout, stderr)
+	progress.noVal = data.Val.Len() == 0
 	var trained *train.Weights
 	res, err := train.TrainHooked(ctx, g, data, cfg, *seed, train.Hooks{Progress: progress.update,
 		Trained: func(w *train.Weights) { trained = w }})
