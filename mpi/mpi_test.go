@@ -598,20 +598,9 @@ func TestLongWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	clear(b) // Send copied it
-	from, got, err = RecvAny(tctx(t), tagLongWait)
-	if err != nil || from != me || !bytes.Equal(got, pattern(me+1, 10<<10)) {
-		t.Fatalf("RecvAny after a detached send = %d, %d bytes, %v", from, len(got), err)
-	}
 	ctx = tctx(t)
-	for liveHandles() != base { // later calls complete and free it
-		if ctx.Err() != nil {
-			t.Fatalf("a detached send's request was never freed: %d live handles more than before", liveHandles()-base)
-		}
-		if _, _, _, err := Improbe(me, tagLongWait); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	recvIntact(t, ctx, tagLongWait, pattern(me+1, 10<<10))
+	awaitFreed(t, ctx, tagLongWait, base) // later calls complete and free it
 }
 
 // TestCollectiveCancel: the last rank comes late to a collective; the others'
@@ -1088,19 +1077,8 @@ func TestDetachedSendFailure(t *testing.T) {
 	if _, _, err := RecvAny(ctx, tagLongWait); err != nil {
 		t.Fatal(err)
 	}
-	from, got, err := RecvAny(ctx, tagFault)
-	if err != nil || from != me || !bytes.Equal(got, want) {
-		t.Fatalf("RecvAny = %d, %d bytes (intact: %v), %v; want %d, the %d bytes sent", from, len(got), bytes.Equal(got, want), err, me, len(want))
-	}
-	for liveHandles() != base {
-		if ctx.Err() != nil {
-			t.Fatalf("the failed send's request was never freed: %d live handles more than before", liveHandles()-base)
-		}
-		if _, _, _, err := Improbe(me, tagFault); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	recvIntact(t, ctx, tagFault, want)
+	awaitFreed(t, ctx, tagFault, base) // later calls complete the send and free its request
 	if _, _, ok, err := Improbe(me, tagFault); ok || err != nil {
 		t.Errorf("Improbe: ok=%v, %v; want nothing: the Send that returned the error sent nothing", ok, err)
 	}
@@ -1130,16 +1108,29 @@ func TestSendTestFailure(t *testing.T) {
 	}
 	b = nil
 	runtime.GC() // the buffer is reachable only through its pin now
-	from, got, err := RecvAny(ctx, tagFault)
-	if err != nil || from != me || !bytes.Equal(got, want) {
-		t.Fatalf("RecvAny = %d, %d bytes (intact: %v), %v; want %d, the %d bytes sent", from, len(got), bytes.Equal(got, want), err, me, len(want))
+	recvIntact(t, ctx, tagFault, want)
+	awaitFreed(t, ctx, tagFault, base) // later calls complete the send and free its request
+}
+
+// recvIntact receives the next message with tag and requires it to come from
+// this rank with the bytes want.
+func recvIntact(t *testing.T, ctx context.Context, tag int, want []byte) {
+	t.Helper()
+	from, got, err := RecvAny(ctx, tag)
+	if err != nil || from != Rank() || !bytes.Equal(got, want) {
+		t.Fatalf("RecvAny = %d, %d bytes (intact: %v), %v; want %d, the %d bytes sent", from, len(got), bytes.Equal(got, want), err, Rank(), len(want))
 	}
-	// Later calls complete the send and free its request.
+}
+
+// awaitFreed polls MPI (Improbe with tag) until the live handles are back to
+// base: a completed send's request is freed by later calls.
+func awaitFreed(t *testing.T, ctx context.Context, tag, base int) {
+	t.Helper()
 	for liveHandles() != base {
 		if ctx.Err() != nil {
-			t.Fatalf("the failed send's request was never freed: %d live handles more than before", liveHandles()-base)
+			t.Fatalf("a send's request was never freed: %d live handles more than before", liveHandles()-base)
 		}
-		if _, _, _, err := Improbe(me, tagFault); err != nil {
+		if _, _, _, err := Improbe(Rank(), tag); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Millisecond)
