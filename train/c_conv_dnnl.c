@@ -2,6 +2,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,9 +78,11 @@ static int reorder(dnnl_stream_t s, port *p, int output) {
 	return dnnl_primitive_execute(p->reorder, s, 2, a) == dnnl_success ? 0 : -1;
 }
 
+enum { scratch_align = 64 };
+
 // pass_scratch is the scratch a pass needs: its ports' blocked copies.
 static size_t pass_scratch(const pass *ps) {
-	size_t n = 0;
+	size_t n = scratch_align; // slack to align the start (pass_run)
 	for (int i = 0; i < ps->nports; i++) n += ps->p[i].size;
 	return n;
 }
@@ -89,6 +92,10 @@ static size_t pass_scratch(const pass *ps) {
 // pointer).
 static int pass_run(nasd_conv *cv, pass *ps, void *const ptr[3], dnnl_memory_t bias, const float *b, char *scratch) {
 	omp_set_num_threads(1);
+	// Blocked copies start on a cache line: oneDNN's kernels round
+	// differently by the alignment of their buffers, and the caller's
+	// scratch has none it can promise (results would depend on addresses).
+	scratch = (char *)(((uintptr_t)scratch + scratch_align - 1) & ~(uintptr_t)(scratch_align - 1));
 	int rc = 0;
 	for (int i = 0; i < ps->nports; i++) {
 		dnnl_memory_set_data_handle(ps->p[i].user, ptr[i]);

@@ -56,7 +56,7 @@ func TestDNNLConvMatchesGemm(t *testing.T) {
 							impl = k.dn[0].impl
 						}
 					} else if k.dn != nil {
-						t.Fatal("oneDNN used with NASD_CONV=gemm")
+						t.Fatal("oneDNN used with useDNNLConv off")
 					}
 					in := []G.Value{x, w}
 					if bias {
