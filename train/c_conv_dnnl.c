@@ -12,9 +12,13 @@
 void omp_set_num_threads(int);
 
 static dnnl_engine_t engine;
+static dnnl_primitive_attr_t user_pad; // primitives' scratchpads in nasd's scratch
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 static void engine_init(void) {
 	if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
+	if (dnnl_primitive_attr_create(&user_pad) != dnnl_success ||
+	    dnnl_primitive_attr_set_scratchpad_mode(user_pad, dnnl_scratchpad_mode_user) != dnnl_success)
+		engine = NULL;
 }
 
 // A tensor as nasd holds it (user) and as a primitive wants it (op); when the
@@ -27,6 +31,8 @@ typedef struct {
 
 typedef struct {
 	dnnl_primitive_t prim;
+	dnnl_memory_t pad; // the primitive's scratchpad, in the caller's scratch; NULL when it needs none
+	size_t pad_size;
 	port p[3];
 	int arg[3];
 	int out; // index of the output port
@@ -49,6 +55,7 @@ static void port_free(port *p) {
 
 static void pass_free(pass *ps) {
 	if (ps->prim) dnnl_primitive_destroy(ps->prim);
+	if (ps->pad) dnnl_memory_destroy(ps->pad);
 	for (int i = 0; i < ps->nports; i++) port_free(&ps->p[i]);
 	memset(ps, 0, sizeof *ps);
 }
@@ -82,7 +89,7 @@ enum { scratch_align = 64 };
 
 // pass_scratch is the scratch a pass needs: its ports' blocked copies.
 static size_t pass_scratch(const pass *ps) {
-	size_t n = scratch_align; // slack to align the start (pass_run)
+	size_t n = scratch_align + ps->pad_size; // slack to align the start (pass_run)
 	for (int i = 0; i < ps->nports; i++) n += ps->p[i].size;
 	return n;
 }
@@ -104,12 +111,16 @@ static int pass_run(nasd_conv *cv, pass *ps, void *const ptr[3], dnnl_memory_t b
 			scratch += ps->p[i].size;
 		}
 	}
+	if (ps->pad) {
+		dnnl_memory_set_data_handle(ps->pad, scratch);
+	}
 	for (int i = 0; i < ps->nports && rc == 0; i++)
 		if (i != ps->out) rc = reorder(cv->stream, &ps->p[i], 0);
 	if (rc == 0) {
-		dnnl_exec_arg_t a[4];
+		dnnl_exec_arg_t a[5];
 		int n = 0;
 		for (int i = 0; i < ps->nports; i++) a[n++] = (dnnl_exec_arg_t){ps->arg[i], ps->p[i].op};
+		if (ps->pad) a[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, ps->pad};
 		if (bias) {
 			dnnl_memory_set_data_handle(bias, (void *)b);
 			a[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bias};
@@ -123,6 +134,7 @@ static int pass_run(nasd_conv *cv, pass *ps, void *const ptr[3], dnnl_memory_t b
 		if (ps->p[i].reorder) dnnl_memory_set_data_handle(ps->p[i].op, NULL);
 	}
 	if (bias) dnnl_memory_set_data_handle(bias, NULL);
+	if (ps->pad) dnnl_memory_set_data_handle(ps->pad, NULL);
 	return rc;
 }
 
@@ -148,11 +160,18 @@ static int pass_init(pass *ps, dnnl_primitive_desc_t pd, const int arg[3], const
 		ps->arg[i] = arg[i];
 		if (port_init(&ps->p[i], user[i], dnnl_primitive_desc_query_md(pd, query[i], 0), i == 2)) return -1;
 	}
+	const dnnl_memory_desc_t *pad = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+	ps->pad_size = pad ? (dnnl_memory_desc_get_size(pad) + 63) / 64 * 64 : 0;
+	if (ps->pad_size && dnnl_memory_create(&ps->pad, pad, engine, DNNL_MEMORY_NONE) != dnnl_success) return -1;
 	return make_prim(ps, pd);
 }
 
 nasd_conv *nasd_conv_new(int mb, int c, int h, int w, int o, int kh, int kw, int stride, int ph, int pw, int bias,
                          int need_dx, char *impl, int impl_len) {
+	// oneDNN fits a primitive's blocking and reduction split to the thread
+	// count at creation: the same count as at run time (pass_run), whatever
+	// OS thread this call lands on, or results depend on which made it.
+	omp_set_num_threads(1);
 	pthread_once(&engine_once, engine_init);
 	if (!engine) {
 		snprintf(impl, impl_len, "no CPU engine");
@@ -185,7 +204,7 @@ nasd_conv *nasd_conv_new(int mb, int c, int h, int w, int o, int kh, int kw, int
 	}
 	if (dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_direct, &x_any, &w_any,
 	                                       bias ? &b_md : NULL, &y_any, st, pl, pr) != dnnl_success ||
-	    dnnl_primitive_desc_create(&fpd, &d, NULL, engine, NULL) != dnnl_success) {
+	    dnnl_primitive_desc_create(&fpd, &d, user_pad, engine, NULL) != dnnl_success) {
 		fail = "forward descriptor";
 		goto out;
 	}
@@ -204,7 +223,7 @@ nasd_conv *nasd_conv_new(int mb, int c, int h, int w, int o, int kh, int kw, int
 	}
 	if (dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &x_any, &w_any, NULL, &y_any, st, pl,
 	                                                pr) != dnnl_success ||
-	    dnnl_primitive_desc_create(&wpd, &d, NULL, engine, fpd) != dnnl_success) {
+	    dnnl_primitive_desc_create(&wpd, &d, user_pad, engine, fpd) != dnnl_success) {
 		fail = "backward-weights descriptor";
 		goto out;
 	}
@@ -220,7 +239,7 @@ nasd_conv *nasd_conv_new(int mb, int c, int h, int w, int o, int kh, int kw, int
 	if (need_dx) {
 		if (dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &x_any, &w_any, &y_any, st, pl, pr) !=
 		        dnnl_success ||
-		    dnnl_primitive_desc_create(&xpd, &d, NULL, engine, fpd) != dnnl_success) {
+		    dnnl_primitive_desc_create(&xpd, &d, user_pad, engine, fpd) != dnnl_success) {
 			fail = "backward-data descriptor";
 			goto out;
 		}

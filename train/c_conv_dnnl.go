@@ -4,6 +4,7 @@ package train
 
 /*
 #include "c_conv_dnnl.h"
+void omp_set_num_threads(int);
 */
 import "C"
 
@@ -71,3 +72,7 @@ func (d *dnnlConv) gradW(x, dy, dw, s []float32) {
 func (d *dnnlConv) gradX(dy, w, dx, s []float32) {
 	d.check(C.nasd_conv_bwd_x(d.c, f32or(dy), f32or(w), f32or(dx), unsafe.Pointer(f32or(s))), "backward data")
 }
+
+// setOMPThreads sets the calling OS thread's OpenMP thread count, as a
+// thread that never ran a convolution has it (tests).
+func setOMPThreads(n int) { C.omp_set_num_threads(C.int(n)) }

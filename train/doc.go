@@ -45,11 +45,9 @@
 // Our ops own their buffers and reuse them. The hot loops are C (im2col,
 // depthwise convolution, pooling, batch norm; vectorised by GCC and cloned
 // for AVX-512, AVX2 and baseline x86-64, picked at load) and the build's
-// gemm (oneDNN, OpenBLAS or gonum); with oneDNN and NASD_CONV=dnnl, float32
-// convolutions run on its direct convolution primitives (JIT kernels for the
-// CPU at hand, faster than im2col + gemm; opt-in until their results are
-// bit-reproducible, see ops_conv.go), with
-// pure-Go loops for builds without cgo; copies (concat, flatten, the one-pixel
+// gemm (oneDNN, OpenBLAS or gonum); with oneDNN, float32 convolutions run on
+// its direct convolution primitives (JIT kernels for the CPU at hand, faster
+// than im2col + gemm; NASD_CONV=gemm turns them off), with pure-Go loops for builds without cgo; copies (concat, flatten, the one-pixel
 // shift) are Go in every build, since memmove is already vectorised. Every
 // op's gradient is checked against finite differences in the tests.
 //

