@@ -21,7 +21,8 @@
 # Knobs: THREADS (default 2; nasd GOMAXPROCS, PyTorch every pool), NETS,
 # EPOCHS (15), BATCH (64), LR (0.02), SCHEDULE (cosine), WD (0), TARGETS
 # ("0.90 0.92"), SEED (1), PEER_ALLOC (tcmalloc; one allocator, see
-# bench/peer-env.sh), TAGS (nasd's build tags), SUBSET / TEST_SUBSET (smoke runs
+# bench/peer-env.sh), SIDES ("nasd pytorch"; one of them for a seed sweep of
+# one side), TAGS (nasd's build tags), SUBSET / TEST_SUBSET (smoke runs
 # only: nasd draws a random subset, PyTorch takes the first N, so the sides then
 # see different images). Expected duration on an idle 2-core VM at the
 # defaults: ~50 min (per net and side 15 epochs of 60,000 images at the
@@ -41,6 +42,7 @@ SCHEDULE=${SCHEDULE:-cosine}
 WD=${WD:-0}
 TARGETS=${TARGETS:-"0.90 0.92"}
 SEED=${SEED:-1}
+SIDES=${SIDES:-"nasd pytorch"}
 PEER_ALLOC=${PEER_ALLOC:-tcmalloc}
 SUBSET=${SUBSET:-0}
 TEST_SUBSET=${TEST_SUBSET:-0}
@@ -67,18 +69,21 @@ else
       enas-child) which=(-arch "$ARCH") ;;
       *) echo "tta.sh: unknown net $net (reference-cnn, enas-child)" >&2; exit 1 ;;
       esac
-      echo "== $net, threads $t: nasd" >&2
-      GOMAXPROCS=$t OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$out/nasd" train "${which[@]}" -seed "$SEED" \
-        -val-size -1 -subset "$SUBSET" -test-subset "$TEST_SUBSET" -test-every-epoch \
-        -epochs "$EPOCHS" -batch "$BATCH" -optimizer sgd -lr "$LR" -momentum 0.9 -nesterov=false \
-        -weight-decay "$WD" -schedule "$SCHEDULE" -o "$out/nasd.json" >&2
-      "$PYTHON" -c '
+      if [[ " $SIDES " == *" nasd "* ]]; then
+        echo "== $net, threads $t: nasd" >&2
+        GOMAXPROCS=$t OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$out/nasd" train "${which[@]}" -seed "$SEED" \
+          -val-size -1 -subset "$SUBSET" -test-subset "$TEST_SUBSET" -test-every-epoch \
+          -epochs "$EPOCHS" -batch "$BATCH" -optimizer sgd -lr "$LR" -momentum 0.9 -nesterov=false \
+          -weight-decay "$WD" -schedule "$SCHEDULE" -o "$out/nasd.json" >&2
+        "$PYTHON" -c '
 import json, sys
 r = json.load(open(sys.argv[1]))["result"]
 for e in r["epochs"]:
     print("tta side=nasd net=%s threads=%s epoch=%d clock=%.2f test_acc=%.4f train_loss=%.4f" %
           (sys.argv[2], sys.argv[3], e["epoch"], e["train_clock"], e["test_acc"], e["train_loss"]))
 ' "$out/nasd.json" "$net" "$t" | tee -a "$out/tta.txt" >&2
+      fi
+      [[ " $SIDES " == *" pytorch "* ]] || continue
       echo "== $net, threads $t: pytorch ($PEER_ALLOC)" >&2
       peer_run "$PEER_ALLOC" "$t" "$PYTHON" bench/pytorch_tta.py --net "$net" --graph "$GRAPH" --threads "$t" \
         --seed "$SEED" --subset "$SUBSET" --test-subset "$TEST_SUBSET" --epochs "$EPOCHS" --batch "$BATCH" \

@@ -63,6 +63,22 @@
 // and single-process runs use it; the MPI transport lives in mpi.go (build
 // tag mpi).
 //
+// # Waiting: bells
+//
+// MPI has no wait that does not poll, and a rank that sleep-polls wakes
+// hundreds of times a second: rank 0 spent 1-30 ms of CPU per 1 s trial so
+// (docs/performance.md). So beside MPI, [NewMPI] connects each worker to
+// rank 0 over TCP (bell.go; a random token, sent to the workers over MPI,
+// admits them), all or none: every Send then writes one byte on the
+// connection to its receiver (before and after a send above
+// [mpi.DetachMax], which waits for its receiver), and a Recv under
+// [LongWait] or [PromptLongWait] blocks until that byte comes
+// ([mpi.WakeOn]). A waiting rank then wakes once per message. Where the
+// workers cannot reach rank 0 (no route, a firewall) or NASD_BELLS=off is
+// set on rank 0, or once a connection breaks, waits sleep-poll as before;
+// a message whose ring never comes is still seen within a second.
+// Collectives (synchronous rounds) always sleep-poll.
+//
 // # Collectives for ENAS
 //
 // Every rank of ENAS holds a replica of the shared weights; after each step

@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"sync"
+	"time"
 
 	"nasd/mpi"
 )
@@ -24,7 +26,9 @@ const tagMessage = 1
 //
 // Point-to-point messages use Send and RecvAny (any source, polled with
 // back-off so a waiting rank does not burn a core; messages from one sender
-// keep their order); Bcast, Scatter and Gather are MPI's non-blocking
+// keep their order); with bells (setupBells: each worker has a TCP
+// connection to rank 0, and every Send rings the receiver's), a long wait
+// (LongWait, PromptLongWait) blocks until its bell rings instead of polling; Bcast, Scatter and Gather are MPI's non-blocking
 // collectives with the sizes sent first; the allreduces check first that
 // every rank passed the same length. A collective that ctx ends keeps its
 // place in this rank's sequence and completes during the next collective, so
@@ -43,18 +47,77 @@ func NewMPI() (Transport, error) {
 		_ = mpi.Finalize()
 		return nil, err
 	}
-	return &mpiTransport{rank: mpi.Rank(), size: mpi.Size()}, nil
+	t := &mpiTransport{rank: mpi.Rank(), size: mpi.Size()}
+	var err error
+	if t.bells, err = setupBells(t.rank, t.size); err != nil {
+		_ = mpi.Finalize()
+		return nil, err
+	}
+	return t, nil
+}
+
+// setupBells connects every worker's bell to rank 0 (bell.go), all or none:
+// rank 0 offers its addresses, each worker dials and says whether it got
+// through, and rank 0 tells all whether every worker is connected. Without
+// them (NASD_BELLS=off on rank 0, no route, a firewall) waits sleep-poll as
+// before. Only MPI failing is an error.
+func setupBells(rank, size int) (*bells, error) {
+	if size < 2 {
+		return nil, nil
+	}
+	ctx := context.Background()
+	var b *bells
+	var offer []byte
+	if rank == 0 && os.Getenv("NASD_BELLS") != "off" {
+		var err error
+		if b, offer, err = listenBells(size); err != nil {
+			offer = nil
+		}
+	}
+	offer, err := mpi.Bcast(ctx, 0, offer)
+	if err != nil || len(offer) == 0 {
+		b.close()
+		return nil, err
+	}
+	ok := []byte{0}
+	if rank != 0 {
+		if b, err = dialBells(offer, rank); err == nil {
+			ok[0] = 1
+		}
+	}
+	oks, err := mpi.Gatherv(ctx, 0, ok)
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	verdict := []byte{0}
+	if rank == 0 {
+		n := 0
+		for _, o := range oks[1:] {
+			n += int(o[0])
+		}
+		if n == size-1 && b.await(n, 10*time.Second) {
+			verdict[0] = 1
+		}
+	}
+	if verdict, err = mpi.Bcast(ctx, 0, verdict); err != nil || verdict[0] != 1 {
+		b.close()
+		return nil, err
+	}
+	return b, nil
 }
 
 type mpiTransport struct {
 	rank, size int
+	bells      *bells // nil when waits sleep-poll
 	mu         sync.Mutex
 	closed     bool
 	self       [][]byte // messages to this rank from itself, in order
 }
 
-func (t *mpiTransport) Rank() int { return t.rank }
-func (t *mpiTransport) Size() int { return t.size }
+func (t *mpiTransport) Rank() int       { return t.rank }
+func (t *mpiTransport) usesBells() bool { return t.bells.complete() }
+func (t *mpiTransport) Size() int       { return t.size }
 
 // check returns the error for a call after Close.
 func (t *mpiTransport) check(op string) error {
@@ -76,7 +139,15 @@ func (t *mpiTransport) Send(to int, b []byte) error {
 		t.mu.Unlock()
 		return nil
 	}
-	return mpi.Send(b, to, tagMessage)
+	if len(b) > mpi.DetachMax {
+		// Send returns once the receiver has taken it: wake it to take it.
+		t.bells.ringPeer(to, ringMessage)
+	}
+	if err := mpi.Send(b, to, tagMessage); err != nil {
+		return err
+	}
+	t.bells.ringPeer(to, ringMessage)
+	return nil
 }
 
 func (t *mpiTransport) Recv(ctx context.Context) (from int, b []byte, err error) {
@@ -95,6 +166,9 @@ func (t *mpiTransport) Recv(ctx context.Context) (from int, b []byte, err error)
 		return t.rank, b, nil
 	}
 	t.mu.Unlock()
+	if t.bells.complete() {
+		ctx = mpi.WakeOn(ctx, t.bells.ring, bellFallback)
+	}
 	return mpi.RecvAny(ctx, tagMessage)
 }
 
@@ -102,6 +176,7 @@ func (t *mpiTransport) Bcast(ctx context.Context, root int, b []byte) ([]byte, e
 	if err := t.check("Bcast"); err != nil {
 		return nil, err
 	}
+	t.gateFromRoot(ctx, root)
 	return mpi.Bcast(ctx, root, b)
 }
 
@@ -109,6 +184,7 @@ func (t *mpiTransport) Scatter(ctx context.Context, root int, parts [][]byte) ([
 	if err := t.check("Scatter"); err != nil {
 		return nil, err
 	}
+	t.gateFromRoot(ctx, root)
 	b, err := mpi.Scatterv(ctx, root, parts)
 	if err == nil && t.rank == root {
 		b = parts[root] // the in-process transport's contract; Scatterv checked len(parts)
@@ -120,7 +196,38 @@ func (t *mpiTransport) Gather(ctx context.Context, root int, b []byte) ([][]byte
 	if err := t.check("Gather"); err != nil {
 		return nil, err
 	}
+	t.gateToRoot(ctx, root)
 	return mpi.Gatherv(ctx, root, b)
+}
+
+// gateFromRoot: before a Bcast or Scatter from rank 0, rank 0 rings every
+// worker's gate and a worker blocks until its gate rings (then the
+// collective completes in a few polls instead of being polled while rank 0
+// is busy). Only the ring is skipped or the wait cut short when bells are
+// off or broken, never the collective.
+func (t *mpiTransport) gateFromRoot(ctx context.Context, root int) {
+	switch {
+	case t.bells == nil || root != 0:
+	case t.rank == 0:
+		for w := 1; w < t.size; w++ {
+			t.bells.ringPeer(w, ringGate)
+		}
+	default:
+		t.bells.awaitGates(ctx, 1)
+	}
+}
+
+// gateToRoot: before a Gather to rank 0, a worker rings rank 0's gate and
+// rank 0 blocks until every worker has (the workers finish their trials
+// meanwhile).
+func (t *mpiTransport) gateToRoot(ctx context.Context, root int) {
+	switch {
+	case t.bells == nil || root != 0:
+	case t.rank == 0:
+		t.bells.awaitGates(ctx, t.size-1)
+	default:
+		t.bells.ringPeer(0, ringGate)
+	}
 }
 
 // AllreduceFloat32 is mpi.AllreduceFloat32Ordered: MPI moves the blocks and
@@ -156,6 +263,7 @@ func (t *mpiTransport) Close() error {
 	if err := mpi.Finalize(); err != nil {
 		return err
 	}
+	t.bells.close()
 	t.closed = true
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -151,6 +152,38 @@ func TestMPITransport(t *testing.T) {
 			if err := tr.Send(from, reply); err != nil {
 				t.Fatal(err)
 			}
+		}
+	})
+
+	// Bells: on unless NASD_BELLS=off; a worker's long wait blocked on its
+	// bell wakes when rank 0's message comes, not at the 1 s fallback.
+	t.Run("Bells", func(t *testing.T) {
+		want := size > 1 && os.Getenv("NASD_BELLS") != "off"
+		if got := cluster.Bells(tr); got != want {
+			t.Errorf("rank %d: Bells = %v, want %v (size %d, NASD_BELLS=%q)", rank, got, want, size, os.Getenv("NASD_BELLS"))
+		}
+		if rank == 0 {
+			time.Sleep(200 * time.Millisecond)
+			for w := 1; w < size; w++ {
+				if err := tr.Send(w, []byte("wake")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for w := 1; w < size; w++ {
+				if _, b, err := tr.Recv(cluster.PromptLongWait(ctx)); err != nil || string(b) != "awake" {
+					t.Fatalf("rank 0: %q, %v", b, err)
+				}
+			}
+			return
+		}
+		wctx, cancel := context.WithTimeout(cluster.LongWait(ctx), 700*time.Millisecond)
+		defer cancel()
+		t0 := time.Now()
+		if from, b, err := tr.Recv(wctx); err != nil || from != 0 || string(b) != "wake" {
+			t.Fatalf("rank %d: from %d: %q, %v after %v", rank, from, b, err, time.Since(t0))
+		}
+		if err := tr.Send(0, []byte("awake")); err != nil {
+			t.Fatal(err)
 		}
 	})
 

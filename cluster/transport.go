@@ -56,3 +56,10 @@ func LongWait(ctx context.Context) context.Context { return mpi.LongWait(ctx) }
 // PromptLongWait is LongWait for rank 0's waits for results, which workers
 // wait out: sleeps stay at most 2 ms (mpi.PromptLongWait).
 func PromptLongWait(ctx context.Context) context.Context { return mpi.PromptLongWait(ctx) }
+
+// Bells reports whether t's long point-to-point waits block on bells, a TCP
+// side channel to rank 0, rather than sleep-poll (doc.go, Waiting).
+func Bells(t Transport) bool {
+	b, ok := t.(interface{ usesBells() bool })
+	return ok && b.usesBells()
+}

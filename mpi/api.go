@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"time"
 )
 
 // ThreadLevel is an MPI thread-support level (MPI_THREAD_*).
@@ -121,4 +122,25 @@ func LongWait(ctx context.Context) context.Context {
 // worker whose result came during a sleep is idle until rank 0 wakes).
 func PromptLongWait(ctx context.Context) context.Context {
 	return context.WithValue(ctx, longWaitKey{}, &steadyPace)
+}
+
+type wakeKey struct{}
+
+// wakeup is the bell a long point-to-point wait blocks on (WakeOn).
+type wakeup struct {
+	ring    <-chan struct{}
+	longest time.Duration
+}
+
+// WakeOn returns ctx whose point-to-point long waits (RecvAny under LongWait
+// or PromptLongWait) block on ring instead of sleep-polling: after a poll
+// finds nothing, the wait blocks until ring delivers, longest passes (a
+// ring lost or never sent costs that much lateness), or ctx ends. After a
+// ring it polls at the pace's sleeps for 2 ms, since the message may land
+// just after it, then blocks again. Use it where every sender rings after
+// each message it sends to this rank (package cluster's bells, a TCP side
+// channel): a waiting rank then wakes once per message rather than every
+// few milliseconds. Collectives ignore it.
+func WakeOn(ctx context.Context, ring <-chan struct{}, longest time.Duration) context.Context {
+	return context.WithValue(ctx, wakeKey{}, &wakeup{ring: ring, longest: longest})
 }

@@ -53,7 +53,10 @@
 // wake costs 40-150 µs, and a message is seen at most 2 ms or 2 % of the
 // wait late. PromptLongWait (rank 0 waiting for results, which workers wait
 // out) and collectives under either keep the sleeps at 2 ms at most
-// (pace.go has the schedules).
+// (pace.go has the schedules). Sleep-polling still wakes a rank hundreds of
+// times a second; WakeOn lets a point-to-point long wait block on a channel
+// instead (package cluster's bells: a TCP byte from each sender), so a
+// waiting rank wakes once per message.
 //
 // Send copies a message of up to 64 KiB to C memory, posts MPI_Isend and
 // returns: Open MPI's shared-memory transport completes such a send only

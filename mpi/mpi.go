@@ -343,14 +343,19 @@ func CheckLauncher() error {
 // sleeps are the C library's nanosleep, not time.Sleep: Go's timers here wake
 // no sooner than about 1 ms (measured: time.Sleep(10µs) took 0.76 ms). The
 // context is checked between polls, so it ends a wait within one sleep.
+// With a wakeup (WakeOn) it blocks on the bell instead of sleeping.
 type backoff struct {
 	p     *pace
+	w     *wakeup
 	start time.Time
 	d     time.Duration
+	rung  time.Time // when the bell last woke this wait
+	timer *time.Timer
 }
 
 // newBackoff returns the back-off for a wait under ctx: fastPace, or the
-// pace LongWait or PromptLongWait marked it with, steadyPace for a collective.
+// pace LongWait or PromptLongWait marked it with, steadyPace for a collective;
+// a point-to-point long wait takes ctx's wakeup too.
 func newBackoff(ctx context.Context, coll bool) backoff {
 	p, _ := ctx.Value(longWaitKey{}).(*pace)
 	switch {
@@ -359,11 +364,21 @@ func newBackoff(ctx context.Context, coll bool) backoff {
 	case coll:
 		return backoff{p: &steadyPace}
 	}
-	return backoff{p: p}
+	w, _ := ctx.Value(wakeKey{}).(*wakeup)
+	return backoff{p: p, w: w}
 }
+
+// afterRing is how long a wait woken by its bell polls at its pace's sleeps
+// before it blocks again: a message may land a little after its ring (a
+// send above DetachMax rings before it is posted).
+const afterRing = 2 * time.Millisecond
+
+// polls counts the waits between polls (tests).
+var polls atomic.Int64
 
 // wait pauses before the next poll; it returns ctx's error when ctx is done.
 func (b *backoff) wait(ctx context.Context) error {
+	polls.Add(1)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -373,6 +388,9 @@ func (b *backoff) wait(ctx context.Context) error {
 	now := time.Now()
 	if b.start.IsZero() {
 		b.start = now
+	}
+	if b.w != nil {
+		return b.bell(ctx, now)
 	}
 	waited := now.Sub(b.start)
 	b.d = b.p.next(waited, b.d)
@@ -387,8 +405,35 @@ func (b *backoff) wait(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// bell waits for the next poll of a wait with a wakeup: no spin (the bell
+// rings for every message), sleeps for a while after a ring, else it blocks
+// until the bell rings, the wakeup's longest wait passes, or ctx ends.
+func (b *backoff) bell(ctx context.Context, now time.Time) error {
+	if !b.rung.IsZero() && now.Sub(b.rung) < afterRing {
+		b.d = min(max(b.p.minSleep, 2*b.d), b.p.maxSleep)
+		C.nasd_sleep(C.long(b.d))
+		return ctx.Err()
+	}
+	if b.timer == nil {
+		b.timer = time.NewTimer(b.w.longest)
+	} else {
+		b.timer.Reset(b.w.longest)
+	}
+	select {
+	case <-b.w.ring:
+		b.timer.Stop()
+		b.rung, b.d = time.Now(), 0
+		return nil
+	case <-b.timer.C:
+		return nil
+	case <-ctx.Done():
+		b.timer.Stop()
+		return ctx.Err()
+	}
+}
+
 // Send sends b to rank to with tag (0..TagUB()). A message of at most
-// detachMax bytes is copied to C memory and Send returns once it is posted:
+// DetachMax bytes is copied to C memory and Send returns once it is posted:
 // MPI completes it when the receiver takes it (Open MPI's shared-memory
 // transport held sends of 760 bytes until then), and later calls poll it
 // (Finalize waits for it). A larger one is sent from b, pinned, and Send
@@ -419,7 +464,7 @@ func Send(b []byte, to, tag int) error {
 	ps := &pendingSend{op: o, req: newReq()}
 	var p unsafe.Pointer
 	switch {
-	case len(b) > detachMax:
+	case len(b) > DetachMax:
 		ps.pin.Pin(&b[0])
 		p = unsafe.Pointer(&b[0])
 	case len(b) > 0:
@@ -473,9 +518,10 @@ func Send(b []byte, to, tag int) error {
 	}
 }
 
-// detachMax is the largest message Send copies and leaves to complete later;
-// larger ones are sent from the caller's memory, without a copy.
-const detachMax = 64 << 10
+// DetachMax is the largest message Send copies and leaves to complete later;
+// larger ones are sent from the caller's memory, without a copy, and Send
+// returns once the receiver has taken them.
+const DetachMax = 64 << 10
 
 // finalizeWait bounds how long Finalize waits for detached sends' receivers.
 const finalizeWait = time.Minute

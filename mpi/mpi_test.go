@@ -90,6 +90,7 @@ const (
 	tagBench
 	tagFault
 	tagLongWait
+	tagWakeOn
 )
 
 // tctx bounds a test's waits, so a lost peer fails the test instead of hanging it.
@@ -603,6 +604,58 @@ func TestLongWait(t *testing.T) {
 	awaitFreed(t, ctx, tagLongWait, base) // later calls complete and free it
 }
 
+// TestWakeOn: a long wait with a bell blocks on it. With no ring it polls
+// once per longest wait (sleep-polling polls ~110 times in 600 ms); a ring
+// after a message wakes it at once however long its longest wait; and a
+// message that no ring announces is still seen after the longest wait.
+func TestWakeOn(t *testing.T) {
+	defer agree(t)
+	me := Rank()
+	ring := make(chan struct{}, 1)
+	ctx, cancel := context.WithTimeout(WakeOn(LongWait(context.Background()), ring, 200*time.Millisecond), 600*time.Millisecond)
+	defer cancel()
+	p0 := polls.Load()
+	if _, _, err := RecvAny(ctx, tagWakeOn); err != context.DeadlineExceeded {
+		t.Errorf("RecvAny: %v, want context.DeadlineExceeded", err)
+	}
+	if n := polls.Load() - p0; n > 5 {
+		t.Errorf("a wait of 600 ms blocked on a silent bell polled %d times, want at most 5 (one per 200 ms)", n)
+	}
+
+	sentAt, sendErr := make(chan time.Time, 1), make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		sentAt <- time.Now()
+		sendErr <- Send(pattern(me, 100), me, tagWakeOn)
+		ring <- struct{}{}
+	}()
+	p0 = polls.Load()
+	from, got, err := RecvAny(WakeOn(LongWait(tctx(t)), ring, time.Hour), tagWakeOn)
+	late, n := time.Since(<-sentAt), polls.Load()-p0
+	if err := <-sendErr; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || from != me || !bytes.Equal(got, pattern(me, 100)) {
+		t.Fatalf("RecvAny = %d, %d bytes, %v", from, len(got), err)
+	}
+	t.Logf("rank %d: a rung message was seen %v late after %d polls", me, late.Round(10*time.Microsecond), n)
+	if n > 3 {
+		t.Errorf("a wait woken by one ring polled %d times, want at most 3", n)
+	}
+
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		sendErr <- Send(pattern(me, 7), me, tagWakeOn)
+	}()
+	from, got, err = RecvAny(WakeOn(LongWait(tctx(t)), make(chan struct{}), 150*time.Millisecond), tagWakeOn)
+	if err := <-sendErr; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || from != me || !bytes.Equal(got, pattern(me, 7)) {
+		t.Fatalf("RecvAny without a ring = %d, %d bytes, %v", from, len(got), err)
+	}
+}
+
 // TestCollectiveCancel: the last rank comes late to a collective; the others'
 // calls end with their contexts, and the next collective still lines up.
 func TestCollectiveCancel(t *testing.T) {
@@ -1051,7 +1104,7 @@ func TestDetachedSendFailure(t *testing.T) {
 	ctx := tctx(t)
 	me := Rank()
 	base := liveHandles()
-	want := pattern(me+9, detachMax) // above the eager limit to oneself
+	want := pattern(me+9, DetachMax) // above the eager limit to oneself
 	b := bytes.Clone(want)
 	if err := Send(b, me, tagFault); err != nil {
 		t.Fatal(err)

@@ -115,6 +115,9 @@ if build ompi-mpi "mpi" ./mpi "$B/mpi.test" && build ompi-cluster "mpi" ./cluste
 		run "ompi mpirun -n $n cluster" pass "$OMPIRUN" -n "$n" --bind-to none "${extra[@]}" \
 			"$B/cluster.test" -test.run '^TestMPI' "${TESTFLAGS[@]}"
 	done
+	# Without bells (a cluster whose workers cannot reach rank 0 over TCP): waits sleep-poll.
+	run "ompi mpirun -n 4 cluster, NASD_BELLS=off" pass "$OMPIRUN" -n 4 --bind-to none --oversubscribe \
+		-x NASD_BELLS=off "$B/cluster.test" -test.run '^TestMPI' "${TESTFLAGS[@]}"
 	# The wrapper-compiler route: no cgo flags, the wrapper supplies them.
 	if command -v mpicc.openmpi >/dev/null; then
 		CC=mpicc.openmpi build "ompi-mpi via CC=mpicc.openmpi" "mpi mpicc" ./mpi "$B/mpi-cc.test" &&
