@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -45,8 +46,15 @@ type bells struct {
 
 const (
 	bellTokenLen = 16
-	// bellDial bounds each connection attempt and the greeting.
-	bellDial = 3 * time.Second
+	// bellDial bounds each connection attempt and the greeting: long enough
+	// for a dropped SYN's retransmissions (1 s, then 3 s) when thousands of
+	// workers connect at once and the listen backlog overflows.
+	bellDial = 5 * time.Second
+	// bellAwait bounds how long rank 0 waits for the workers that got
+	// through to be registered.
+	bellAwait = 30 * time.Second
+	// bellSpareFDs is how many descriptors rank 0 keeps for everything else.
+	bellSpareFDs = 512
 	// bellWrite bounds a ring's write, so a stuck peer cannot stall a sender.
 	bellWrite = time.Second
 	// bellFallback is how late a wait sees a message whose ring never came.
@@ -61,6 +69,13 @@ const (
 // offer every worker needs to connect: a random token, then the addresses
 // rank 0 may be reached at, one per line.
 func listenBells(size int) (*bells, []byte, error) {
+	// One descriptor per worker: leave rank 0 room for its run directory,
+	// MPI's own sockets and the rest (Go raises the soft limit to the hard
+	// one at start).
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && uint64(size)+bellSpareFDs > lim.Cur {
+		return nil, nil, fmt.Errorf("%d workers need more file descriptors than the limit of %d leaves", size-1, lim.Cur)
+	}
 	ln, err := net.Listen("tcp", ":0")
 	if err != nil {
 		return nil, nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -167,5 +168,20 @@ func TestBellsDuplicateRank(t *testing.T) {
 	}
 	if !srv.complete() {
 		t.Error("rank 0 lost worker 1")
+	}
+}
+
+// TestBellsDescriptorLimit: rank 0 refuses bells when its workers would use
+// up the descriptor limit.
+func TestBellsDescriptorLimit(t *testing.T) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Skip(err)
+	}
+	if b, _, err := listenBells(int(lim.Cur)); err == nil {
+		b.close()
+		t.Fatalf("bells for %d ranks under a limit of %d descriptors", lim.Cur, lim.Cur)
+	} else if !strings.Contains(err.Error(), "file descriptors") {
+		t.Errorf("error %q does not name the descriptor limit", err)
 	}
 }

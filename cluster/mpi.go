@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"time"
 
 	"nasd/mpi"
 )
@@ -49,7 +48,7 @@ func NewMPI() (Transport, error) {
 	}
 	t := &mpiTransport{rank: mpi.Rank(), size: mpi.Size()}
 	var err error
-	if t.bells, err = setupBells(t.rank, t.size); err != nil {
+	if t.bells, t.noBells, err = setupBells(t.rank, t.size); err != nil {
 		_ = mpi.Finalize()
 		return nil, err
 	}
@@ -59,25 +58,25 @@ func NewMPI() (Transport, error) {
 // setupBells connects every worker's bell to rank 0 (bell.go), all or none:
 // rank 0 offers its addresses, each worker dials and says whether it got
 // through, and rank 0 tells all whether every worker is connected. Without
-// them (NASD_BELLS=off on rank 0, no route, a firewall) waits sleep-poll as
-// before. Only MPI failing is an error.
-func setupBells(rank, size int) (*bells, error) {
+// them (NASD_BELLS=off on rank 0, no route, a firewall, too few file
+// descriptors) waits sleep-poll as before, and on rank 0 why says why. Only
+// MPI failing is an error.
+func setupBells(rank, size int) (b *bells, why string, err error) {
 	if size < 2 {
-		return nil, nil
+		return nil, "", nil
 	}
 	ctx := context.Background()
-	var b *bells
 	var offer []byte
-	if rank == 0 && os.Getenv("NASD_BELLS") != "off" {
-		var err error
-		if b, offer, err = listenBells(size); err != nil {
-			offer = nil
+	if rank == 0 {
+		if os.Getenv("NASD_BELLS") == "off" {
+			why = "NASD_BELLS=off"
+		} else if b, offer, err = listenBells(size); err != nil {
+			why = "rank 0 cannot take connections: " + err.Error()
 		}
 	}
-	offer, err := mpi.Bcast(ctx, 0, offer)
-	if err != nil || len(offer) == 0 {
+	if offer, err = mpi.Bcast(ctx, 0, offer); err != nil || len(offer) == 0 {
 		b.close()
-		return nil, err
+		return nil, why, err
 	}
 	ok := []byte{0}
 	if rank != 0 {
@@ -88,7 +87,7 @@ func setupBells(rank, size int) (*bells, error) {
 	oks, err := mpi.Gatherv(ctx, 0, ok)
 	if err != nil {
 		b.close()
-		return nil, err
+		return nil, why, err
 	}
 	verdict := []byte{0}
 	if rank == 0 {
@@ -96,20 +95,26 @@ func setupBells(rank, size int) (*bells, error) {
 		for _, o := range oks[1:] {
 			n += int(o[0])
 		}
-		if n == size-1 && b.await(n, 10*time.Second) {
+		switch {
+		case n < size-1:
+			why = fmt.Sprintf("%d of %d workers could not connect to rank 0 over TCP", size-1-n, size-1)
+		case !b.await(n, bellAwait):
+			why = fmt.Sprintf("rank 0 registered %d of %d workers' connections", b.live.Load(), size-1)
+		default:
 			verdict[0] = 1
 		}
 	}
 	if verdict, err = mpi.Bcast(ctx, 0, verdict); err != nil || verdict[0] != 1 {
 		b.close()
-		return nil, err
+		return nil, why, err
 	}
-	return b, nil
+	return b, "", nil
 }
 
 type mpiTransport struct {
 	rank, size int
 	bells      *bells // nil when waits sleep-poll
+	noBells    string // why not, on rank 0
 	mu         sync.Mutex
 	closed     bool
 	self       [][]byte // messages to this rank from itself, in order
@@ -117,7 +122,19 @@ type mpiTransport struct {
 
 func (t *mpiTransport) Rank() int       { return t.rank }
 func (t *mpiTransport) usesBells() bool { return t.bells.complete() }
-func (t *mpiTransport) Size() int       { return t.size }
+
+func (t *mpiTransport) waiting() string {
+	switch {
+	case t.size < 2:
+		return ""
+	case t.bells.complete():
+		return "blocking on bells (a TCP connection per worker to rank 0)"
+	case t.noBells != "":
+		return "polling MPI with back-off: " + t.noBells
+	}
+	return "polling MPI with back-off: a bell connection broke"
+}
+func (t *mpiTransport) Size() int { return t.size }
 
 // check returns the error for a call after Close.
 func (t *mpiTransport) check(op string) error {

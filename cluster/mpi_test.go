@@ -162,6 +162,9 @@ func TestMPITransport(t *testing.T) {
 		if got := cluster.Bells(tr); got != want {
 			t.Errorf("rank %d: Bells = %v, want %v (size %d, NASD_BELLS=%q)", rank, got, want, size, os.Getenv("NASD_BELLS"))
 		}
+		if w := cluster.Waiting(tr); size > 1 && rank == 0 && !want && !strings.Contains(w, "NASD_BELLS=off") {
+			t.Errorf("rank 0: Waiting = %q, want the reason NASD_BELLS=off", w)
+		}
 		if rank == 0 {
 			time.Sleep(200 * time.Millisecond)
 			for w := 1; w < size; w++ {

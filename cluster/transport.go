@@ -63,3 +63,14 @@ func Bells(t Transport) bool {
 	b, ok := t.(interface{ usesBells() bool })
 	return ok && b.usesBells()
 }
+
+// Waiting says how t's ranks wait for messages, and on rank 0 why they poll
+// when they do; "" for transports where the question does not arise (the
+// in-process one blocks on channels).
+func Waiting(t Transport) string {
+	w, ok := t.(interface{ waiting() string })
+	if !ok {
+		return ""
+	}
+	return w.waiting()
+}

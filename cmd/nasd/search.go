@@ -460,6 +460,9 @@ func runController(parent context.Context, tr cluster.Transport, cfg searchConfi
 	defer stop()
 	fmt.Fprintf(stdout, "Search %s: strategy %s, space %s, %d workers, mode %s, trainer %s, early stopping %s; run directory %s\n",
 		runID, cfg.Strategy.Name, cfg.Space.Name, tr.Size()-1, cfg.Mode, cfg.Trainer.Kind, cfg.Stopping.Name, cfg.RunDir)
+	if w := cluster.Waiting(tr); w != "" {
+		fmt.Fprintf(stdout, "Waiting ranks: %s\n", w)
+	}
 	bar := newSearchProgress(stdout, stderr)
 	stats := startSegmentStats()
 	sum, err := controller.Run(ctx, ccfg, strategy, tr, run, log, resume, bar.update)
