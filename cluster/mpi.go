@@ -25,9 +25,9 @@ const tagMessage = 1
 //
 // Point-to-point messages use Send and RecvAny (any source, polled with
 // back-off so a waiting rank does not burn a core; messages from one sender
-// keep their order); with bells (setupBells: each worker has a TCP
-// connection to rank 0, and every Send rings the receiver's), a long wait
-// (LongWait, PromptLongWait) blocks until its bell rings instead of polling; Bcast, Scatter and Gather are MPI's non-blocking
+// keep their order; with bells, setupBells, each worker has a TCP connection
+// to rank 0, every Send rings the receiver's, and a long wait blocks until
+// its bell rings); Bcast, Scatter and Gather are MPI's non-blocking
 // collectives with the sizes sent first; the allreduces check first that
 // every rank passed the same length. A collective that ctx ends keeps its
 // place in this rank's sequence and completes during the next collective, so
@@ -120,7 +120,9 @@ type mpiTransport struct {
 	self       [][]byte // messages to this rank from itself, in order
 }
 
-func (t *mpiTransport) Rank() int       { return t.rank }
+func (t *mpiTransport) Rank() int { return t.rank }
+func (t *mpiTransport) Size() int { return t.size }
+
 func (t *mpiTransport) usesBells() bool { return t.bells.complete() }
 
 func (t *mpiTransport) waiting() string {
@@ -134,7 +136,6 @@ func (t *mpiTransport) waiting() string {
 	}
 	return "polling MPI with back-off: a bell connection broke"
 }
-func (t *mpiTransport) Size() int { return t.size }
 
 // check returns the error for a call after Close.
 func (t *mpiTransport) check(op string) error {

@@ -87,9 +87,10 @@ static int reorder(dnnl_stream_t s, port *p, int output) {
 
 enum { scratch_align = 64 };
 
-// pass_scratch is the scratch a pass needs: its ports' blocked copies.
+// pass_scratch is the scratch a pass needs: slack to align its start
+// (pass_run), the primitive's scratchpad and its ports' blocked copies.
 static size_t pass_scratch(const pass *ps) {
-	size_t n = scratch_align + ps->pad_size; // slack to align the start (pass_run)
+	size_t n = scratch_align + ps->pad_size;
 	for (int i = 0; i < ps->nports; i++) n += ps->p[i].size;
 	return n;
 }
@@ -111,9 +112,7 @@ static int pass_run(nasd_conv *cv, pass *ps, void *const ptr[3], dnnl_memory_t b
 			scratch += ps->p[i].size;
 		}
 	}
-	if (ps->pad) {
-		dnnl_memory_set_data_handle(ps->pad, scratch);
-	}
+	if (ps->pad) dnnl_memory_set_data_handle(ps->pad, scratch);
 	for (int i = 0; i < ps->nports && rc == 0; i++)
 		if (i != ps->out) rc = reorder(cv->stream, &ps->p[i], 0);
 	if (rc == 0) {
