@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strconv"
 
@@ -123,6 +124,7 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 	}
 	// needsGrad[i]: node i depends on a parameter, so its gradient is needed.
 	needsGrad := make([]bool, len(ag.Nodes))
+	fusedReLU, linked := fuseConvReLU(ag)
 	in := ag.Input
 	xT := newTensor[T](opt.Buffers, B, in.C, in.H, in.W)
 	for i, node := range ag.Nodes {
@@ -155,7 +157,14 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 					return nil, err
 				}
 			}
-			y, err = k.Conv(x, wn, bn, o.KH, o.KW, o.Stride, needDX)
+			y, err = k.Conv(x, wn, bn, o.KH, o.KW, o.Stride, needDX, fusedReLU[i+1])
+			if err == nil && linked[i] {
+				if ag.Nodes[node.Inputs[0]].Op.Kind == arch.KindMaxPool {
+					linkPoolConv[T](x, y)
+				} else {
+					linkConvs[T](x, y)
+				}
+			}
 			needsGrad[i] = true
 		case arch.KindDepthwiseConv:
 			c := x.Shape()[1]
@@ -167,6 +176,9 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 			needsGrad[i] = true
 		case arch.KindMaxPool:
 			y, err = k.MaxPool(x, o.KH, o.KW, o.Stride, o.Pad)
+			if err == nil && linked[i] {
+				linkConvPool[T](x, y)
+			}
 		case arch.KindAvgPool:
 			y, err = k.AvgPool(x, o.KH, o.KW, o.Stride, o.Pad)
 		case arch.KindBatchNorm:
@@ -189,7 +201,11 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 			y, err = k.BatchNorm(x, gn, bn, mean.Value, variance.Value, opt.Train || opt.BatchStats)
 			needsGrad[i] = true
 		case arch.KindReLU:
-			y, err = k.ReLU(x)
+			if fusedReLU[i] {
+				y = x // the convolution before applied it
+			} else {
+				y, err = k.ReLU(x)
+			}
 		case arch.KindConcat:
 			if len(xs) == 1 {
 				y = x
@@ -325,3 +341,53 @@ func (n *Net) Logits() []float32 { return n.logits() }
 // Close releases the net. (Its program holds nothing outside the Go heap;
 // Close stays so that a backend with device memory can free it.)
 func (n *Net) Close() error { return nil }
+
+// fuseConvReLUs: a convolution whose only reader is a ReLU runs as one op
+// with it (conv + ReLU; on oneDNN a post-op, so the activation is written
+// once and ReLU's gradient shares a pass with the bias gradient).
+// linkConvReLUs: when that ReLU's only reader is another convolution, or a
+// 2×2 stride-2 max pooling (and then the pooling's only reader, if that is
+// a convolution), the tensors between them stay in oneDNN's blocked layout
+// and are never reordered (linkConvs, linkConvPool, linkPoolConv).
+// NASD_FUSE=relu fuses without linking, NASD_FUSE=off does neither, to
+// measure what each gains.
+var fuseConvReLUs, linkConvReLUs = os.Getenv("NASD_FUSE") != "off", os.Getenv("NASD_FUSE") == ""
+
+// fuseConvReLU returns, for each node of g, whether it is a ReLU fused into
+// the convolution before it (node i−1, then built with relu set; node i−1's
+// output is then max(conv, 0), which only node i reads), and whether it is
+// linked to the node before: a convolution or 2×2 stride-2 max pooling whose
+// input is such a ReLU read by it alone, or a convolution whose input is
+// such a pooling read by it alone.
+func fuseConvReLU(g *arch.Graph) (fused, linked []bool) {
+	fused = make([]bool, len(g.Nodes)+1) // +1: Build looks one node past a trailing conv
+	linked = make([]bool, len(g.Nodes))
+	if !fuseConvReLUs {
+		return fused, linked
+	}
+	readers := make([]int, len(g.Nodes))
+	for _, nd := range g.Nodes {
+		for _, j := range nd.Inputs {
+			readers[j]++
+		}
+	}
+	for i := 1; i < len(g.Nodes); i++ {
+		nd := g.Nodes[i]
+		fused[i] = nd.Op.Kind == arch.KindReLU && len(nd.Inputs) == 1 && nd.Inputs[0] == i-1 &&
+			g.Nodes[i-1].Op.Kind == arch.KindConv && readers[i-1] == 1
+	}
+	if !linkConvReLUs {
+		return fused, linked
+	}
+	for i, nd := range g.Nodes {
+		if len(nd.Inputs) != 1 || readers[nd.Inputs[0]] != 1 {
+			continue
+		}
+		j := nd.Inputs[0]
+		o := nd.Op
+		half2 := o.Kind == arch.KindMaxPool && o.KH == 2 && o.KW == 2 && o.Stride == 2 && o.Pad == 0
+		linked[i] = (o.Kind == arch.KindConv || half2) && fused[j] ||
+			o.Kind == arch.KindConv && g.Nodes[j].Op.Kind == arch.KindMaxPool && linked[j]
+	}
+	return fused, linked
+}

@@ -298,12 +298,12 @@ func (panicKernels) ReLU(x *G.Node) (*G.Node, error) {
 	return G.ApplyOp(o, x)
 }
 
-func (k panicKernels) Conv(x, w, b *G.Node, kh, kw, stride int, needDX bool) (*G.Node, error) {
+func (k panicKernels) Conv(x, w, b *G.Node, kh, kw, stride int, needDX, relu bool) (*G.Node, error) {
 	if k.atBuild {
 		var m map[string]int
 		m["x"] = 1 // nil map write: a runtime panic
 	}
-	return k.goKernels.Conv(x, w, b, kh, kw, stride, needDX)
+	return k.goKernels.Conv(x, w, b, kh, kw, stride, needDX, relu)
 }
 
 func TestTrainRecoversPanics(t *testing.T) {

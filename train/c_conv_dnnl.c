@@ -12,13 +12,22 @@
 void omp_set_num_threads(int);
 
 static dnnl_engine_t engine;
-static dnnl_primitive_attr_t user_pad; // primitives' scratchpads in nasd's scratch
+static dnnl_primitive_attr_t user_pad;      // primitives' scratchpads in nasd's scratch
+static dnnl_primitive_attr_t user_pad_relu; // the same, and a ReLU post-op (conv + ReLU)
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 static void engine_init(void) {
 	if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
 	if (dnnl_primitive_attr_create(&user_pad) != dnnl_success ||
 	    dnnl_primitive_attr_set_scratchpad_mode(user_pad, dnnl_scratchpad_mode_user) != dnnl_success)
 		engine = NULL;
+	dnnl_post_ops_t relu = NULL;
+	if (dnnl_primitive_attr_create(&user_pad_relu) != dnnl_success ||
+	    dnnl_primitive_attr_set_scratchpad_mode(user_pad_relu, dnnl_scratchpad_mode_user) != dnnl_success ||
+	    dnnl_post_ops_create(&relu) != dnnl_success ||
+	    dnnl_post_ops_append_eltwise(relu, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f) != dnnl_success ||
+	    dnnl_primitive_attr_set_post_ops(user_pad_relu, relu) != dnnl_success)
+		engine = NULL;
+	if (relu) dnnl_post_ops_destroy(relu); // the attribute keeps its own copy
 }
 
 // A tensor as nasd holds it (user) and as a primitive wants it (op); when the
@@ -27,6 +36,7 @@ typedef struct {
 	dnnl_memory_t user, op;
 	dnnl_primitive_t reorder; // user→op for inputs, op→user for outputs; NULL when the layouts agree
 	size_t size;              // bytes of the op's layout, in the caller's scratch (0 when the layouts agree)
+	int direct;               // the caller's tensor is in the op's layout (nasd_conv_link): no reorder
 } port;
 
 typedef struct {
@@ -108,13 +118,13 @@ static int pass_run(nasd_conv *cv, pass *ps, void *const ptr[3], dnnl_memory_t b
 	for (int i = 0; i < ps->nports; i++) {
 		dnnl_memory_set_data_handle(ps->p[i].user, ptr[i]);
 		if (ps->p[i].reorder) {
-			dnnl_memory_set_data_handle(ps->p[i].op, scratch);
+			dnnl_memory_set_data_handle(ps->p[i].op, ps->p[i].direct ? ptr[i] : (void *)scratch);
 			scratch += ps->p[i].size;
 		}
 	}
 	if (ps->pad) dnnl_memory_set_data_handle(ps->pad, scratch);
 	for (int i = 0; i < ps->nports && rc == 0; i++)
-		if (i != ps->out) rc = reorder(cv->stream, &ps->p[i], 0);
+		if (i != ps->out && !ps->p[i].direct) rc = reorder(cv->stream, &ps->p[i], 0);
 	if (rc == 0) {
 		dnnl_exec_arg_t a[5];
 		int n = 0;
@@ -126,7 +136,7 @@ static int pass_run(nasd_conv *cv, pass *ps, void *const ptr[3], dnnl_memory_t b
 		}
 		rc = dnnl_primitive_execute(ps->prim, cv->stream, n, a) == dnnl_success ? 0 : -1;
 	}
-	if (rc == 0) rc = reorder(cv->stream, &ps->p[ps->out], 1);
+	if (rc == 0 && !ps->p[ps->out].direct) rc = reorder(cv->stream, &ps->p[ps->out], 1);
 	if (rc == 0) rc = dnnl_stream_wait(cv->stream) == dnnl_success ? 0 : -1;
 	for (int i = 0; i < ps->nports; i++) {
 		dnnl_memory_set_data_handle(ps->p[i].user, NULL);
@@ -166,7 +176,7 @@ static int pass_init(pass *ps, dnnl_primitive_desc_t pd, const int arg[3], const
 }
 
 nasd_conv *nasd_conv_new(int mb, int c, int h, int w, int o, int kh, int kw, int stride, int ph, int pw, int bias,
-                         int need_dx, char *impl, int impl_len) {
+                         int need_dx, int relu, char *impl, int impl_len) {
 	// oneDNN fits a primitive's blocking and reduction split to the thread
 	// count at creation: the same count as at run time (pass_run), whatever
 	// OS thread this call lands on, or results depend on which made it.
@@ -203,7 +213,7 @@ nasd_conv *nasd_conv_new(int mb, int c, int h, int w, int o, int kh, int kw, int
 	}
 	if (dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_direct, &x_any, &w_any,
 	                                       bias ? &b_md : NULL, &y_any, st, pl, pr) != dnnl_success ||
-	    dnnl_primitive_desc_create(&fpd, &d, user_pad, engine, NULL) != dnnl_success) {
+	    dnnl_primitive_desc_create(&fpd, &d, relu ? user_pad_relu : user_pad, engine, NULL) != dnnl_success) {
 		fail = "forward descriptor";
 		goto out;
 	}
@@ -265,6 +275,55 @@ out:
 		return NULL;
 	}
 	return cv;
+}
+
+// op_md is the layout the primitive of port p works on.
+static const dnnl_memory_desc_t *op_md(const port *p) {
+	const dnnl_memory_desc_t *md = NULL;
+	return dnnl_memory_get_memory_desc(p->op, &md) == dnnl_success ? md : NULL;
+}
+
+// side_ports lists the ports of cv's input (x; dX in backward; side 0) or
+// output (y; dY in backward; side 1), n of them.
+static int side_ports(nasd_conv *cv, int side, port *ports[3]) {
+	int n = 0;
+	if (side == 0) {
+		ports[n++] = &cv->fwd.p[0];
+		ports[n++] = &cv->bwd_w.p[0];
+		if (cv->has_dx) ports[n++] = &cv->bwd_x.p[2];
+	} else {
+		ports[n++] = &cv->fwd.p[2];
+		ports[n++] = &cv->bwd_w.p[1];
+		if (cv->has_dx) ports[n++] = &cv->bwd_x.p[0];
+	}
+	return n;
+}
+
+int nasd_conv_blocked(nasd_conv *cv, int side) {
+	port *ports[3];
+	int n = side_ports(cv, side, ports);
+	const dnnl_memory_desc_t *lay = op_md(ports[0]), *user = NULL;
+	if (!lay || dnnl_memory_get_memory_desc(ports[0]->user, &user) != dnnl_success) return -1;
+	for (int i = 0; i < n; i++) {
+		const dnnl_memory_desc_t *md = op_md(ports[i]);
+		if (!ports[i]->reorder || !md || !dnnl_memory_desc_equal(md, lay)) return -1;
+	}
+	if (dnnl_memory_desc_get_size(lay) != dnnl_memory_desc_get_size(user)) return -1; // padded channel blocks
+	const int blks[2] = {16, 8};
+	const dnnl_format_tag_t tags[2] = {dnnl_aBcd16b, dnnl_aBcd8b};
+	for (int i = 0; i < 2; i++) {
+		dnnl_memory_desc_t t;
+		if (dnnl_memory_desc_init_by_tag(&t, 4, lay->dims, dnnl_f32, tags[i]) == dnnl_success &&
+		    dnnl_memory_desc_equal(&t, lay))
+			return blks[i];
+	}
+	return -1;
+}
+
+void nasd_conv_set_blocked(nasd_conv *cv, int side) {
+	port *ports[3];
+	int n = side_ports(cv, side, ports);
+	for (int i = 0; i < n; i++) ports[i]->direct = 1;
 }
 
 size_t nasd_conv_scratch(const nasd_conv *cv) {

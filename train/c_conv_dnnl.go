@@ -25,11 +25,12 @@ type dnnlConv struct {
 	scratch int // float32s of scratch each call needs
 }
 
-// newDNNLConv builds the primitives for mb images, or says why it cannot.
-func newDNNLConv(mb, c, h, w, o int, wd window, bias, needDX bool) (*dnnlConv, error) {
+// newDNNLConv builds the primitives for mb images, or says why it cannot;
+// with relu the forward pass applies ReLU to its output.
+func newDNNLConv(mb, c, h, w, o int, wd window, bias, needDX, relu bool) (*dnnlConv, error) {
 	var name [96]C.char
 	cv := C.nasd_conv_new(C.int(mb), C.int(c), C.int(h), C.int(w), C.int(o), C.int(wd.KH), C.int(wd.KW), C.int(wd.S),
-		C.int(wd.PH), C.int(wd.PW), cBool(bias), cBool(needDX), &name[0], C.int(len(name)))
+		C.int(wd.PH), C.int(wd.PW), cBool(bias), cBool(needDX), cBool(relu), &name[0], C.int(len(name)))
 	impl := C.GoString(&name[0])
 	if cv == nil {
 		return nil, fmt.Errorf("train: oneDNN convolution %d×%d×%d×%d, %d filters %d×%d stride %d: %s", mb, c, h, w, o, wd.KH, wd.KW, wd.S, impl)
@@ -58,6 +59,21 @@ func (d *dnnlConv) check(rc C.int, what string) {
 	if rc != 0 {
 		panic(fmt.Sprintf("train: oneDNN convolution (%s): %s failed", d.impl, what))
 	}
+}
+
+// blocked returns the channel block of the layout every pass of d uses for
+// its output (out) or input, when the caller can hold that side in it (see
+// nasd_conv_blocked), or 0.
+func (d *dnnlConv) blocked(out bool) int {
+	blk := C.nasd_conv_blocked(d.c, cBool(out))
+	runtime.KeepAlive(d)
+	return max(int(blk), 0)
+}
+
+// setBlocked makes d take that side in its blocked layout.
+func (d *dnnlConv) setBlocked(out bool) {
+	C.nasd_conv_set_blocked(d.c, cBool(out))
+	runtime.KeepAlive(d)
 }
 
 // The scratch s holds d.scratch float32s; each call overwrites it.

@@ -7,9 +7,10 @@
 #include "c_elem.h"
 
 // y = max(x, 0), NaN kept (as Go's max): a diverging net must still show a
-// NaN loss.
+// NaN loss. y may be x (a convolution's fused ReLU); no restrict, as in
+// nasd_add_f32.
 NASD_CLONES
-void nasd_relu_f32(const float *restrict x, float *restrict y, long n) {
+void nasd_relu_f32(const float *x, float *y, long n) {
 	for (long i = 0; i < n; i++) {
 		const float v = x[i];
 		y[i] = (v > 0 || v != v) ? v : 0.0f;

@@ -92,3 +92,69 @@ void nasd_channel_sums_f32(const float *v, long b, long c, long n, long clo, lon
 		s[ci] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
 	}
 }
+
+// ReLU's gradient and the bias gradient of the convolution it follows, in one
+// pass over channels [clo, chi) of [b, c, n] tensors: dz = dy where y > 0,
+// else 0, and, when s is not NULL, s[ci] = Σ_b Σ_j dz[b, ci, j], summed as
+// nasd_channel_sums_f32 sums. A comparison, not the sign-bit test of
+// nasd_relu_grad_f32: oneDNN's fused ReLU writes −0 for negative inputs.
+NASD_CLONES
+void nasd_relu_grad_sums_f32(const float *restrict y, const float *restrict dy, float *restrict dz, long b, long c,
+                             long n, long clo, long chi, float *restrict s) {
+	const long n8 = n & ~7L;
+	for (long ci = clo; ci < chi; ci++) {
+		float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+		float tail = 0;
+		for (long i = 0; i < b; i++) {
+			const long o = (i * c + ci) * n;
+			const float *yp = y + o, *gp = dy + o;
+			float *zp = dz + o;
+			for (long j = 0; j < n8; j += 8)
+				for (int l = 0; l < 8; l++) {
+					const float v = yp[j + l] > 0 ? gp[j + l] : 0.0f;
+					zp[j + l] = v;
+					acc[l] += v;
+				}
+			for (long j = n8; j < n; j++) {
+				const float v = yp[j] > 0 ? gp[j] : 0.0f;
+				zp[j] = v;
+				tail += v;
+			}
+		}
+		if (s) s[ci] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+	}
+}
+
+// nasd_relu_grad_sums_f32 for tensors in a channel-blocked layout
+// [b][c/blk][n][blk] (blk 8 or 16, c a multiple of it): channel blocks
+// [cblo, cbhi). Each channel is summed in one accumulator, in order.
+NASD_CLONES
+void nasd_relu_grad_sums_blocked_f32(const float *restrict y, const float *restrict dy, float *restrict dz, long b,
+                                     long c, long n, long blk, long cblo, long cbhi, float *restrict s) {
+	const long cb = c / blk;
+	for (long k = cblo; k < cbhi; k++) {
+		float acc[16] = {0};
+		for (long i = 0; i < b; i++) {
+			const long o = (i * cb + k) * n * blk;
+			const float *yp = y + o, *gp = dy + o;
+			float *zp = dz + o;
+			if (blk == 16) {
+				for (long j = 0; j < n * 16; j += 16)
+					for (int l = 0; l < 16; l++) {
+						const float v = yp[j + l] > 0 ? gp[j + l] : 0.0f;
+						zp[j + l] = v;
+						acc[l] += v;
+					}
+			} else {
+				for (long j = 0; j < n * blk; j += blk)
+					for (int l = 0; l < blk; l++) {
+						const float v = yp[j + l] > 0 ? gp[j + l] : 0.0f;
+						zp[j + l] = v;
+						acc[l] += v;
+					}
+			}
+		}
+		if (s)
+			for (int l = 0; l < blk; l++) s[k * blk + l] = acc[l];
+	}
+}

@@ -60,3 +60,40 @@ func channelSums[T Float](v []T, b, c, n, lo, hi int, s []T) {
 	}
 	channelSumsGo(v, b, c, n, lo, hi, s)
 }
+
+// reluGradSums: see reluGradSumsGo.
+func reluGradSums[T Float](y, dy, dz []T, b, c, n, lo, hi int, s []T) {
+	if yf, ok := any(y).([]float32); ok && b*n > 0 && lo < hi {
+		dyf, dzf := any(dy).([]float32), any(dz).([]float32)
+		last := ((b-1)*c+hi)*n - 1
+		_, _, _ = yf[last], dyf[last], dzf[last]
+		var sp *C.float
+		if s != nil {
+			sf := any(s).([]float32)
+			_, _ = sf[hi-1], sf[lo]
+			sp = f32p(sf)
+		}
+		C.nasd_relu_grad_sums_f32(f32p(yf), f32p(dyf), f32p(dzf), C.long(b), C.long(c), C.long(n), C.long(lo), C.long(hi), sp)
+		return
+	}
+	reluGradSumsGo(y, dy, dz, b, c, n, lo, hi, s)
+}
+
+// reluGradSumsBlocked: see reluGradSumsBlockedGo.
+func reluGradSumsBlocked[T Float](y, dy, dz []T, b, c, n, blk, lo, hi int, s []T) {
+	if yf, ok := any(y).([]float32); ok && b*n > 0 && lo < hi {
+		dyf, dzf := any(dy).([]float32), any(dz).([]float32)
+		last := b*c*n - 1
+		_, _, _ = yf[last], dyf[last], dzf[last]
+		var sp *C.float
+		if s != nil {
+			sf := any(s).([]float32)
+			_, _ = sf[hi*blk-1], sf[lo*blk]
+			sp = f32p(sf)
+		}
+		C.nasd_relu_grad_sums_blocked_f32(f32p(yf), f32p(dyf), f32p(dzf), C.long(b), C.long(c), C.long(n), C.long(blk),
+			C.long(lo), C.long(hi), sp)
+		return
+	}
+	reluGradSumsBlockedGo(y, dy, dz, b, c, n, blk, lo, hi, s)
+}

@@ -12,3 +12,9 @@ func addBias[T Float](y, b []T, n int)                  { addBiasGo(y, b, n) }
 func channelSums[T Float](v []T, b, c, n, lo, hi int, s []T) {
 	channelSumsGo(v, b, c, n, lo, hi, s)
 }
+func reluGradSums[T Float](y, dy, dz []T, b, c, n, lo, hi int, s []T) {
+	reluGradSumsGo(y, dy, dz, b, c, n, lo, hi, s)
+}
+func reluGradSumsBlocked[T Float](y, dy, dz []T, b, c, n, blk, lo, hi int, s []T) {
+	reluGradSumsBlockedGo(y, dy, dz, b, c, n, blk, lo, hi, s)
+}

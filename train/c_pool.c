@@ -421,3 +421,77 @@ void nasd_pool_bwd_f32(const float *dy, float *dx, const int32_t *arg, long plan
 		}
 	}
 }
+
+// ---- 2×2 stride 2 max pooling on oneDNN's channel-blocked layout
+
+// The output index of (group g, output position o, lane l): blocked, or NCHW
+// when c > 0 (channel (g mod c/blk)·blk + l of image g / (c/blk)).
+INLINE long blocked_out(long g, long o, long l, long howo, long blk, long c) {
+	if (c <= 0) return (g * howo + o) * blk + l;
+	const long cb = c / blk;
+	return ((g / cb) * c + (g % cb) * blk + l) * howo + o;
+}
+
+// max_half2_group: max_half2 on one group xg ([H][W][blk]) into yg, whose
+// output o, lane l is at o·so + l·sl (blocked: blk, 1; NCHW: 1, Ho·Wo).
+// Inlined with constant blk and strides, so that the lane loop vectorises.
+INLINE void max_half2_group(const float *restrict xg, float *restrict yg, int32_t *restrict ag, long w, long ho,
+                            long wo, const long blk, const long so, const long sl) {
+	for (long oy = 0; oy < ho; oy++)
+		for (long ox = 0; ox < wo; ox++) {
+			const int32_t p0 = (int32_t)(((2 * oy) * w + 2 * ox) * blk), p1 = p0 + (int32_t)blk,
+			              p2 = p0 + (int32_t)(w * blk), p3 = p2 + (int32_t)blk;
+			float *restrict yo = yg + (oy * wo + ox) * so;
+			int32_t *restrict ao = ag + (oy * wo + ox) * so;
+			for (long l = 0; l < blk; l++) {
+				const float v1 = xg[p1 + l], v2 = xg[p2 + l], v3 = xg[p3 + l];
+				float m = xg[p0 + l];
+				int32_t a = p0 + (int32_t)l;
+				int gt = v1 > m;
+				m = (gt ? v1 : m), a = isel(gt, p1 + (int32_t)l, a);
+				gt = v2 > m;
+				m = (gt ? v2 : m), a = isel(gt, p2 + (int32_t)l, a);
+				gt = v3 > m;
+				m = (gt ? v3 : m), a = isel(gt, p3 + (int32_t)l, a);
+				yo[l * sl] = m, ao[l * sl] = a;
+			}
+		}
+}
+
+// nasd_maxpool_half2_blocked_f32: max_half2 on groups [glo, ghi) of x in
+// [groups][H][W][blk] (group = image·C/blk + channel block); arg holds each
+// winner's index within its group, at its output's index.
+NASD_CLONES
+void nasd_maxpool_half2_blocked_f32(const float *x, float *y, int32_t *arg, long glo, long ghi, long h, long w,
+                                    long ho, long wo, long blk, long c) {
+	const long howo = ho * wo;
+	for (long g = glo; g < ghi; g++) {
+		const float *xg = x + g * h * w * blk;
+		const long base = blocked_out(g, 0, 0, howo, blk, c);
+		if (c <= 0 && blk == 16)
+			max_half2_group(xg, y + base, arg + base, w, ho, wo, 16, 16, 1);
+		else if (c <= 0)
+			max_half2_group(xg, y + base, arg + base, w, ho, wo, 8, 8, 1);
+		else if (blk == 16)
+			max_half2_group(xg, y + base, arg + base, w, ho, wo, 16, 1, howo);
+		else
+			max_half2_group(xg, y + base, arg + base, w, ho, wo, 8, 1, howo);
+	}
+}
+
+// nasd_maxpool_half2_blocked_bwd_f32: its backward, max_half2_bwd's bits
+// (0 + dy at each winner, +0 elsewhere) in dX's blocked groups [glo, ghi).
+NASD_CLONES
+void nasd_maxpool_half2_blocked_bwd_f32(const float *dy, float *dx, const int32_t *arg, long glo, long ghi, long h,
+                                        long w, long ho, long wo, long blk, long c) {
+	const long howo = ho * wo, so = c <= 0 ? blk : 1, sl = c <= 0 ? 1 : howo;
+	for (long g = glo; g < ghi; g++) {
+		float *restrict dg = dx + g * h * w * blk;
+		const long base = blocked_out(g, 0, 0, howo, blk, c);
+		const float *restrict gy = dy + base;
+		const int32_t *restrict ga = arg + base;
+		memset(dg, 0, (size_t)(h * w * blk) * sizeof *dg);
+		for (long o = 0; o < howo; o++)
+			for (long l = 0; l < blk; l++) dg[ga[o * so + l * sl]] = 0 + gy[o * so + l * sl];
+	}
+}

@@ -72,5 +72,31 @@ func poolBackward[T Float](k *pool2d[T], part, lo, hi int) {
 		cbool(k.max), f32p(scr))
 }
 
+// maxHalf2Blocked: see maxHalf2BlockedGo (the same bits).
+func maxHalf2Blocked[T Float](x, y []T, arg []int32, lo, hi int, wd window, blk, c int) {
+	xf, ok := any(x).([]float32)
+	if !ok || lo >= hi {
+		maxHalf2BlockedGo(x, y, arg, lo, hi, wd, blk, c)
+		return
+	}
+	yf := any(y).([]float32)
+	_, _, _ = xf[hi*wd.H*wd.W*blk-1], yf[len(arg)-1], arg[hi*wd.Ho*wd.Wo*blk-1]
+	C.nasd_maxpool_half2_blocked_f32(f32p(xf), f32p(yf), i32p(arg), C.long(lo), C.long(hi), C.long(wd.H), C.long(wd.W),
+		C.long(wd.Ho), C.long(wd.Wo), C.long(blk), C.long(c))
+}
+
+// maxHalf2BlockedBackward: see maxHalf2BlockedBackwardGo (the same bits).
+func maxHalf2BlockedBackward[T Float](dy, dx []T, arg []int32, lo, hi int, wd window, blk, c int) {
+	gf, ok := any(dy).([]float32)
+	if !ok || lo >= hi {
+		maxHalf2BlockedBackwardGo(dy, dx, arg, lo, hi, wd, blk, c)
+		return
+	}
+	dxf := any(dx).([]float32)
+	_, _, _ = dxf[hi*wd.H*wd.W*blk-1], gf[len(arg)-1], arg[len(arg)-1]
+	C.nasd_maxpool_half2_blocked_bwd_f32(f32p(gf), f32p(dxf), i32p(arg), C.long(lo), C.long(hi), C.long(wd.H), C.long(wd.W),
+		C.long(wd.Ho), C.long(wd.Wo), C.long(blk), C.long(c))
+}
+
 // poolBNInC reports whether pooling and batch norm run float32 in C.
 const poolBNInC = true

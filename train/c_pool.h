@@ -16,4 +16,14 @@ void nasd_pool_bwd_f32(const float *dy, float *dx, const int32_t *arg, long plan
                        long kh, long kw, long s, long ph, long pw, long ho, long wo, int ismax,
                        float *scr);
 
+// 2×2 stride-2 max pooling of groups [glo, ghi) of x in oneDNN's channel-
+// blocked layout [B·C/blk][H][W][blk] into y, blocked too or (c > 0) NCHW
+// with c channels; arg at y's indices: each winner's index within its group.
+void nasd_maxpool_half2_blocked_f32(const float *x, float *y, int32_t *arg, long glo, long ghi, long h, long w,
+                                    long ho, long wo, long blk, long c);
+// Its backward: dx (blocked, groups [glo, ghi), every element written) from
+// dy (in y's layout) and arg.
+void nasd_maxpool_half2_blocked_bwd_f32(const float *dy, float *dx, const int32_t *arg, long glo, long ghi, long h,
+                                        long w, long ho, long wo, long blk, long c);
+
 #endif

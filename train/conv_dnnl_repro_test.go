@@ -37,7 +37,7 @@ func TestDNNLConvReproducible(t *testing.T) {
 					runtime.LockOSThread()
 					defer runtime.UnlockOSThread()
 					setOMPThreads(threads)
-					d, err := newDNNLConv(c.b, c.c, c.h, c.w, c.o, wd, true, true)
+					d, err := newDNNLConv(c.b, c.c, c.h, c.w, c.o, wd, true, true, false)
 					if err != nil {
 						t.Error(err)
 					}

@@ -12,9 +12,10 @@ import (
 
 // TestDNNLConvMatchesGemm runs each convolution shape of the spaces (kernels
 // 1, 3, 5 and 3×1; strides 1 and 2; one input channel; bias or not; batches
-// that split into unequal parts) through oneDNN's primitives and through
-// im2col + GEMM, and requires the same output, weight gradient and input
-// gradient to float32 rounding.
+// that split into unequal parts; with and without a fused ReLU) through
+// oneDNN's primitives and through im2col + GEMM, and requires the same
+// output and gradients to float32 rounding. With ReLU, the output must also
+// be max(the convolution's, 0).
 func TestDNNLConvMatchesGemm(t *testing.T) {
 	if !dnnlConvBuilt {
 		t.Skip("this build has no oneDNN (-tags dnnl)")
@@ -35,15 +36,17 @@ func TestDNNLConvMatchesGemm(t *testing.T) {
 	}
 	defer func(v bool) { useDNNLConv = v }(useDNNLConv)
 	for i, c := range cases {
-		for _, bias := range []bool{false, true} {
-			name := fmt.Sprintf("%d×%d×%d×%d_o%d_k%dx%d_s%d_bias%v", c.b, c.c, c.h, c.w, c.o, c.kh, c.kw, c.s, bias)
+		for _, v := range []struct{ bias, relu bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+			bias, relu := v.bias, v.relu
+			name := fmt.Sprintf("%d×%d×%d×%d_o%d_k%dx%d_s%d_bias%v_relu%v", c.b, c.c, c.h, c.w, c.o, c.kh, c.kw, c.s, bias, relu)
 			t.Run(name, func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(uint64(i), 7))
 				xs, ws := tensor.Shape{c.b, c.c, c.h, c.w}, tensor.Shape{c.o, c.c, c.kh, c.kw}
 				x, w, b := randTensor32(rng, xs...), randTensor32(rng, ws...), randTensor32(rng, c.o)
-				run := func(dnnl bool) (y, dw, dx []float32, impl string) {
+				// run returns y, dW, dX, dB (bias) and dZ (relu), named by what.
+				run := func(dnnl, relu bool) (out map[string][]float32, impl string) {
 					useDNNLConv = dnnl
-					k := newConv2d[float32](nil, xs, ws, bias, c.s, true)
+					k := newConv2d[float32](nil, xs, ws, bias, c.s, true, relu)
 					if dnnl {
 						if k.dn == nil {
 							// Kernels larger than the image: oneDNN has no JIT
@@ -62,28 +65,41 @@ func TestDNNLConvMatchesGemm(t *testing.T) {
 					if bias {
 						in = append(in, b)
 					}
-					yv, err := k.forward(in)
-					if err != nil {
-						t.Fatal(err)
+					must := func(v G.Value, err error) G.Value {
+						if err != nil {
+							t.Fatal(err)
+						}
+						return v
 					}
-					y = clone32(yv)
-					dy := randTensor32(rand.New(rand.NewPCG(99, 1)), yv.Shape()...)
-					dwv, err := k.gradW([]G.Value{x, dy})
-					if err != nil {
-						t.Fatal(err)
+					yv := must(k.forward(in))
+					out = map[string][]float32{"y": clone32(yv)}
+					var dy G.Value = randTensor32(rand.New(rand.NewPCG(99, 1)), yv.Shape()...)
+					if relu {
+						dy = must(k.gradZ([]G.Value{yv, dy}))
+						out["dZ"] = clone32(dy)
 					}
-					dxv, err := k.gradX([]G.Value{dy, w})
-					if err != nil {
-						t.Fatal(err)
+					out["dW"] = clone32(must(k.gradW([]G.Value{x, dy})))
+					out["dX"] = clone32(must(k.gradX([]G.Value{dy, w})))
+					if bias && relu {
+						out["dB"] = clone32(must(k.copyDB([]G.Value{dy})))
+					} else if bias {
+						out["dB"] = clone32(must(k.gradB([]G.Value{dy})))
 					}
-					return y, clone32(dwv), clone32(dxv), impl
+					return out, impl
 				}
-				y0, dw0, dx0, _ := run(false)
-				y1, dw1, dx1, impl := run(true)
+				want, _ := run(false, relu)
+				got, impl := run(true, relu)
 				t.Logf("oneDNN forward: %s", impl)
-				closeEnough(t, "y", y1, y0)
-				closeEnough(t, "dW", dw1, dw0)
-				closeEnough(t, "dX", dx1, dx0)
+				for _, what := range []string{"y", "dZ", "dW", "dX", "dB"} {
+					closeEnough(t, what, got[what], want[what])
+				}
+				if relu {
+					plain, _ := run(false, false)
+					for j, v := range plain["y"] {
+						plain["y"][j] = max(v, 0)
+					}
+					closeEnough(t, "y against max(conv, 0)", got["y"], plain["y"])
+				}
 			})
 		}
 	}

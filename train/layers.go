@@ -16,7 +16,8 @@ import (
 // needDX is false when the input depends on no parameter (the image), so its
 // gradient is never needed.
 type kernels interface {
-	Conv(x, w, b *G.Node, kh, kw, stride int, needDX bool) (*G.Node, error) // b may be nil
+	// Conv: b may be nil; relu applies a ReLU to the output (one fused node).
+	Conv(x, w, b *G.Node, kh, kw, stride int, needDX, relu bool) (*G.Node, error)
 	DepthwiseConv(x, w *G.Node, kh, kw, stride int, needDX bool) (*G.Node, error)
 	MaxPool(x *G.Node, kh, kw, stride, pad int) (*G.Node, error)
 	AvgPool(x *G.Node, kh, kw, stride, pad int) (*G.Node, error)
@@ -46,8 +47,8 @@ type lossHead interface {
 // goKernels is the pure-Go implementation of every primitive.
 type goKernels[T Float] struct{ buf *Buffers } // buf: nil for private buffers
 
-func (k goKernels[T]) Conv(x, w, b *G.Node, kh, kw, stride int, needDX bool) (*G.Node, error) {
-	return buildConv[T](k.buf, x, w, b, kh, kw, stride, needDX)
+func (k goKernels[T]) Conv(x, w, b *G.Node, kh, kw, stride int, needDX, relu bool) (*G.Node, error) {
+	return buildConv[T](k.buf, x, w, b, kh, kw, stride, needDX, relu)
 }
 
 func (k goKernels[T]) DepthwiseConv(x, w *G.Node, kh, kw, stride int, needDX bool) (*G.Node, error) {

@@ -48,6 +48,20 @@ type op struct {
 	wrt   []bool
 	diff  func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	out   *tensor.Dense // the tensor Do returns, when from newOutput (placed by liveness)
+	// kernel is the state behind do (a *conv2d[T], ...), for the builder's
+	// passes across ops (linkConvs); nil when none needs it.
+	kernel any
+}
+
+// kernelOf returns the kernel of the op that computes n, if it is a K.
+func kernelOf[K any](n *G.Node) (K, bool) {
+	o, ok := n.Op().(*op)
+	if !ok {
+		var zero K
+		return zero, false
+	}
+	k, ok := o.kernel.(K)
+	return k, ok
 }
 
 // returns declares the tensor o's Do returns every call and returns o. An

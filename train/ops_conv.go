@@ -35,6 +35,19 @@ type conv2d[T Float] struct {
 	dn      []*dnnlConv // per part: oneDNN's primitives, when they run this conv
 	sums    channelSummer[T]
 
+	// relu: the op is conv + ReLU, fused. Forward writes max(conv, 0) (on
+	// oneDNN as a post-op of the primitive, so the activation is written
+	// once); backward takes dZ = dY where Y > 0 (dz) and, in the same pass,
+	// the bias gradient (dbSum, copied out by the conv_db op that reads dZ).
+	relu  bool
+	dz    *tensor.Dense
+	dbSum []T
+
+	// outBlk, inBlk: the output (and dY), or the input (and dX), is in
+	// oneDNN's channel-blocked layout [B][C/blk][H][W][blk], shared with the
+	// convolution next to it (linkConvs); 0: NCHW.
+	outBlk, inBlk int
+
 	// per call (parPartsRange arguments)
 	par             parDone
 	phase           convPhase
@@ -54,10 +67,11 @@ const (
 func (k *conv2d[T]) ckk() int     { return k.c * k.wd.KH * k.wd.KW }
 func (k *conv2d[T]) direct() bool { return k.wd.KH == 1 && k.wd.KW == 1 && k.wd.S == 1 }
 
-// newConv2d returns the kernel of a convolution of input xs with weights ws.
-func newConv2d[T Float](a *Buffers, xs, ws tensor.Shape, bias bool, stride int, needDX bool) *conv2d[T] {
+// newConv2d returns the kernel of a convolution of input xs with weights ws,
+// followed by a ReLU when relu is set.
+func newConv2d[T Float](a *Buffers, xs, ws tensor.Shape, bias bool, stride int, needDX, relu bool) *conv2d[T] {
 	kh, kw := ws[2], ws[3]
-	k := &conv2d[T]{b: xs[0], c: xs[1], o: ws[0], bias: bias, needDX: needDX,
+	k := &conv2d[T]{b: xs[0], c: xs[1], o: ws[0], bias: bias, needDX: needDX, relu: relu,
 		wd: newWindow(xs[2], xs[3], kh, kw, stride, (kh-1)/2, (kw-1)/2)}
 	parts := min(convParts, k.b)
 	k.y = newOutput[T](a, k.b, k.o, k.wd.Ho, k.wd.Wo)
@@ -82,13 +96,22 @@ func newConv2d[T Float](a *Buffers, xs, ws tensor.Shape, bias bool, stride int, 
 	if k.bias {
 		k.db = newOutput[T](a, k.o)
 	}
+	if relu {
+		k.dz = newOutput[T](a, k.y.Shape()...)
+		if k.bias {
+			k.dbSum = make([]T, k.o)
+		}
+	}
 	if needDX {
 		k.dx = newOutput[T](a, xs...)
 	}
 	return k
 }
 
-func buildConv[T Float](a *Buffers, x, w, b *G.Node, kh, kw, stride int, needDX bool) (*G.Node, error) {
+// buildConv makes a convolution node, or with relu a convolution and the
+// ReLU after it as one node (the builder fuses them when nothing else reads
+// the convolution's output).
+func buildConv[T Float](a *Buffers, x, w, b *G.Node, kh, kw, stride int, needDX, relu bool) (*G.Node, error) {
 	xs, ws := x.Shape(), w.Shape()
 	if xs.Dims() != 4 || ws.Dims() != 4 || ws[1] != xs[1] || ws[2] != kh || ws[3] != kw {
 		return nil, fmt.Errorf("train: conv: input %v, weights %v, kernel %d×%d", xs, ws, kh, kw)
@@ -96,23 +119,35 @@ func buildConv[T Float](a *Buffers, x, w, b *G.Node, kh, kw, stride int, needDX 
 	if b != nil && (b.Shape().Dims() != 1 || b.Shape()[0] != ws[0]) {
 		return nil, fmt.Errorf("train: conv: bias %v for %d filters", b.Shape(), ws[0])
 	}
-	k := newConv2d[T](a, xs, ws, b != nil, stride, needDX)
+	k := newConv2d[T](a, xs, ws, b != nil, stride, needDX, relu)
 	in := []int{4, 4}
 	children := G.Nodes{x, w}
 	if k.bias {
 		in = append(in, 1)
 		children = append(children, b)
 	}
-	fwd := newOp("conv", k.y.Shape(), in, k.forward).returns(k.y)
+	name := "conv"
+	if relu {
+		name = "conv_relu"
+	}
+	fwd := newOp(name, k.y.Shape(), in, k.forward).returns(k.y)
+	fwd.kernel = k
 	fwd.wrt = []bool{needDX, true, true}[:len(in)]
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		out := make(G.Nodes, len(inputs))
 		var err error
+		gb := k.gradB
+		if relu { // the gradient at the convolution's output
+			if grad, err = G.ApplyOp(newOp("conv_relu_dz", k.dz.Shape(), []int{4, 4}, k.gradZ).returns(k.dz), output, grad); err != nil {
+				return nil, err
+			}
+			gb = k.copyDB
+		}
 		if out[1], err = G.ApplyOp(newOp("conv_dw", k.dw.Shape(), []int{4, 4}, k.gradW).returns(k.dw), inputs[0], grad); err != nil {
 			return nil, err
 		}
 		if k.bias {
-			if out[2], err = G.ApplyOp(newOp("conv_db", k.db.Shape(), []int{4}, k.gradB).returns(k.db), grad); err != nil {
+			if out[2], err = G.ApplyOp(newOp("conv_db", k.db.Shape(), []int{4}, gb).returns(k.db), grad); err != nil {
 				return nil, err
 			}
 		}
@@ -155,6 +190,93 @@ func (k *conv2d[T]) gradB(in []G.Value) (G.Value, error) {
 	return k.db, nil
 }
 
+// gradZ (conv + ReLU): inputs Y, dY; dZ = dY where Y > 0, and the bias
+// gradient, Σ of dZ per channel, into dbSum.
+func (k *conv2d[T]) gradZ(in []G.Value) (G.Value, error) {
+	k.sums.runReLU(raw[T](in[0]), raw[T](in[1]), raw[T](k.dz), k.b, k.o, k.wd.Ho*k.wd.Wo, k.outBlk, k.dbSum)
+	return k.dz, nil
+}
+
+// blocked returns the channel block of oneDNN's layout for k's output (out)
+// or input on every batch part, when k can take that side in it, or 0.
+func (k *conv2d[T]) blocked(out bool) int {
+	if k.dn == nil {
+		return 0
+	}
+	blk := k.dn[0].blocked(out)
+	for _, d := range k.dn[1:] {
+		if d.blocked(out) != blk {
+			return 0
+		}
+	}
+	return blk
+}
+
+// setBlocked makes k take its output (out) or input in that layout.
+func (k *conv2d[T]) setBlocked(out bool, blk int) {
+	for _, d := range k.dn {
+		d.setBlocked(out)
+	}
+	if out {
+		k.outBlk = blk
+	} else {
+		k.inBlk = blk
+	}
+}
+
+// The builder's links: a tensor between two ops that both can hold it in
+// oneDNN's channel-blocked layout stays in it, so that no convolution
+// reorders it (nor its gradient). The caller guarantees that the second op
+// is the tensor's only reader; a link that either side cannot make changes
+// nothing. Only a conv + ReLU writes a blocked output: its dZ pass and the
+// pooling after it know the layout; nothing else reads it.
+
+// linkConvs links conv + ReLU node a to convolution node b.
+func linkConvs[T Float](a, b *G.Node) {
+	ka, ok1 := kernelOf[*conv2d[T]](a)
+	kb, ok2 := kernelOf[*conv2d[T]](b)
+	if !ok1 || !ok2 || !ka.relu {
+		return
+	}
+	if blk := ka.blocked(true); blk > 0 && kb.blocked(false) == blk {
+		ka.setBlocked(true, blk)
+		kb.setBlocked(false, blk)
+	}
+}
+
+// linkConvPool links conv + ReLU node a to 2×2 stride-2 max-pooling node p.
+func linkConvPool[T Float](a, p *G.Node) {
+	ka, ok1 := kernelOf[*conv2d[T]](a)
+	kp, ok2 := kernelOf[*pool2d[T]](p)
+	if !ok1 || !ok2 || !ka.relu || !kp.max || !kp.wd.half2() {
+		return
+	}
+	if blk := ka.blocked(true); blk > 0 {
+		ka.setBlocked(true, blk)
+		kp.inBlk = blk
+	}
+}
+
+// linkPoolConv links pooling node p, linked to its convolution, to
+// convolution node b: the pooling writes its output blocked too.
+func linkPoolConv[T Float](p, b *G.Node) {
+	kp, ok1 := kernelOf[*pool2d[T]](p)
+	kb, ok2 := kernelOf[*conv2d[T]](b)
+	if !ok1 || !ok2 || kp.inBlk == 0 {
+		return
+	}
+	if kb.blocked(false) == kp.inBlk {
+		kb.setBlocked(false, kp.inBlk)
+		kp.outBlk = kp.inBlk
+	}
+}
+
+// copyDB (conv + ReLU): input dZ, which gradZ wrote with dbSum.
+func (k *conv2d[T]) copyDB(_ []G.Value) (G.Value, error) {
+	copy(raw[T](k.db), k.dbSum)
+	return k.db, nil
+}
+
 // gradX: inputs dY, W.
 func (k *conv2d[T]) gradX(in []G.Value) (G.Value, error) {
 	k.phase, k.dyv, k.wv, k.out = phaseGradX, raw[T](in[0]), raw[T](in[1]), raw[T](k.dx)
@@ -178,7 +300,7 @@ func newConvParts[T Float](k *conv2d[T], parts int) []*dnnlConv {
 	dn := make([]*dnnlConv, parts)
 	for p := range parts {
 		mb := (p+1)*k.b/parts - p*k.b/parts
-		d, err := newDNNLConv(mb, k.c, k.wd.H, k.wd.W, k.o, k.wd, k.bias, k.needDX)
+		d, err := newDNNLConv(mb, k.c, k.wd.H, k.wd.W, k.o, k.wd, k.bias, k.needDX, k.relu)
 		if err != nil {
 			return nil
 		}
@@ -205,6 +327,9 @@ func (k *conv2d[T]) runRange(p, lo, hi int) {
 			}
 			gemm(false, false, k.o, howo, ckk, 1, k.wv, ckk, col, howo, 0, yi, howo)
 			addBias(yi, k.bv, howo)
+			if k.relu {
+				reluForward(yi, yi)
+			}
 		}
 	case phaseGradW:
 		acc := k.dwPart[p]
@@ -247,21 +372,44 @@ func (k *conv2d[T]) runDNNL(d *dnnlConv, p, lo, hi, chw, ohw int) {
 	}
 }
 
-// channelSummer computes channelSums on the parallel workers; an op owns one.
+// channelSummer computes channelSums (or reluGradSums) on the parallel
+// workers; an op owns one.
 type channelSummer[T Float] struct {
 	v, s    []T
+	y, dz   []T // reluGradSums: y, and dz written from v (dY)
 	b, c, n int
+	blk     int // runReLU: the channel block of a blocked layout, or 0
 	par     parDone
 }
 
 // run writes s[c] = Σ_b Σ_j v[b, c, j] for v of shape [B, C, n], each channel
 // summed by one range.
 func (cs *channelSummer[T]) run(v []T, b, c, n int, s []T) {
-	cs.v, cs.s, cs.b, cs.c, cs.n = v, s, b, c, n
+	cs.v, cs.s, cs.y, cs.dz, cs.b, cs.c, cs.n = v, s, nil, nil, b, c, n
 	parRange(c, b*n, cs, &cs.par)
 }
 
+// runReLU writes dz = dy where y > 0, else 0, and (s not nil) s[c] its sums,
+// as run sums; with blk > 0 the tensors are [B][C/blk][n][blk] and each
+// range is of channel blocks.
+func (cs *channelSummer[T]) runReLU(y, dy, dz []T, b, c, n, blk int, s []T) {
+	cs.v, cs.s, cs.y, cs.dz, cs.b, cs.c, cs.n, cs.blk = dy, s, y, dz, b, c, n, blk
+	if blk > 0 {
+		parRange(c/blk, 2*b*n*blk, cs, &cs.par)
+		return
+	}
+	parRange(c, 2*b*n, cs, &cs.par)
+}
+
 func (cs *channelSummer[T]) runRange(_, lo, hi int) {
+	if cs.y != nil && cs.blk > 0 {
+		reluGradSumsBlocked(cs.y, cs.v, cs.dz, cs.b, cs.c, cs.n, cs.blk, lo, hi, cs.s)
+		return
+	}
+	if cs.y != nil {
+		reluGradSums(cs.y, cs.v, cs.dz, cs.b, cs.c, cs.n, lo, hi, cs.s)
+		return
+	}
 	channelSums(cs.v, cs.b, cs.c, cs.n, lo, hi, cs.s)
 }
 
@@ -275,6 +423,52 @@ func channelSumsGo[T Float](v []T, b, c, n, lo, hi int, s []T) {
 			}
 		}
 		s[ci] = acc
+	}
+}
+
+// reluGradSumsGo writes dz = dy where y > 0, else 0, for channels [lo, hi)
+// of [b, c, n] tensors and, when s is not nil, s[ci] = Σ_b Σ_j dz[b, ci, j].
+func reluGradSumsGo[T Float](y, dy, dz []T, b, c, n, lo, hi int, s []T) {
+	for ci := lo; ci < hi; ci++ {
+		var acc T
+		for i := range b {
+			o := (i*c + ci) * n
+			for j, v := range y[o : o+n] {
+				g := dy[o+j]
+				if !(v > 0) {
+					g = 0
+				}
+				dz[o+j] = g
+				acc += g
+			}
+		}
+		if s != nil {
+			s[ci] = acc
+		}
+	}
+}
+
+// reluGradSumsBlockedGo is reluGradSumsGo for [b][c/blk][n][blk] tensors,
+// over channel blocks [lo, hi); each channel summed in order.
+func reluGradSumsBlockedGo[T Float](y, dy, dz []T, b, c, n, blk, lo, hi int, s []T) {
+	cb := c / blk
+	var acc [16]T // blk ≤ 16
+	for k := lo; k < hi; k++ {
+		clear(acc[:])
+		for i := range b {
+			o := (i*cb + k) * n * blk
+			for j := range n * blk {
+				g := dy[o+j]
+				if !(y[o+j] > 0) {
+					g = 0
+				}
+				dz[o+j] = g
+				acc[j%blk] += g
+			}
+		}
+		if s != nil {
+			copy(s[k*blk:(k+1)*blk], acc[:blk])
+		}
 	}
 }
 

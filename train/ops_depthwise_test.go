@@ -180,7 +180,7 @@ func convStep(t *testing.T) [][]float32 {
 		keep(dw.gradW([]G.Value{x, g}))
 	}
 	for _, kk := range []int{3, 1} {
-		cv := newConv2d[float32](nil, tensor.Shape{5, 6, 12, 12}, tensor.Shape{7, 6, kk, kk}, true, 1, true)
+		cv := newConv2d[float32](nil, tensor.Shape{5, 6, 12, 12}, tensor.Shape{7, 6, kk, kk}, true, 1, true, false)
 		x, _ := f32Tensor(r, 5, 6, 12, 12)
 		w, _ := f32Tensor(r, 7, 6, kk, kk)
 		b, _ := f32Tensor(r, 7)
@@ -244,7 +244,7 @@ func TestOpsAllocFree(t *testing.T) {
 	}
 	for _, kk := range []int{3, 1} {
 		// 10 filters of 16×16: large enough for a parallel bias gradient.
-		cv := newConv2d[float32](nil, tensor.Shape{8, 6, 16, 16}, tensor.Shape{10, 6, kk, kk}, true, 1, true)
+		cv := newConv2d[float32](nil, tensor.Shape{8, 6, 16, 16}, tensor.Shape{10, 6, kk, kk}, true, 1, true, false)
 		x, _ := f32Tensor(r, 8, 6, 16, 16)
 		w, _ := f32Tensor(r, 10, 6, kk, kk)
 		b, _ := f32Tensor(r, 10)

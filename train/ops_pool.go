@@ -31,6 +31,12 @@ type pool2d[T Float] struct {
 	dy, dxv []T
 	scr     [][]T     // per part: 2·H·W scratch (3×3 s1 p1 windows)
 	sarg    [][]int32 // per part: H·W argmax scratch (3×3 s1 p1 max)
+
+	// inBlk > 0 (2×2 stride-2 max only): the input and dX are in oneDNN's
+	// channel-blocked layout [B·C/blk][H][W][blk], linked to the conv + ReLU
+	// before (linkConvPool); the output and dY too when outBlk is set (linked
+	// to the convolution after), else NCHW.
+	inBlk, outBlk int
 }
 
 func buildPool[T Float](a *Buffers, x *G.Node, kh, kw, stride, pad int, isMax bool) (*G.Node, error) {
@@ -44,6 +50,7 @@ func buildPool[T Float](a *Buffers, x *G.Node, kh, kw, stride, pad int, isMax bo
 		name = "maxpool"
 	}
 	fwd := newOp(name, k.y.Shape(), []int{4}, k.forward).returns(k.y)
+	fwd.kernel = k
 	fwd.wrt = []bool{true}
 	fwd.diff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		// dY is computed from the output (through the loss), which orders
@@ -77,15 +84,25 @@ func (wd window) cols(o int) (lo, hi int) {
 
 func (k *pool2d[T]) forward(in []G.Value) (G.Value, error) {
 	k.x, k.yv, k.bwd = raw[T](in[0]), raw[T](k.y), false
-	parRangeIn(k.b*k.c, k.scratch(), k, &k.par)
+	k.run()
 	return k.y, nil
 }
 
 // backward: input dY.
 func (k *pool2d[T]) backward(in []G.Value) (G.Value, error) {
 	k.dy, k.dxv, k.bwd = raw[T](in[0]), raw[T](k.dx), true
-	parRangeIn(k.b*k.c, k.scratch(), k, &k.par)
+	k.run()
 	return k.dx, nil
+}
+
+// run runs the current pass over planes, or over channel groups when the
+// input is blocked.
+func (k *pool2d[T]) run() {
+	if k.inBlk > 0 {
+		parRange(k.b*k.c/k.inBlk, k.wd.H*k.wd.W*k.inBlk, k, &k.par)
+		return
+	}
+	parRangeIn(k.b*k.c, k.scratch(), k, &k.par)
 }
 
 // scratch returns the number of parts to run and makes the per-part scratch
@@ -119,6 +136,18 @@ func (wd window) half2() bool {
 }
 
 func (k *pool2d[T]) runRange(part, lo, hi int) {
+	if k.inBlk > 0 {
+		c := k.c // NCHW output
+		if k.outBlk > 0 {
+			c = 0
+		}
+		if k.bwd {
+			maxHalf2BlockedBackward(k.dy, k.dxv, k.arg, lo, hi, k.wd, k.inBlk, c)
+		} else {
+			maxHalf2Blocked(k.x, k.yv, k.arg, lo, hi, k.wd, k.inBlk, c)
+		}
+		return
+	}
 	if k.bwd {
 		poolBackward(k, part, lo, hi)
 	} else {
@@ -375,6 +404,54 @@ func maxHalf2[T Float](wd window, xp, yp []T, arg []int32) {
 				m, a = r1[i+1], b0+int32(w+i+1)
 			}
 			yr[ox], ar[ox] = m, a
+		}
+	}
+}
+
+// blockedOut is the output index of (group g, output position o, lane l):
+// blocked, or NCHW when c > 0 (see nasd_maxpool_half2_blocked_f32).
+func blockedOut(g, o, l, howo, blk, c int) int {
+	if c <= 0 {
+		return (g*howo+o)*blk + l
+	}
+	cb := c / blk
+	return ((g/cb)*c+(g%cb)*blk+l)*howo + o
+}
+
+// maxHalf2BlockedGo is maxHalf2 over groups [lo, hi) of a channel-blocked x
+// ([groups][H][W][blk]); arg holds each winner's index within its group.
+func maxHalf2BlockedGo[T Float](x, y []T, arg []int32, lo, hi int, wd window, blk, c int) {
+	for g := lo; g < hi; g++ {
+		xg := x[g*wd.H*wd.W*blk : (g+1)*wd.H*wd.W*blk]
+		for oy := range wd.Ho {
+			for ox := range wd.Wo {
+				p0 := (2*oy*wd.W + 2*ox) * blk
+				for l := range blk {
+					m, a := xg[p0+l], p0+l
+					for _, p := range [3]int{p0 + blk + l, p0 + wd.W*blk + l, p0 + (wd.W+1)*blk + l} {
+						if xg[p] > m {
+							m, a = xg[p], p
+						}
+					}
+					yi := blockedOut(g, oy*wd.Wo+ox, l, wd.Ho*wd.Wo, blk, c)
+					y[yi], arg[yi] = m, int32(a)
+				}
+			}
+		}
+	}
+}
+
+// maxHalf2BlockedBackwardGo is its backward: dX's groups [lo, hi), 0 + dY at
+// each winner, +0 elsewhere.
+func maxHalf2BlockedBackwardGo[T Float](dy, dx []T, arg []int32, lo, hi int, wd window, blk, c int) {
+	for g := lo; g < hi; g++ {
+		dg := dx[g*wd.H*wd.W*blk : (g+1)*wd.H*wd.W*blk]
+		clear(dg)
+		for o := range wd.Ho * wd.Wo {
+			for l := range blk {
+				yi := blockedOut(g, o, l, wd.Ho*wd.Wo, blk, c)
+				dg[arg[yi]] = 0 + dy[yi]
+			}
 		}
 	}
 }

@@ -303,3 +303,89 @@ func BenchmarkPoolKernels(b *testing.B) {
 		}
 	}
 }
+
+// TestMaxHalf2Blocked: 2×2 stride-2 max pooling on oneDNN's channel-blocked
+// layout (blocks of 16 and 8; output blocked or NCHW) against the NCHW
+// pooling of the same tensor: the same values, winners and input gradients,
+// bit for bit, with ties (ReLU'd and integer inputs) and odd planes. The C
+// kernels and the Go loops must agree bit for bit too.
+func TestMaxHalf2Blocked(t *testing.T) {
+	const b, c = 3, 32
+	for _, plane := range [][2]int{{2, 2}, {7, 6}, {14, 14}, {5, 9}} {
+		for _, blk := range []int{16, 8} {
+			for kind := range 3 {
+				for _, plainOut := range []bool{false, true} {
+					h, w := plane[0], plane[1]
+					t.Run(fmt.Sprintf("%dx%d/blk%d/input%d/nchw-out=%v", h, w, blk, kind, plainOut), func(t *testing.T) {
+						r := rand.New(rand.NewPCG(uint64(h*w+blk), uint64(kind)))
+						wd := newWindow(h, w, 2, 2, 2, 0, 0)
+						hw, howo := h*w, wd.Ho*wd.Wo
+						x := make([]float32, b*c*hw)
+						poolInput(r, x, kind)
+						dy := make([]float32, b*c*howo)
+						poolInput(r, dy, 0)
+						// block[i] is the blocked index of NCHW element i.
+						block := func(i, n int) int {
+							img, ch, p := i/(c*n), i/n%c, i%n
+							return ((img*(c/blk)+ch/blk)*n+p)*blk + ch%blk
+						}
+						xb, dyb := make([]float32, len(x)), make([]float32, len(dy))
+						for i, v := range x {
+							xb[block(i, hw)] = v
+						}
+						yIdx := func(i int) int { return block(i, howo) }
+						cOut := 0
+						if plainOut {
+							yIdx, cOut = func(i int) int { return i }, c
+						}
+						for i, v := range dy {
+							dyb[yIdx(i)] = v
+						}
+						// NCHW reference: the pooling op's own float32 path.
+						ref := newPool2d[float32](nil, b, c, h, w, 2, 2, 2, 0, true)
+						ref.x, ref.yv, ref.bwd = x, raw[float32](ref.y), false
+						ref.runRange(0, 0, b*c)
+						ref.dy, ref.dxv, ref.bwd = dy, raw[float32](ref.dx), true
+						ref.runRange(0, 0, b*c)
+						groups := b * c / blk
+						for _, impl := range []struct {
+							name     string
+							fwd, bwd func(x, y, dy, dx []float32, arg []int32)
+						}{
+							{"kernel", func(x, y, _, _ []float32, arg []int32) { maxHalf2Blocked(x, y, arg, 0, groups, wd, blk, cOut) },
+								func(_, _, dy, dx []float32, arg []int32) {
+									maxHalf2BlockedBackward(dy, dx, arg, 0, groups, wd, blk, cOut)
+								}},
+							{"go", func(x, y, _, _ []float32, arg []int32) { maxHalf2BlockedGo(x, y, arg, 0, groups, wd, blk, cOut) },
+								func(_, _, dy, dx []float32, arg []int32) {
+									maxHalf2BlockedBackwardGo(dy, dx, arg, 0, groups, wd, blk, cOut)
+								}},
+						} {
+							y, arg := make([]float32, len(dy)), make([]int32, len(dy))
+							dx := make([]float32, len(x))
+							for i := range dx {
+								dx[i] = float32(math.NaN()) // every element must be written
+							}
+							impl.fwd(xb, y, nil, nil, arg)
+							impl.bwd(nil, nil, dyb, dx, arg)
+							for i, v := range raw[float32](ref.y) {
+								if math.Float32bits(y[yIdx(i)]) != math.Float32bits(v) {
+									t.Fatalf("%s: y[%d] = %v, NCHW pooling %v", impl.name, i, y[yIdx(i)], v)
+								}
+								pl := i / howo // the winner, as a blocked index within its group
+								if want := block(pl*hw+int(ref.arg[i]), hw) - block(pl*hw, hw) + pl%c%blk; int(arg[yIdx(i)]) != want {
+									t.Fatalf("%s: arg[%d] = %d, NCHW pooling's winner is %d in the group", impl.name, i, arg[yIdx(i)], want)
+								}
+							}
+							for i, v := range raw[float32](ref.dx) {
+								if math.Float32bits(dx[block(i, hw)]) != math.Float32bits(v) {
+									t.Fatalf("%s: dx[%d] = %v, NCHW pooling %v", impl.name, i, dx[block(i, hw)], v)
+								}
+							}
+						}
+					})
+				}
+			}
+		}
+	}
+}

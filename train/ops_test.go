@@ -249,7 +249,7 @@ func TestForwardReference(t *testing.T) {
 				if bias {
 					b = xs[2]
 				}
-				return k.Conv(xs[0], xs[1], b, kh, kw, s, true)
+				return k.Conv(xs[0], xs[1], b, kh, kw, s, true, false)
 			},
 		}
 	}
@@ -510,7 +510,7 @@ func TestMatchesStockGorgonia(t *testing.T) {
 		y1, dx1, dw1 := run(func(x, w *G.Node) (*G.Node, error) {
 			return G.Conv2d(x, w, tensor.Shape{c.kh, c.kw}, []int{(c.kh - 1) / 2, (c.kw - 1) / 2}, []int{c.s, c.s}, nil)
 		}, xs, ws)
-		y2, dx2, dw2 := run(func(x, w *G.Node) (*G.Node, error) { return k.Conv(x, w, nil, c.kh, c.kw, c.s, true) }, xs, ws)
+		y2, dx2, dw2 := run(func(x, w *G.Node) (*G.Node, error) { return k.Conv(x, w, nil, c.kh, c.kw, c.s, true, false) }, xs, ws)
 		same(name+" y", y1, y2)
 		same(name+" dx", dx1, dx2)
 		same(name+" dw", dw1, dw2)

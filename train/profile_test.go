@@ -113,9 +113,12 @@ func TestProfileOps(t *testing.T) {
 		steps[o.Op] += o.Steps
 		sum += o.Time
 	}
-	// Three convs: forward and dW each; dX for the two whose input is not the image.
-	if steps["conv"] != 3 || steps["conv_dw"] != 3 || steps["conv_dx"] != 2 {
-		t.Errorf("conv steps %v, want conv 3, conv_dw 3, conv_dx 2", steps)
+	// Three convs, each fused with the ReLU after it: forward, ReLU's
+	// gradient and dW each; dX for the two whose input is not the image. The
+	// one ReLU left is the dense layer's.
+	if fuseConvReLUs && (steps["conv_relu"] != 3 || steps["conv_relu_dz"] != 3 || steps["conv_dw"] != 3 || steps["conv_dx"] != 2 ||
+		steps["conv"] != 0 || steps["relu"] != 1) {
+		t.Errorf("steps %v, want conv_relu 3, conv_relu_dz 3, conv_dw 3, conv_dx 2, conv 0, relu 1", steps)
 	}
 	if sum > wall {
 		t.Errorf("ops took %v of %v", sum, wall)
