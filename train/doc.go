@@ -48,7 +48,13 @@
 // gemm (oneDNN, OpenBLAS or gonum); with oneDNN, float32 convolutions run on
 // its direct convolution primitives (JIT kernels for the CPU at hand, faster
 // than im2col + gemm; NASD_CONV=gemm turns them off), with pure-Go loops for builds without cgo; copies (concat, flatten, the one-pixel
-// shift) are Go in every build, since memmove is already vectorised. Every
+// shift) are Go in every build, since memmove is already vectorised. The
+// builder fuses a convolution with the ReLU that alone reads it (one op,
+// conv_relu: a oneDNN post-op forward, one pass for ReLU's and the bias's
+// gradients), and keeps a tensor between two such ops (conv + ReLU → conv,
+// → 2×2 max pool → conv) in oneDNN's channel-blocked layout, so that no
+// convolution reorders it (fuseConvReLU, linkConvs; NASD_FUSE=relu fuses
+// without that, NASD_FUSE=off does neither). Every
 // op's gradient is checked against finite differences in the tests.
 //
 // The graph runs on the package's own executor (exec.go), not Gorgonia's
