@@ -124,7 +124,7 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 	}
 	// needsGrad[i]: node i depends on a parameter, so its gradient is needed.
 	needsGrad := make([]bool, len(ag.Nodes))
-	fusedReLU, linked := fuseConvReLU(ag)
+	fusedReLU, linked := convFusions(ag)
 	in := ag.Input
 	xT := newTensor[T](opt.Buffers, B, in.C, in.H, in.W)
 	for i, node := range ag.Nodes {
@@ -159,11 +159,7 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 			}
 			y, err = k.Conv(x, wn, bn, o.KH, o.KW, o.Stride, needDX, fusedReLU[i+1])
 			if err == nil && linked[i] {
-				if ag.Nodes[node.Inputs[0]].Op.Kind == arch.KindMaxPool {
-					linkPoolConv[T](x, y)
-				} else {
-					linkConvs[T](x, y)
-				}
+				linkBlocked[T](x, y)
 			}
 			needsGrad[i] = true
 		case arch.KindDepthwiseConv:
@@ -177,7 +173,7 @@ func buildT[T Float](ag *arch.Graph, stats []arch.Stats, w *Weights, opt BuildOp
 		case arch.KindMaxPool:
 			y, err = k.MaxPool(x, o.KH, o.KW, o.Stride, o.Pad)
 			if err == nil && linked[i] {
-				linkConvPool[T](x, y)
+				linkBlocked[T](x, y)
 			}
 		case arch.KindAvgPool:
 			y, err = k.AvgPool(x, o.KH, o.KW, o.Stride, o.Pad)
@@ -348,18 +344,18 @@ func (n *Net) Close() error { return nil }
 // linkConvReLUs: when that ReLU's only reader is another convolution, or a
 // 2×2 stride-2 max pooling (and then the pooling's only reader, if that is
 // a convolution), the tensors between them stay in oneDNN's blocked layout
-// and are never reordered (linkConvs, linkConvPool, linkPoolConv).
+// and are never reordered (linkBlocked).
 // NASD_FUSE=relu fuses without linking, NASD_FUSE=off does neither, to
 // measure what each gains.
 var fuseConvReLUs, linkConvReLUs = os.Getenv("NASD_FUSE") != "off", os.Getenv("NASD_FUSE") == ""
 
-// fuseConvReLU returns, for each node of g, whether it is a ReLU fused into
+// convFusions returns, for each node of g, whether it is a ReLU fused into
 // the convolution before it (node i−1, then built with relu set; node i−1's
 // output is then max(conv, 0), which only node i reads), and whether it is
 // linked to the node before: a convolution or 2×2 stride-2 max pooling whose
 // input is such a ReLU read by it alone, or a convolution whose input is
 // such a pooling read by it alone.
-func fuseConvReLU(g *arch.Graph) (fused, linked []bool) {
+func convFusions(g *arch.Graph) (fused, linked []bool) {
 	fused = make([]bool, len(g.Nodes)+1) // +1: Build looks one node past a trailing conv
 	linked = make([]bool, len(g.Nodes))
 	if !fuseConvReLUs {

@@ -37,7 +37,7 @@ func TestConvReLUFusion(t *testing.T) {
 	shared.add(arch.Op{Kind: arch.KindDense, Out: 4})
 	defer func(f, l bool) { fuseConvReLUs, linkConvReLUs = f, l }(fuseConvReLUs, linkConvReLUs)
 	fuseConvReLUs, linkConvReLUs = true, true
-	fused, linked := fuseConvReLU(shared.g)
+	fused, linked := convFusions(shared.g)
 	if want := []bool{false, false, false, false, false, true, false, true, false, false, false, false}; !slices.Equal(fused[:len(want)], want) {
 		t.Fatalf("fused %v, want %v", fused, want)
 	}
@@ -137,11 +137,6 @@ func TestConvReLUFusion(t *testing.T) {
 			}
 		})
 	}
-}
-
-func fusedOnly(g *arch.Graph) []bool {
-	f, _ := fuseConvReLU(g)
-	return f[:len(g.Nodes)]
 }
 
 // TestReluGradSumsBlocked: ReLU's gradient and its channel sums on a

@@ -53,7 +53,7 @@
 // conv_relu: a oneDNN post-op forward, one pass for ReLU's and the bias's
 // gradients), and keeps a tensor between two such ops (conv + ReLU → conv,
 // → 2×2 max pool → conv) in oneDNN's channel-blocked layout, so that no
-// convolution reorders it (fuseConvReLU, linkConvs; NASD_FUSE=relu fuses
+// convolution reorders it (convFusions, linkBlocked; NASD_FUSE=relu fuses
 // without that, NASD_FUSE=off does neither). Every
 // op's gradient is checked against finite differences in the tests.
 //

@@ -49,7 +49,7 @@ type op struct {
 	diff  func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	out   *tensor.Dense // the tensor Do returns, when from newOutput (placed by liveness)
 	// kernel is the state behind do (a *conv2d[T], ...), for the builder's
-	// passes across ops (linkConvs); nil when none needs it.
+	// passes across ops (linkBlocked); nil when none needs it.
 	kernel any
 }
 

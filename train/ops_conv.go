@@ -43,10 +43,10 @@ type conv2d[T Float] struct {
 	dz    *tensor.Dense
 	dbSum []T
 
-	// outBlk, inBlk: the output (and dY), or the input (and dX), is in
-	// oneDNN's channel-blocked layout [B][C/blk][H][W][blk], shared with the
-	// convolution next to it (linkConvs); 0: NCHW.
-	outBlk, inBlk int
+	// outBlk: the output (and dY) is in oneDNN's channel-blocked layout
+	// [B][C/blk][H][W][blk], shared with the op that reads it (linkBlocked);
+	// 0: NCHW. (A blocked input only changes what the primitives do.)
+	outBlk int
 
 	// per call (parPartsRange arguments)
 	par             parDone
@@ -219,55 +219,40 @@ func (k *conv2d[T]) setBlocked(out bool, blk int) {
 	}
 	if out {
 		k.outBlk = blk
-	} else {
-		k.inBlk = blk
 	}
 }
 
-// The builder's links: a tensor between two ops that both can hold it in
-// oneDNN's channel-blocked layout stays in it, so that no convolution
-// reorders it (nor its gradient). The caller guarantees that the second op
-// is the tensor's only reader; a link that either side cannot make changes
-// nothing. Only a conv + ReLU writes a blocked output: its dZ pass and the
-// pooling after it know the layout; nothing else reads it.
-
-// linkConvs links conv + ReLU node a to convolution node b.
-func linkConvs[T Float](a, b *G.Node) {
-	ka, ok1 := kernelOf[*conv2d[T]](a)
-	kb, ok2 := kernelOf[*conv2d[T]](b)
-	if !ok1 || !ok2 || !ka.relu {
+// linkBlocked keeps the tensor from node a to node b, and its gradient, in
+// oneDNN's channel-blocked layout when both ops can hold it there, so that
+// no convolution reorders it. The caller guarantees that b is the tensor's
+// only reader. Links: conv + ReLU → convolution; conv + ReLU → 2×2 stride-2
+// max pooling; such a linked pooling → convolution (the pooling then writes
+// its output blocked; otherwise NCHW). Only a conv + ReLU writes a blocked
+// output, since its dZ pass and that pooling are all that read one. Any
+// other pair, or a layout either side cannot share, changes nothing.
+func linkBlocked[T Float](a, b *G.Node) {
+	if kp, ok := kernelOf[*pool2d[T]](a); ok { // pooling → convolution
+		kb, ok := kernelOf[*conv2d[T]](b)
+		if ok && kp.inBlk > 0 && kb.blocked(false) == kp.inBlk {
+			kb.setBlocked(false, kp.inBlk)
+			kp.outBlk = kp.inBlk
+		}
 		return
 	}
-	if blk := ka.blocked(true); blk > 0 && kb.blocked(false) == blk {
+	ka, ok := kernelOf[*conv2d[T]](a)
+	if !ok || !ka.relu {
+		return
+	}
+	blk := ka.blocked(true)
+	if blk == 0 {
+		return
+	}
+	if kb, ok := kernelOf[*conv2d[T]](b); ok && kb.blocked(false) == blk {
 		ka.setBlocked(true, blk)
 		kb.setBlocked(false, blk)
-	}
-}
-
-// linkConvPool links conv + ReLU node a to 2×2 stride-2 max-pooling node p.
-func linkConvPool[T Float](a, p *G.Node) {
-	ka, ok1 := kernelOf[*conv2d[T]](a)
-	kp, ok2 := kernelOf[*pool2d[T]](p)
-	if !ok1 || !ok2 || !ka.relu || !kp.max || !kp.wd.half2() {
-		return
-	}
-	if blk := ka.blocked(true); blk > 0 {
+	} else if kp, ok := kernelOf[*pool2d[T]](b); ok && kp.max && kp.wd.half2() {
 		ka.setBlocked(true, blk)
 		kp.inBlk = blk
-	}
-}
-
-// linkPoolConv links pooling node p, linked to its convolution, to
-// convolution node b: the pooling writes its output blocked too.
-func linkPoolConv[T Float](p, b *G.Node) {
-	kp, ok1 := kernelOf[*pool2d[T]](p)
-	kb, ok2 := kernelOf[*conv2d[T]](b)
-	if !ok1 || !ok2 || kp.inBlk == 0 {
-		return
-	}
-	if kb.blocked(false) == kp.inBlk {
-		kb.setBlocked(false, kp.inBlk)
-		kp.outBlk = kp.inBlk
 	}
 }
 

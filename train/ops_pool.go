@@ -34,7 +34,7 @@ type pool2d[T Float] struct {
 
 	// inBlk > 0 (2×2 stride-2 max only): the input and dX are in oneDNN's
 	// channel-blocked layout [B·C/blk][H][W][blk], linked to the conv + ReLU
-	// before (linkConvPool); the output and dY too when outBlk is set (linked
+	// before (linkBlocked); the output and dY too when outBlk is set (linked
 	// to the convolution after), else NCHW.
 	inBlk, outBlk int
 }
