@@ -53,7 +53,7 @@ func (a Arch) marshal(layers bool) ([]byte, error) {
 		out.Decisions = []int{}
 	}
 	if def, ok := registry[a.Space]; ok {
-		if s := def.build(a.Options, &problems{}); s != nil {
+		if s := buildSpace(a.Space, def, a.Options, &problems{}); s != nil {
 			out.Options = s.core().opt
 			p := &problems{}
 			s.core().checkDecisions(p, a.Decisions)
@@ -130,7 +130,7 @@ func decode(data []byte, prefix string) (Arch, Space, error) {
 	if !p.ok() {
 		return Arch{}, nil, p.err()
 	}
-	s := def.build(raw.Options, p)
+	s := buildSpace(raw.Space, def, raw.Options, p)
 	if s == nil {
 		return Arch{}, nil, p.err()
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Decision is one choice a controller makes, e.g. Name "layer 3 filter
@@ -164,6 +165,38 @@ type spaceDef struct {
 	build func(opt Options, p *problems) builtin
 }
 
+// buildSpace is def.build through a cache of the spaces built without a
+// problem, by name and options. A search checks and encodes every trial's
+// architecture, each time from its space, and building the space was most of
+// that cost on rank 0; spaces are immutable, so one serves every caller.
+func buildSpace(name string, def spaceDef, opt Options, p *problems) builtin {
+	key := name + "\x00" + optionsKey(opt)
+	builtSpaces.Lock()
+	s, ok := builtSpaces.m[key]
+	builtSpaces.Unlock()
+	if ok {
+		return s
+	}
+	had := len(p.errs)
+	s = def.build(opt, p)
+	if s != nil && len(p.errs) == had {
+		builtSpaces.Lock()
+		if len(builtSpaces.m) >= maxBuiltSpaces {
+			clear(builtSpaces.m) // a process uses a handful; this only bounds a pathological caller
+		}
+		builtSpaces.m[key] = s
+		builtSpaces.Unlock()
+	}
+	return s
+}
+
+const maxBuiltSpaces = 64
+
+var builtSpaces = struct {
+	sync.Mutex
+	m map[string]builtin
+}{m: map[string]builtin{}}
+
 var registry = map[string]spaceDef{
 	"nas":        {defaults: nasDefaults, build: newNAS},
 	"enas-macro": {defaults: enasDefaults, build: newENAS},
@@ -194,7 +227,7 @@ func New(name string, opt Options) (Space, error) {
 		return nil, &FieldError{Path: []string{"name"}, Msg: "arch: " + unknownSpace(name)}
 	}
 	p := &problems{prefix: "arch: " + name + ": "}
-	s := def.build(opt, p)
+	s := buildSpace(name, def, opt, p)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -329,7 +362,7 @@ func (b *base) checkArch(p *problems, a Arch) {
 // or unchanged if the space or the options are invalid.
 func fillOptions(a Arch) Options {
 	if def, ok := registry[a.Space]; ok {
-		if s := def.build(a.Options, &problems{}); s != nil {
+		if s := buildSpace(a.Space, def, a.Options, &problems{}); s != nil {
 			return s.core().opt
 		}
 	}

@@ -463,3 +463,37 @@ func fieldPaths(err error) []string {
 	}
 	return out
 }
+
+// TestBuildSpaceCache: New returns one space per name and options however
+// often it is asked, a space unaffected by the caller changing its options
+// afterwards, and a bad option's error every time (failures are not cached).
+func TestBuildSpaceCache(t *testing.T) {
+	opt := arch.Options{Layers: 2, FilterSizes: []int{3, 5}}
+	a, err := arch.New("nas", opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := arch.New("nas", arch.Options{Layers: 2, FilterSizes: []int{3, 5}})
+	if err != nil || a != b {
+		t.Fatalf("the same options built twice: %p, %p (%v)", a, b, err)
+	}
+	opt.FilterSizes[0] = 7
+	c, err := arch.New("nas", opt)
+	if err != nil || c == a {
+		t.Fatalf("changed options gave the cached space (%v)", err)
+	}
+	if got := a.Options().FilterSizes; got[0] != 3 {
+		t.Errorf("the cached space's filter sizes changed with the caller's slice: %v", got)
+	}
+	if got := c.Options().FilterSizes; got[0] != 7 {
+		t.Errorf("filter sizes %v, want [7 5]", got)
+	}
+	if d, err := arch.New("enas-macro", arch.Options{Layers: 2}); err != nil || d.Name() != "enas-macro" {
+		t.Fatalf("another space with the same layers: %v", err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := arch.New("nas", arch.Options{Layers: 2, Channels: 5}); err == nil || !strings.Contains(err.Error(), "channels") {
+			t.Fatalf("try %d: an option nas does not use: %v", i, err)
+		}
+	}
+}

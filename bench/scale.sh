@@ -18,6 +18,7 @@ MODES=${MODES:-"sync async"}
 DURATIONS=${DURATIONS:-"0s 1s"}
 PER_WORKER=${PER_WORKER:-25}           # trials per worker for trials under 1 s
 PER_WORKER_LONG=${PER_WORKER_LONG:-10} # and for trials of 1 s or more
+REPEAT=${REPEAT:-1}                    # rows per configuration (before and after interleaved)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
   OMPI_MCA_plm_rsh_agent= OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_odls_base_sigkill_timeout=0
 command -v mpirun >/dev/null || { echo "bench-scale: mpirun not found (make deps)"; exit 2; }
@@ -73,6 +74,7 @@ fi
 for n in $RANKS; do
   for mode in $MODES; do
     for d in $DURATIONS; do
+     for _ in $(seq "$REPEAT"); do
       per=$PER_WORKER
       [[ $d =~ ^[0-9]+s$ && $d != 0s ]] && per=$PER_WORKER_LONG
       row=$(printf '%-5s %-5s %-5s %6s' "$n" "$mode" "$d" $(((n - 1) * per)))
@@ -84,6 +86,7 @@ for n in $RANKS; do
       r=$(run "$BIN" "$n" "$mode" "$d")
       read -r t1 b1 c1 <<<"$r"
       printf '%s | %9s %6s %11s\n' "$row" "$t1" "$b1" "$c1"
+     done
     done
   done
 done

@@ -43,7 +43,8 @@
 //
 // The payload is the setup's bytes as given, the trial, result, progress or
 // decision as JSON (the struct tags of [Trial], [Result], [Progress] and
-// [Decision] are the schema; unknown fields are refused), or nothing. Kinds
+// [Decision] are the schema; unknown fields are refused; a task's
+// architecture is in its compact form, without "layers"), or nothing. Kinds
 // 6 and 7 and the trial's optional "report" field were added to version 1
 // without a bump: a run without early stopping sends exactly what earlier
 // builds did. Payloads over [CompressAbove] (4 KiB) are zstd

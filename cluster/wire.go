@@ -174,7 +174,7 @@ func encodePayload(m Message) ([]byte, error) {
 		if err := checkTrial(m.Trial, true); err != nil {
 			return nil, err
 		}
-		return json.Marshal(m.Trial)
+		return marshalTask(m.Trial)
 	case KindResult:
 		if err := checkResult(m.Result); err != nil {
 			return nil, err
@@ -192,6 +192,26 @@ func encodePayload(m Message) ([]byte, error) {
 		return json.Marshal(m.Decision)
 	}
 	return nil, nil
+}
+
+// taskWire is a Trial as a task's payload: the same fields and tags, but the
+// architecture in its compact form (arch.Arch.CompactJSON, no "layers"),
+// which the worker decodes as well and derives the layers from. Deriving them
+// on rank 0 meant building every trial's graph just to send it.
+type taskWire struct {
+	ID     string          `json:"id"`
+	Arch   json.RawMessage `json:"arch"`
+	Seed   uint64          `json:"seed"`
+	Epochs int             `json:"epochs,omitempty"`
+	Report bool            `json:"report,omitempty"`
+}
+
+func marshalTask(t *Trial) ([]byte, error) {
+	a, err := t.Arch.CompactJSON()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(taskWire{ID: t.ID, Arch: a, Seed: t.Seed, Epochs: t.Epochs, Report: t.Report})
 }
 
 // checkFields refuses a message that sets a field its kind does not carry,

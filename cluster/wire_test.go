@@ -69,7 +69,7 @@ func roundTripMessages(t testing.TB) map[string]Message {
 		"setup":        {Kind: KindSetup, Setup: []byte("[search]\nstrategy = \"random\"\nmax_trials = 100\n")},
 		"setup-large":  {Kind: KindSetup, Setup: []byte(setup.String())},
 		"task":         {Kind: KindTask, Trial: typicalTrial(t)},
-		"task-large":   {Kind: KindTask, Trial: &Trial{ID: "t000043", Arch: sampleArch(t, 40), Seed: 7}},
+		"task-large":   {Kind: KindTask, Trial: &Trial{ID: "t000043", Arch: sampleArch(t, 100), Seed: 7}},
 		"idle":         {Kind: KindIdle},
 		"result":       {Kind: KindResult, Result: typicalResult()},
 		"result-large": {Kind: KindResult, Result: failed},
@@ -101,6 +101,9 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("compressed payload %d bytes is not smaller than %d", len(b)-HeaderSize, decodedLen)
 			}
 			t.Logf("%s: %d bytes decoded, %d on the wire", m.Kind, decodedLen, len(b))
+			if m.Kind == KindTask && !compressed && bytes.Contains(b[HeaderSize:], []byte(`"layers":[`)) {
+				t.Errorf("task payload carries the layers: %s", b[HeaderSize:])
+			}
 			got, err := Decode(5, b)
 			if err != nil {
 				t.Fatal(err)

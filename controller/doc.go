@@ -48,10 +48,12 @@
 // dispatch (status "rejected", reward 0) and Config.PenaltyTargetFLOPs
 // scales rewards by (FLOPs/target)^w before the strategy observes them.
 //
-// Flushing: a sync round flushes the log after dispatching and after its
-// results, then checkpoints. An async run flushes after a result unless the
-// last flush was under 10 ms ago; then the result is flushed with the next
-// one or 10 ms after the last flush, whichever comes first (at most 100
-// fsyncs a second; a crash loses at most 10 ms of results, which then run
-// again).
+// Flushing: a sync round flushes the log (journal.Log.Flush: a zstd block
+// written and fsynced) after dispatching and after its results, then
+// checkpoints. An async run commits the log (journal.Log.Commit: the block
+// written, no fsync) after each result, before its worker gets the next
+// trial, and before every wait, so a kill -9 of rank 0 loses nothing logged;
+// it fsyncs after dispatching, at most twice a second and at most a second
+// after a commit, so a crash of rank 0's machine loses at most a second of
+// results, which then run again.
 package controller

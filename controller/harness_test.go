@@ -51,6 +51,7 @@ type search struct {
 	onTrain    func(calls int, cancel func())          // before each training; cancel ends rank 0's ctx
 	onReport   func(reports, epoch int, cancel func()) // before each epoch report (early stopping)
 	afterFlush func(n int)
+	afterSync  func() // after each fsync of the log
 	checkEvery time.Duration
 	observed   *[]string          // if set, the trial IDs in the order the strategy observed them
 	rewards    map[string]float64 // if set, the rewards the strategy observed, by trial
@@ -235,7 +236,7 @@ func (s search) run(t testing.TB) outcome {
 		out.last = p
 		out.nprog++
 	}
-	out.sum, out.err = controller.RunHooked(ctx, cfg, strat, ends[0], run, log, s.resume, progress, s.afterFlush)
+	out.sum, out.err = controller.RunHooked(ctx, cfg, strat, ends[0], run, log, s.resume, progress, s.afterFlush, s.afterSync)
 	close(release)
 	if out.err != nil || out.sum.Interrupted {
 		ends[0].Abort(3) // as the lead does

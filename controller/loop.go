@@ -62,7 +62,8 @@ func Run(ctx context.Context, cfg Config, s Strategy, t cluster.Transport, run *
 
 // hooks let tests observe the loop at points no event marks.
 type hooks struct {
-	afterFlush func(n int) // after the n-th flush of the log (1-based)
+	afterFlush func(n int) // after the n-th commit or flush of the log (1-based)
+	afterSync  func()      // after each flush (fsync)
 }
 
 // loop is the state of one segment of a run on rank 0.
@@ -92,9 +93,11 @@ type loop struct {
 	replaying    bool // load is re-driving the strategy from the log: log nothing
 	stopperFresh bool // the stopper started afresh on resume: its decisions may differ from the log's
 
-	flushes   int
-	lastFlush time.Time
-	dirty     bool // events written since the last flush
+	flushes   int       // commits and flushes, for hooks.afterFlush
+	lastFlush time.Time // of the last fsync
+	committed uint64    // the log's seq at the last commit or flush
+	unsynced  time.Time // of the first commit since the last fsync
+	dirty     bool      // events written since the last fsync
 	lastCkpt  time.Time
 }
 
@@ -651,12 +654,17 @@ func (l *loop) round(ctx context.Context, trials []Trial) error {
 	return nil
 }
 
-// flushEvery bounds the fsyncs of an async run: a result is flushed at once
-// unless the previous flush was less than flushEvery ago; then it is flushed
-// flushEvery after that one, or earlier with the next result. So at most
-// 1/flushEvery fsyncs a second, and a crash loses at most flushEvery of
-// results (which are then run again).
-const flushEvery = 10 * time.Millisecond
+// syncEvery bounds the fsyncs of an async run. Every result is committed to
+// the log (a zstd block written, no fsync) before its worker gets the next
+// trial, and whatever else was logged is committed before rank 0 waits: a
+// kill -9 of rank 0 loses nothing logged. The fsync that makes it survive
+// the machine going down comes after the dispatch rather than before it,
+// when rank 0 is about to wait and the last fsync is half a syncEvery old,
+// or syncEvery after the first commit it has not covered, whichever is
+// first: at most two a second, and a crash of rank 0's node loses at most a
+// second of results (which then run again). With trials of half a second or
+// more the fsync rides on the wake-up a result causes anyway.
+const syncEvery = time.Second
 
 // runAsync keeps every worker busy until a budget is reached or the strategy
 // is done, then collects the trials in flight. Near the job's end it stops
@@ -681,6 +689,11 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 			return err
 		}
 		l.logDispatched(f)
+		// The worker's last result goes into the file (in one block with
+		// this dispatch) before the worker gets its next trial.
+		if err := l.commit(); err != nil {
+			return err
+		}
 		if err := l.t.Send(r, b); err != nil {
 			return ctxErr(ctx, fmt.Sprintf("Send to rank %d", r), err)
 		}
@@ -788,7 +801,12 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 		var cancel context.CancelFunc = func() {}
 		wake := time.Time{}
 		if l.dirty {
-			wake = l.lastFlush.Add(flushEvery)
+			if err := l.syncDue(); err != nil {
+				return "", err
+			}
+		}
+		if l.dirty {
+			wake = l.unsynced.Add(syncEvery)
 		}
 		if h := l.cfg.hangAfter(); h > 0 {
 			for _, f := range busy {
@@ -855,11 +873,6 @@ func (l *loop) runAsync(ctx context.Context) (string, error) {
 			return "", err
 		}
 		l.logUpdate(1)
-		if time.Since(l.lastFlush) >= flushEvery {
-			if err := l.flush(); err != nil {
-				return "", err
-			}
-		}
 		if firstResult || time.Since(l.lastCkpt) >= l.cfg.CheckpointEvery {
 			firstResult = false
 			if err := l.checkpoint(); err != nil {
@@ -965,17 +978,51 @@ func (l *loop) checkpoint() error {
 	return l.flush()
 }
 
-// flush makes the events written so far durable.
+// flush makes the events written so far durable, even against a crash of
+// the machine (fsync).
 func (l *loop) flush() error {
 	err := l.log.Flush()
+	l.lastFlush, l.dirty, l.committed, l.unsynced = time.Now(), false, l.log.Seq(), time.Time{}
+	err = l.wrote(err, "flushing")
+	if l.hooks.afterSync != nil {
+		l.hooks.afterSync()
+	}
+	return err
+}
+
+// commit makes the events written so far survive a kill of this process
+// (no fsync); flush or syncDue makes them durable later.
+func (l *loop) commit() error {
+	seq := l.log.Seq()
+	if seq == l.committed {
+		return nil
+	}
+	l.committed = seq
+	if l.unsynced.IsZero() {
+		l.unsynced = time.Now()
+	}
+	return l.wrote(l.log.Commit(), "committing")
+}
+
+// syncDue commits what was logged and flushes when the last fsync is half
+// of syncEvery old. Not a whole syncEvery: with trials of about that length
+// the test would flip with the jitter of each result, and every trial would
+// then cost a second wake-up, for the timer.
+func (l *loop) syncDue() error {
+	if time.Since(l.lastFlush) >= syncEvery/2 {
+		return l.flush()
+	}
+	return l.commit()
+}
+
+func (l *loop) wrote(err error, doing string) error {
 	l.flushes++
-	l.lastFlush, l.dirty = time.Now(), false
 	if l.hooks.afterFlush != nil {
 		l.hooks.afterFlush(l.flushes)
 	}
 	if err != nil {
 		// The log is the run's record: without it a crash would lose results.
-		return fmt.Errorf("controller: flushing the event log: %w", err)
+		return fmt.Errorf("controller: %s the event log: %w", doing, err)
 	}
 	return nil
 }

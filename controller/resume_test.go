@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -140,6 +141,78 @@ func TestResumeEveryStrategy(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestAsyncCommitsBeforeDispatch: an async run writes each result into the
+// log file before its worker gets the next trial (a kill -9 of rank 0 then
+// loses no result), though it fsyncs at most once a second. When the k-th
+// training starts, at most ranks-1 trials are unfinished, so at least
+// k-(ranks-1) results must already decode from the file.
+func TestAsyncCommitsBeforeDispatch(t *testing.T) {
+	const n, ranks = 30, 3
+	dir := filepath.Join(t.TempDir(), "run")
+	var mu sync.Mutex
+	checked := 0
+	s := search{mode: controller.ModeAsync, ranks: ranks, trials: n, dir: dir, checkEvery: time.Hour,
+		onTrain: func(calls int, _ func()) {
+			mu.Lock()
+			defer mu.Unlock()
+			want := calls - (ranks - 1)
+			if want <= 0 {
+				return
+			}
+			if got := len(results(readEvents(t, dir))); got < want {
+				t.Errorf("training %d started with %d results in the log file, want ≥ %d", calls, got, want)
+			}
+			checked++
+		}}
+	if out := s.run(t); out.err != nil || out.sum.Trials != n {
+		t.Fatalf("%+v %v", out.sum, out.err)
+	}
+	if checked < n-ranks {
+		t.Fatalf("checked %d trainings", checked)
+	}
+}
+
+// TestAsyncFsyncsTwiceASecond: an async run whose results come every few ms
+// fsyncs the log at most twice a second, not per result, and every commit is
+// covered by an fsync within that second (plus scheduling slack): a crash of
+// the machine loses at most a second of results.
+func TestAsyncFsyncsTwiceASecond(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for 2.5 s")
+	}
+	const n, ranks = 100, 3
+	var mu sync.Mutex
+	var commits, syncs []time.Time
+	s := search{mode: controller.ModeAsync, ranks: ranks, trials: n, checkEvery: time.Hour,
+		delay:      func(string) time.Duration { return 50 * time.Millisecond },
+		afterFlush: func(int) { mu.Lock(); commits = append(commits, time.Now()); mu.Unlock() },
+		afterSync:  func() { mu.Lock(); syncs = append(syncs, time.Now()); mu.Unlock() }}
+	start := time.Now()
+	if out := s.run(t); out.err != nil || out.sum.Trials != n {
+		t.Fatalf("%+v %v", out.sum, out.err)
+	}
+	elapsed := time.Since(start)
+	// Beyond two a second: two for the first checkpoint (the log before it,
+	// its event after), three at the end (the run_end event, the last
+	// checkpoint's two).
+	if max := int(2*elapsed/time.Second) + 5; len(syncs) > max {
+		var at []time.Duration
+		for _, s := range syncs {
+			at = append(at, s.Sub(start).Round(time.Millisecond))
+		}
+		t.Errorf("%d fsyncs in %v (at %v), %d commits: want ≤ %d", len(syncs), elapsed, at, len(commits), max)
+	}
+	for _, c := range commits {
+		i := sort.Search(len(syncs), func(i int) bool { return !syncs[i].Before(c) })
+		if i == len(syncs) {
+			t.Fatalf("a commit at %v was never fsynced", c.Sub(start))
+		}
+		if lag := syncs[i].Sub(c); lag > time.Second+700*time.Millisecond {
+			t.Errorf("a commit at %v waited %v for its fsync", c.Sub(start), lag)
 		}
 	}
 }

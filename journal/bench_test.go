@@ -9,13 +9,15 @@ import (
 
 // BenchmarkEvent logs typical trial_result events (~420 bytes of JSON each):
 // without flushing (the encoder's throughput and its compression over a long
-// stream) and with a Flush (zstd block + fsync) after every event, the worst
-// case of flushing at every trial boundary.
+// stream), with a Commit (zstd block + write) after every event, what an
+// async search does per result, and with a Flush (Commit + fsync) after every
+// event or every 10.
 func BenchmarkEvent(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
 		every int
-	}{{"flush=none", 0}, {"flush=each", 1}, {"flush=every10", 10}} {
+		sync  bool
+	}{{"flush=none", 0, false}, {"commit=each", 1, false}, {"flush=each", 1, true}, {"flush=every10", 10, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			r, err := Create(filepath.Join(b.TempDir(), "run"))
 			if err != nil {
@@ -31,7 +33,11 @@ func BenchmarkEvent(b *testing.B) {
 			for i := 1; i <= b.N; i++ {
 				trialResult(l, i)
 				if bc.every > 0 && i%bc.every == 0 {
-					if err := l.Flush(); err != nil {
+					durable := l.Commit
+					if bc.sync {
+						durable = l.Flush
+					}
+					if err := durable(); err != nil {
 						b.Fatal(err)
 					}
 				}

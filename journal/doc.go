@@ -18,9 +18,11 @@
 // a crash, since a cut zstd frame hides whatever would follow it. [Log.Event]
 // starts an event with time (RFC 3339 in ms, UTC), event and run; the log puts
 // seq first when the line is written, so seqs increase strictly in file
-// order, across segments too. [Log.Flush] makes everything so far decodable
-// from disk even if the process is then killed: the encoder emits a complete
-// zstd block and the file is fsynced. Call it at trial boundaries.
+// order, across segments too. [Log.Commit] makes everything so far decodable
+// from the file even if the process is then killed (kill -9): the encoder
+// emits a complete zstd block into the file. [Log.Flush] does that and
+// fsyncs, so the events also survive the machine going down. Commit at
+// trial boundaries; Flush as often as the machine's crash may cost.
 //
 // The log never holds NaN or infinities: log a float that may be non-finite
 // with [Float] or [Floats], which write null and a key+"_nonfinite" field

@@ -43,8 +43,9 @@ func helperLock(dir string) {
 	r.Close()
 }
 
-// helperKill writes events, flushing after each group and reporting the last
-// durable seq, then writes more without flushing and waits to be killed.
+// helperKill writes events, making each group durable (Flush and Commit in
+// turn, the last one a Commit) and reporting the last seq that must survive
+// a kill -9, then writes more without either and waits to be killed.
 func helperKill(dir string) {
 	r, err := Create(dir)
 	if err != nil {
@@ -62,7 +63,11 @@ func helperKill(dir string) {
 			i++
 			trialResult(l, i)
 		}
-		if err := l.Flush(); err != nil {
+		durable := l.Flush
+		if g%2 == 1 {
+			durable = l.Commit
+		}
+		if err := durable(); err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)
 		}

@@ -24,15 +24,16 @@ type Log struct {
 	path  string
 	zl    zerolog.Logger
 
-	mu      sync.Mutex
-	f       *os.File
-	enc     *zstd.Encoder
-	seq     uint64 // last seq written
-	flushed uint64 // last seq made durable by Flush
-	err     error  // first write/flush error; the log is dead after it
-	dropped error  // events zerolog dropped; Flush and Close report it
-	closed  bool
-	pre     []byte // scratch for the seq prefix
+	mu        sync.Mutex
+	f         *os.File
+	enc       *zstd.Encoder
+	seq       uint64 // last seq written
+	committed uint64 // last seq in a complete block in the file (Commit or Flush)
+	flushed   uint64 // last seq made durable by Flush
+	err       error  // first write/flush error; the log is dead after it
+	dropped   error  // events zerolog dropped; Flush and Close report it
+	closed    bool
+	pre       []byte // scratch for the seq prefix
 
 	seg        int          // this segment's number
 	out        *countWriter // the file, counting the bytes written
@@ -78,12 +79,14 @@ const eventTimeFormat = "2006-01-02T15:04:05.999Z07:00"
 // Encoder settings for segments: one goroutine, so Write and Flush are
 // synchronous; a 1 MiB window is ample for repeated keys across events and
 // keeps reader memory small; a frame checksum so a closed segment is verified
-// end to end. SpeedBetterCompression: 8% smaller than SpeedDefault on a
-// real log flushed every few trials, for 0.7 µs more a trial (docs/scale.md).
+// end to end. SpeedFastest: an async search commits a block per trial, and
+// on rank 0, whose caches go cold between results, the larger hash tables
+// of SpeedBetterCompression cost ~60 µs of CPU a trial for a log ~10%
+// smaller (docs/performance.md, "Rank 0's own work").
 func newSegmentEncoder(w io.Writer) (*zstd.Encoder, error) {
 	return zstd.NewWriter(w,
 		zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderLevel(zstd.SpeedBetterCompression),
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithWindowSize(1<<20),
 		zstd.WithEncoderCRC(true))
 }
@@ -126,8 +129,8 @@ func (r *Run) NewLog(runID string) (*Log, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("journal: %s: %w", path, err)
 	}
-	l := &Log{run: r, runID: runID, path: path, f: f, enc: enc, seq: r.lastSeq, flushed: r.lastSeq,
-		seg: n, out: out, frames: []Position{{Segment: n, Offset: 0, Seq: r.lastSeq}}}
+	l := &Log{run: r, runID: runID, path: path, f: f, enc: enc, seq: r.lastSeq, committed: r.lastSeq,
+		flushed: r.lastSeq, seg: n, out: out, frames: []Position{{Segment: n, Offset: 0, Seq: r.lastSeq}}}
 	l.zl = zerolog.New(lineWriter{l})
 	r.lastSeg = n
 	r.log = l
@@ -172,10 +175,26 @@ func (l *Log) Seq() uint64 {
 	return l.seq
 }
 
-// Flush makes every event written so far decodable from disk even if the
-// process is killed right after: the zstd encoder emits a complete block,
-// then the file is fsynced. Call it at trial boundaries. After a write or
-// flush error the log is unusable and every later call returns that error.
+// Commit makes every event written so far decodable from the file even if
+// the process is killed right after (kill -9, the OOM killer, a crash of
+// nasd): the zstd encoder emits a complete block into the file, without an
+// fsync, so the events are in the kernel's page cache but not yet proof
+// against the machine going down. It costs a block encode and a write, a
+// few µs, where Flush's fsync costs a disk round trip. After a write error
+// the log is unusable and every later call returns that error.
+func (l *Log) Commit() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.commitLocked(); err != nil {
+		return err
+	}
+	return l.dropped
+}
+
+// Flush is Commit, then an fsync: every event written so far survives the
+// machine crashing too. Call it at trial boundaries when results must
+// outlive the node; after a write or flush error the log is unusable and
+// every later call returns that error.
 func (l *Log) Flush() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -185,19 +204,30 @@ func (l *Log) Flush() error {
 	return l.dropped
 }
 
-func (l *Log) flushLocked() error {
+func (l *Log) commitLocked() error {
 	if l.err != nil {
 		return l.err
 	}
 	if l.closed {
 		return fmt.Errorf("journal: %s: %w", l.path, errClosed)
 	}
-	if l.flushed == l.seq {
+	if l.committed == l.seq {
 		return nil
 	}
 	if err := l.enc.Flush(); err != nil {
 		l.err = fmt.Errorf("journal: %s: %w", l.path, err)
 		return l.err
+	}
+	l.committed = l.seq
+	return nil
+}
+
+func (l *Log) flushLocked() error {
+	if err := l.commitLocked(); err != nil {
+		return err
+	}
+	if l.flushed == l.seq {
+		return nil
 	}
 	if err := l.f.Sync(); err != nil {
 		// Never retry a failed fsync: the kernel may have dropped the pages.
@@ -280,7 +310,7 @@ func (l *Log) Close() error {
 		err = l.dropped
 	}
 	seq := l.seq
-	l.flushed = seq
+	l.committed, l.flushed = seq, seq
 	l.mu.Unlock()
 
 	r := l.run

@@ -81,12 +81,19 @@ func (p *progress) clear() {
 
 func (p *progress) finish() { p.clear() }
 
-// searchProgress shows a search on rank 0: a redrawn bar on a terminal, one
-// line per finished trial otherwise.
+// searchProgress shows a search on rank 0: a redrawn bar on a terminal, a
+// line per finished trial otherwise, at most one a second (512 workers with
+// short trials would fill a batch log; the event log has every trial), and
+// always the one that completes the trial budget.
 type searchProgress struct {
 	progress
 	lastDone int
+	lastLine time.Time
 }
+
+// searchLineEvery is how often a search prints a progress line at most when
+// stdout is not a terminal.
+const searchLineEvery = time.Second
 
 func newSearchProgress(stdout, stderr io.Writer) *searchProgress {
 	return &searchProgress{progress: *newProgress(stdout, stderr)}
@@ -106,8 +113,9 @@ func (p *searchProgress) update(u controller.Progress) {
 		eta = " ETA " + u.ETA.Round(time.Second).String()
 	}
 	if p.bar == nil {
-		if u.Done != p.lastDone {
-			p.lastDone = u.Done
+		last := u.Budget > 0 && u.Done >= u.Budget
+		if u.Done != p.lastDone && (last || time.Since(p.lastLine) >= searchLineEvery) {
+			p.lastDone, p.lastLine = u.Done, time.Now()
 			fmt.Fprintf(p.out, "trials %d/%s  best %s  running %d  elapsed %s%s\n",
 				u.Done, budget, best, u.Running, u.Elapsed.Round(time.Second), eta)
 		}

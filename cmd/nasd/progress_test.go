@@ -47,9 +47,14 @@ func TestProgressBarOnlyOnTerminals(t *testing.T) {
 		if sp.bar != nil {
 			t.Errorf("%s: search progress draws a bar", name)
 		}
-		sp.update(controller.Progress{Done: 1, Budget: 4, Running: 2})
-		if got := out.String(); strings.Contains(got, "\r") || !strings.HasPrefix(got, "trials 1/4") {
-			t.Errorf("%s: search output %q, want one line", name, got)
+		// Trials finishing back to back: the first and the last get a line.
+		for done := 1; done <= 400; done++ {
+			sp.update(controller.Progress{Done: done, Budget: 400, Running: 2})
+		}
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		if got := out.String(); strings.Contains(got, "\r") || len(lines) < 2 || len(lines) > 4 ||
+			!strings.HasPrefix(lines[0], "trials 1/400") || !strings.HasPrefix(lines[len(lines)-1], "trials 400/400") {
+			t.Errorf("%s: search output %q, want a line for the first trial and one for the last", name, got)
 		}
 	}
 	if st, err := devnull.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -102,8 +101,8 @@ func (lg logged) check(t *testing.T, n int) {
 }
 
 // killAfter runs nasd search with args in a child process and kills it
-// with SIGKILL once k progress lines are printed (or lets it end); it
-// returns the trials with a result at the kill.
+// with SIGKILL once k trial results are logged (or lets it end); it returns
+// the trials with a result at the kill.
 func killAfter(t *testing.T, k int, dir string, args ...string) map[string]int {
 	t.Helper()
 	pr, pw := io.Pipe()
@@ -114,15 +113,8 @@ func killAfter(t *testing.T, k int, dir string, args ...string) map[string]int {
 		pw.Close()
 		close(done)
 	}()
-	sc := bufio.NewScanner(pr)
-	for n := 0; sc.Scan(); {
-		if strings.HasPrefix(sc.Text(), "trials ") {
-			if n++; n == k {
-				break
-			}
-		}
-	}
 	go io.Copy(io.Discard, pr)
+	waitResults(t, dir, k, done)
 	cmd.Process.Signal(syscall.SIGKILL)
 	<-done
 	return readLogged(t, dir).results

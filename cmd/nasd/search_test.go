@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -182,16 +181,9 @@ func TestSearchSIGTERMCheckpointsAndResumes(t *testing.T) {
 			dir := filepath.Join(base, strings.ReplaceAll(sig.String(), " ", "-"))
 			pr, pw := io.Pipe()
 			cmd := nasdProcess(t, pw, "search", "-config", cfg, "-run-dir", dir)
-			// Interrupt once a few trials are done (one line per trial without a terminal).
-			sc := bufio.NewScanner(pr)
-			for n := 0; sc.Scan(); {
-				if strings.HasPrefix(sc.Text(), "trials ") {
-					if n++; n == 6 {
-						break
-					}
-				}
-			}
 			go io.Copy(io.Discard, pr)
+			// Interrupt once a few trials are done.
+			waitResults(t, dir, 6, nil)
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -216,6 +208,30 @@ func TestSearchSIGTERMCheckpointsAndResumes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitResults returns once the event log in dir holds k trial results, or
+// done is closed (the search ended), or a minute has passed.
+func waitResults(t *testing.T, dir string, k int, done <-chan struct{}) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		n := 0
+		journal.ReadEvents(dir, func(e journal.Event) error { // a missing or cut log reads as what it holds
+			if e.Kind == "trial_result" {
+				n++
+			}
+			return nil
+		})
+		if n >= k {
+			return
+		}
+		select {
+		case <-done:
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	t.Fatalf("%s: no %d trial results within a minute", dir, k)
 }
 
 func sortedKeys(m map[string]float64) []string {
