@@ -1015,6 +1015,7 @@ func (l *loop) syncDue() error {
 	return l.commit()
 }
 
+// wrote counts a commit or flush for the tests' hook and wraps its error.
 func (l *loop) wrote(err error, doing string) error {
 	l.flushes++
 	if l.hooks.afterFlush != nil {
