@@ -182,23 +182,20 @@ func (l *Log) Seq() uint64 {
 // against the machine going down. It costs a block encode and a write, a
 // few µs, where Flush's fsync costs a disk round trip. After a write error
 // the log is unusable and every later call returns that error.
-func (l *Log) Commit() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.commitLocked(); err != nil {
-		return err
-	}
-	return l.dropped
-}
+func (l *Log) Commit() error { return l.locked(l.commitLocked) }
 
 // Flush is Commit, then an fsync: every event written so far survives the
 // machine crashing too. Call it at trial boundaries when results must
 // outlive the node; after a write or flush error the log is unusable and
 // every later call returns that error.
-func (l *Log) Flush() error {
+func (l *Log) Flush() error { return l.locked(l.flushLocked) }
+
+// locked runs f under the log's lock and then reports events zerolog
+// dropped, if f had no error of its own.
+func (l *Log) locked(f func() error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.flushLocked(); err != nil {
+	if err := f(); err != nil {
 		return err
 	}
 	return l.dropped
