@@ -50,7 +50,7 @@ type search struct {
 	hangGrace  time.Duration
 	onTrain    func(calls int, cancel func())          // before each training; cancel ends rank 0's ctx
 	onReport   func(reports, epoch int, cancel func()) // before each epoch report (early stopping)
-	afterFlush func(n int)
+	afterWrite func(n int)
 	afterSync  func() // after each fsync of the log
 	checkEvery time.Duration
 	observed   *[]string          // if set, the trial IDs in the order the strategy observed them
@@ -236,7 +236,7 @@ func (s search) run(t testing.TB) outcome {
 		out.last = p
 		out.nprog++
 	}
-	out.sum, out.err = controller.RunHooked(ctx, cfg, strat, ends[0], run, log, s.resume, progress, s.afterFlush, s.afterSync)
+	out.sum, out.err = controller.RunHooked(ctx, cfg, strat, ends[0], run, log, s.resume, progress, s.afterWrite, s.afterSync)
 	close(release)
 	if out.err != nil || out.sum.Interrupted {
 		ends[0].Abort(3) // as the lead does

@@ -62,7 +62,7 @@ func Run(ctx context.Context, cfg Config, s Strategy, t cluster.Transport, run *
 
 // hooks let tests observe the loop at points no event marks.
 type hooks struct {
-	afterFlush func(n int) // after the n-th commit or flush of the log (1-based)
+	afterWrite func(n int) // after the n-th commit or flush of the log (1-based)
 	afterSync  func()      // after each flush (fsync)
 }
 
@@ -93,7 +93,7 @@ type loop struct {
 	replaying    bool // load is re-driving the strategy from the log: log nothing
 	stopperFresh bool // the stopper started afresh on resume: its decisions may differ from the log's
 
-	flushes   int       // commits and flushes, for hooks.afterFlush
+	writes    int       // commits and flushes, for hooks.afterWrite
 	lastFlush time.Time // of the last fsync
 	committed uint64    // the log's seq at the last commit or flush
 	unsynced  time.Time // of the first commit since the last fsync
@@ -1017,9 +1017,9 @@ func (l *loop) syncDue() error {
 
 // wrote counts a commit or flush for the tests' hook and wraps its error.
 func (l *loop) wrote(err error, doing string) error {
-	l.flushes++
-	if l.hooks.afterFlush != nil {
-		l.hooks.afterFlush(l.flushes)
+	l.writes++
+	if l.hooks.afterWrite != nil {
+		l.hooks.afterWrite(l.writes)
 	}
 	if err != nil {
 		// The log is the run's record: without it a crash would lose results.

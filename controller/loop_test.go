@@ -361,7 +361,7 @@ func TestResumeAfterKill(t *testing.T) {
 			}
 			s := search{mode: tc.mode, ranks: 5, trials: n, dir: src, delay: tc.delay}
 			if tc.at == "flush" {
-				s.afterFlush = snap
+				s.afterWrite = snap
 			} else {
 				s.onTrain = func(calls int, _ func()) { snap(calls) }
 			}

@@ -98,7 +98,7 @@ func TestResumeEveryStrategy(t *testing.T) {
 				base := search{mode: mode, ranks: ranks, trials: n, strategy: c.strategy, stratOpts: c.opts, stopper: c.stopper, delay: slow}
 				s := base
 				s.dir = src
-				s.afterFlush = func(k int) {
+				s.afterWrite = func(k int) {
 					mu.Lock()
 					defer mu.Unlock()
 					dst := filepath.Join(tmp, fmt.Sprintf("kill-%03d", k))
@@ -189,7 +189,7 @@ func TestAsyncFsyncsTwiceASecond(t *testing.T) {
 	var commits, syncs []time.Time
 	s := search{mode: controller.ModeAsync, ranks: ranks, trials: n, checkEvery: time.Hour,
 		delay:      func(string) time.Duration { return 50 * time.Millisecond },
-		afterFlush: func(int) { mu.Lock(); commits = append(commits, time.Now()); mu.Unlock() },
+		afterWrite: func(int) { mu.Lock(); commits = append(commits, time.Now()); mu.Unlock() },
 		afterSync:  func() { mu.Lock(); syncs = append(syncs, time.Now()); mu.Unlock() }}
 	start := time.Now()
 	if out := s.run(t); out.err != nil || out.sum.Trials != n {
@@ -225,7 +225,7 @@ func TestResumeRefusesAnotherProposal(t *testing.T) {
 	src := filepath.Join(tmp, "run")
 	var copies []string
 	s := search{mode: controller.ModeAsync, ranks: 3, trials: 12, dir: src, checkEvery: time.Hour, delay: jitter,
-		afterFlush: func(k int) {
+		afterWrite: func(k int) {
 			dst := filepath.Join(tmp, fmt.Sprintf("kill-%03d", k))
 			copyDir(t, src, dst)
 			copies = append(copies, dst)
@@ -422,12 +422,12 @@ func TestResumeWarnsOnceAboutCutSegments(t *testing.T) {
 	first := filepath.Join(tmp, "run")
 	slow := func(id string) time.Duration { return 15*time.Millisecond + jitter(id) }
 	s := search{mode: controller.ModeAsync, ranks: 3, trials: 20, dir: first, delay: slow}
-	s.afterFlush = copyAt(first, a, 6)
+	s.afterWrite = copyAt(first, a, 6)
 	if out := s.run(t); out.err != nil {
 		t.Fatal(out.err)
 	}
 	s = search{mode: controller.ModeAsync, ranks: 3, trials: 20, dir: a, resume: true, delay: slow}
-	s.afterFlush = copyAt(a, b, 6)
+	s.afterWrite = copyAt(a, b, 6)
 	if out := s.run(t); out.err != nil {
 		t.Fatal(out.err)
 	}

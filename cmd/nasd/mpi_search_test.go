@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"nasd/journal"
 )
 
 // mpiEnv lets OpenMPI run as root on an oversubscribed 2-core machine and
@@ -331,14 +329,9 @@ epochs = 3
 		t.Fatal(err)
 	}
 	// Wait until all 7 workers have a trial.
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		if lg := readLoggedQuiet(dir); len(lg) >= 7 {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("fewer than 7 trials dispatched after 2 minutes\n%s\n%s", stdout, stderr)
-		}
+	if !waitLogged(dir, "trial_dispatched", 7, 2*time.Minute, nil) {
+		cmd.Process.Kill()
+		t.Fatalf("fewer than 7 trials dispatched after 2 minutes\n%s\n%s", stdout, stderr)
 	}
 	sent := time.Now()
 	cmd.Process.Signal(syscall.SIGUSR1)
@@ -353,19 +346,6 @@ epochs = 3
 		t.Errorf("run_end %v: want interrupted with trials in flight", end)
 	}
 	t.Logf("SIGUSR1 to exit 3: %v, %v trials in flight checkpointed", took.Round(time.Millisecond), end["in_flight"])
-}
-
-// readLoggedQuiet returns the trials dispatched so far in dir (none while
-// the log does not exist yet).
-func readLoggedQuiet(dir string) []string {
-	var ids []string
-	journal.ReadEvents(dir, func(e journal.Event) error {
-		if e.Kind == "trial_dispatched" {
-			ids = append(ids, string(e.Raw))
-		}
-		return nil
-	})
-	return ids
 }
 
 // TestMPIHungRank: under mpirun -n 4, a rank stuck in a trial ends the job

@@ -114,7 +114,13 @@ func killAfter(t *testing.T, k int, dir string, args ...string) map[string]int {
 		close(done)
 	}()
 	go io.Copy(io.Discard, pr)
-	waitResults(t, dir, k, done)
+	if !waitLogged(dir, "trial_result", k, time.Minute, done) {
+		select {
+		case <-done: // the search ended first
+		default:
+			t.Fatalf("%s: no %d trial results within a minute", dir, k)
+		}
+	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	<-done
 	return readLogged(t, dir).results

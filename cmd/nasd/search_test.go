@@ -183,7 +183,9 @@ func TestSearchSIGTERMCheckpointsAndResumes(t *testing.T) {
 			cmd := nasdProcess(t, pw, "search", "-config", cfg, "-run-dir", dir)
 			go io.Copy(io.Discard, pr)
 			// Interrupt once a few trials are done.
-			waitResults(t, dir, 6, nil)
+			if !waitLogged(dir, "trial_result", 6, time.Minute, nil) {
+				t.Fatalf("%s: no 6 trial results within a minute", dir)
+			}
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -210,28 +212,28 @@ func TestSearchSIGTERMCheckpointsAndResumes(t *testing.T) {
 	}
 }
 
-// waitResults returns once the event log in dir holds k trial results, or
-// done is closed (the search ended), or a minute has passed.
-func waitResults(t *testing.T, dir string, k int, done <-chan struct{}) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+// waitLogged reports whether the event log in dir came to hold k events of
+// kind within limit; it gives up early, false, when done is closed (the
+// search ended). A missing or cut log reads as what it holds.
+func waitLogged(dir, kind string, k int, limit time.Duration, done <-chan struct{}) bool {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); {
 		n := 0
-		journal.ReadEvents(dir, func(e journal.Event) error { // a missing or cut log reads as what it holds
-			if e.Kind == "trial_result" {
+		journal.ReadEvents(dir, func(e journal.Event) error {
+			if e.Kind == kind {
 				n++
 			}
 			return nil
 		})
 		if n >= k {
-			return
+			return true
 		}
 		select {
 		case <-done:
-			return
+			return false
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	t.Fatalf("%s: no %d trial results within a minute", dir, k)
+	return false
 }
 
 func sortedKeys(m map[string]float64) []string {
