@@ -2,7 +2,8 @@
 # Rank-0 cost and worker utilisation of nasd search under mpirun, with the
 # surrogate trainer (no training): RANKS × MODES × trial durations.
 # 0 s trials measure the controller's own cost per trial; 1 s trials show how
-# busy it keeps the workers. Above 2 ranks this 2-core machine is
+# busy it keeps the workers, over the whole run and in steady state (while
+# every worker had work: start-up and the budget's tail left out). Above 2 ranks this 2-core machine is
 # oversubscribed, so every rank competes with rank 0 for a core.
 #
 # With BASE=<git rev> (e.g. BASE=fb60da9) the same runs are made with that
@@ -58,18 +59,19 @@ TOML
   local out
   out=$(timeout -k 10 600 mpirun -n "$n" --bind-to none "$bin" search -config "$work/c.toml" \
     -run-dir "$work/run" 2>"$work/err") || { echo "mpirun -n $n $bin failed:" >&2; tail -20 "$work/err" >&2; exit 1; }
-  # Throughput: 66.1 trials/s; workers busy 89% of 3×0.5s; rank 0 CPU 2158 µs per trial
-  sed -nE 's/^Throughput: ([0-9.]+) trials.*workers busy ([0-9]+%).*CPU (.*) per trial.*/\1 \2 \3/p' <<<"$out" |
-    awk '{ c = $3; if ($4 != "µs") { c = $3; sub(/ms$/, "", c); c = int(c * 1000) } print $1, $2, c }'
+  # Throughput: 66.1 trials/s; workers busy 89% of 3×0.5s, 98.1% over the 0.4s all had work; rank 0 CPU 2158 µs per trial
+  # (binaries before 2026-12-06 print no steady figure: "-")
+  sed -nE 's/^Throughput: ([0-9.]+) trials.*workers busy ([0-9]+%) of [^,;]*(, ([0-9.]+%) over)?.*CPU (.*) per trial.*/\1 \2 S\4 \5/p' <<<"$out" |
+    awk '{ s = substr($3, 2); if (s == "") s = "-"; c = $4; if ($5 != "µs") { sub(/ms$/, "", c); c = int(c * 1000) } print $1, $2, s, c }'
 }
 
 echo "ranks: $RANKS on $(nproc) cores (oversubscribed above $(nproc)); $(mpirun --version | head -1)"
 if [ -n "${BASE_BIN:-}" ]; then
-  printf '%-5s %-5s %-5s %6s | %-28s | %-28s\n' "" "" "" "" "before (${BASE:-$BASE_BIN})" "after ($BIN)"
-  printf '%-5s %-5s %-5s %6s | %9s %6s %11s | %9s %6s %11s\n' ranks mode trial trials \
-    trials/s busy "µs/trial" trials/s busy "µs/trial"
+  printf '%-5s %-5s %-5s %6s | %-36s | %-36s\n' "" "" "" "" "before (${BASE:-$BASE_BIN})" "after ($BIN)"
+  printf '%-5s %-5s %-5s %6s | %9s %6s %7s %11s | %9s %6s %7s %11s\n' ranks mode trial trials \
+    trials/s busy steady "µs/trial" trials/s busy steady "µs/trial"
 else
-  printf '%-5s %-5s %-5s %6s | %9s %6s %11s\n' ranks mode trial trials trials/s busy "rank-0 µs/trial"
+  printf '%-5s %-5s %-5s %6s | %9s %6s %7s %11s\n' ranks mode trial trials trials/s busy steady "rank-0 µs/trial"
 fi
 for n in $RANKS; do
   for mode in $MODES; do
@@ -80,12 +82,12 @@ for n in $RANKS; do
       row=$(printf '%-5s %-5s %-5s %6s' "$n" "$mode" "$d" $(((n - 1) * per)))
       if [ -n "${BASE_BIN:-}" ]; then
         r=$(run "$BASE_BIN" "$n" "$mode" "$d")
-        read -r t0 b0 c0 <<<"$r"
-        row+=$(printf ' | %9s %6s %11s' "$t0" "$b0" "$c0")
+        read -r t0 b0 s0 c0 <<<"$r"
+        row+=$(printf ' | %9s %6s %7s %11s' "$t0" "$b0" "$s0" "$c0")
       fi
       r=$(run "$BIN" "$n" "$mode" "$d")
-      read -r t1 b1 c1 <<<"$r"
-      printf '%s | %9s %6s %11s\n' "$row" "$t1" "$b1" "$c1"
+      read -r t1 b1 s1 c1 <<<"$r"
+      printf '%s | %9s %6s %7s %11s\n' "$row" "$t1" "$b1" "$s1" "$c1"
      done
     done
   done

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -128,6 +129,11 @@ func TestSearchInProcessSurrogate(t *testing.T) {
 			}
 			if got := trialResults(t, dir); len(got) != 12 {
 				t.Errorf("%d trial results in the log, want 12", len(got))
+			}
+			// Sync rounds give every worker a trial each round, so the
+			// steady-state window exists.
+			if mode == "sync" && !regexp.MustCompile(`workers busy \d+% of 3×[0-9.]+s, [0-9.]+% over the [0-9.]+s all had work;`).MatchString(out) {
+				t.Errorf("output lacks the steady-state busy figure:\n%s", out)
 			}
 			for _, f := range []string{"config.toml", "best.json", "summary.json"} {
 				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
