@@ -19,7 +19,7 @@ MODES=${MODES:-"sync async"}
 DURATIONS=${DURATIONS:-"0s 1s"}
 PER_WORKER=${PER_WORKER:-25}           # trials per worker for trials under 1 s
 PER_WORKER_LONG=${PER_WORKER_LONG:-10} # and for trials of 1 s or more
-REPEAT=${REPEAT:-1}                    # rows per configuration (before and after interleaved)
+REPEAT=${REPEAT:-1}                    # rows per configuration (before and after interleaved, ABBA)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
   OMPI_MCA_plm_rsh_agent= OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_odls_base_sigkill_timeout=0
 command -v mpirun >/dev/null || { echo "bench-scale: mpirun not found (make deps)"; exit 2; }
@@ -76,17 +76,27 @@ fi
 for n in $RANKS; do
   for mode in $MODES; do
     for d in $DURATIONS; do
-     for _ in $(seq "$REPEAT"); do
+     for i in $(seq "$REPEAT"); do
       per=$PER_WORKER
       [[ $d =~ ^[0-9]+s$ && $d != 0s ]] && per=$PER_WORKER_LONG
       row=$(printf '%-5s %-5s %-5s %6s' "$n" "$mode" "$d" $(((n - 1) * per)))
       if [ -n "${BASE_BIN:-}" ]; then
-        r=$(run "$BASE_BIN" "$n" "$mode" "$d")
-        read -r t0 b0 s0 c0 <<<"$r"
+        # The second of two back-to-back runs reads 5-18 % more rank-0 CPU
+        # (an A/A run, docs/performance.md): every other repetition runs
+        # BIN first.
+        if ((i % 2 == 0)); then
+          r1=$(run "$BIN" "$n" "$mode" "$d")
+          r0=$(run "$BASE_BIN" "$n" "$mode" "$d")
+        else
+          r0=$(run "$BASE_BIN" "$n" "$mode" "$d")
+          r1=$(run "$BIN" "$n" "$mode" "$d")
+        fi
+        read -r t0 b0 s0 c0 <<<"$r0"
         row+=$(printf ' | %9s %6s %7s %11s' "$t0" "$b0" "$s0" "$c0")
+      else
+        r1=$(run "$BIN" "$n" "$mode" "$d")
       fi
-      r=$(run "$BIN" "$n" "$mode" "$d")
-      read -r t1 b1 s1 c1 <<<"$r"
+      read -r t1 b1 s1 c1 <<<"$r1"
       printf '%s | %9s %6s %7s %11s\n' "$row" "$t1" "$b1" "$s1" "$c1"
      done
     done
