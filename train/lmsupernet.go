@@ -33,6 +33,8 @@ type LMSupernet struct {
 	bucketI map[string]int
 	region  map[string]int // layer name → offset of its matrices in the cell region
 	vel     []float64
+	sgd     optimizer // ApplySGD's rule and parallel loop
+	sgdSt   optState  // ApplySGD's state: vel
 	train   *lmRun
 	eval    *lmRun
 	specs   map[string]lmChild
@@ -222,8 +224,9 @@ func (s *LMSupernet) ClipGrad(maxNorm float64) float64 {
 
 // ApplySGD takes one SGD step over every weight (Supernet.ApplySGD's rule).
 func (s *LMSupernet) ApplySGD(lr, momentum float64, nesterov bool, l2 float64) {
-	o := optimizer{kind: "sgd", momentum: momentum, nesterov: nesterov, decay: l2}
-	applyOpt(&o, s.m.params, s.m.grads, &optState{m: s.vel}, lr)
+	s.sgd.kind, s.sgd.momentum, s.sgd.nesterov, s.sgd.decay = "sgd", momentum, nesterov, l2
+	s.sgdSt.m = s.vel
+	applyOpt(&s.sgd, s.m.params, s.m.grads, &s.sgdSt, lr)
 }
 
 // Step trains child on one window of T steps of the training streams (ids

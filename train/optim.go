@@ -17,6 +17,36 @@ type optimizer struct {
 	nesterov bool
 	decay    float64
 	state    map[string]*optState
+	// the update's parallel loop, one per element type (allocation-free)
+	loop32 optLoop[float32]
+	loop64 optLoop[float64]
+}
+
+// optLoop applies one update to a range of a tensor's elements; each element
+// is independent of the others, so how the tensor is split changes nothing.
+type optLoop[T Float] struct {
+	o          *optimizer
+	w, g       []T
+	m, v       []float64
+	lr, c1, c2 float64
+	par        parDone
+}
+
+func (l *optLoop[T]) runRange(_, lo, hi int) {
+	var v []float64
+	if l.v != nil {
+		v = l.v[lo:hi]
+	}
+	applyOptRange(l.o, l.w[lo:hi], l.g[lo:hi], l.m[lo:hi], v, l.lr, l.c1, l.c2)
+}
+
+// loopOf returns o's loop for T.
+func loopOf[T Float](o *optimizer) *optLoop[T] {
+	var zero T
+	if _, ok := any(zero).(float32); ok {
+		return any(&o.loop32).(*optLoop[T])
+	}
+	return any(&o.loop64).(*optLoop[T])
 }
 
 // Adam's constants, Kingma & Ba 2015, Algorithm 1.
@@ -67,14 +97,30 @@ func (o *optimizer) update(n *Net, lr float64) {
 // result does not depend on anything but the element's own state. Every
 // product is rounded (float64(…)) before it is added, so no build fuses it
 // into an FMA, whatever GOAMD64 or the inlining.
+// The elements are split across threads (parRange): a serial update was
+// 2.7 % of the reference CNN's 2-thread step (0.47 of 17.4 ms), and a
+// growing share with more threads.
 func applyOpt[T Float](o *optimizer, w, g []T, st *optState, lr float64) {
 	c1, c2 := st.begin()
 	n := len(w)
-	g, m := g[:n], st.m[:n]
+	l := loopOf[T](o)
+	l.o, l.w, l.g, l.m, l.v, l.lr, l.c1, l.c2 = o, w, g[:n], st.m[:n], nil, lr, c1, c2
+	if o.kind == "adam" {
+		l.v = st.v[:n]
+	}
+	parRange(n, 1, l, &l.par)
+	l.w, l.g, l.m, l.v = nil, nil, nil, nil
+}
+
+// applyOptRange applies the update to w with its gradients g and state m
+// (and Adam's v), element by element.
+func applyOptRange[T Float](o *optimizer, w, g []T, m, v []float64, lr, c1, c2 float64) {
+	n := len(w)
+	g, m = g[:n], m[:n]
 	decay, mu := o.decay, o.momentum
 	switch {
 	case o.kind == "adam":
-		v := st.v[:n]
+		v := v[:n]
 		for i, wi := range w {
 			wf := float64(wi)
 			gi := float64(g[i]) + float64(decay*wf)

@@ -66,6 +66,8 @@ type Supernet struct {
 
 	w, grad []float32 // flat parameters and their gradients
 	vel     []float64 // SGD momentum, per parameter
+	sgd     optimizer // ApplySGD's rule and parallel loop
+	sgdSt   optState  // ApplySGD's state: vel
 	stats   []float32 // batch-norm running means and variances
 
 	trainW, evalW *Weights       // both alias w; evalW has private running stats
@@ -358,8 +360,9 @@ func (s *Supernet) Evaluate(child arch.Arch, x []float32, y []int32) (float64, e
 // Nesterov), element by element, so a child alone trains exactly as it
 // would stand-alone.
 func (s *Supernet) ApplySGD(lr, momentum float64, nesterov bool, l2 float64) {
-	o := optimizer{kind: "sgd", momentum: momentum, nesterov: nesterov, decay: l2}
-	applyOpt(&o, s.w, s.grad, &optState{m: s.vel}, lr)
+	s.sgd.kind, s.sgd.momentum, s.sgd.nesterov, s.sgd.decay = "sgd", momentum, nesterov, l2
+	s.sgdSt.m = s.vel
+	applyOpt(&s.sgd, s.w, s.grad, &s.sgdSt, lr)
 }
 
 // Close drops every built net.
