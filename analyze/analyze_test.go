@@ -467,3 +467,44 @@ func TestPopulationPlot(t *testing.T) {
 		t.Errorf("population %d, plot %v", n, has())
 	}
 }
+
+func TestSteadyBusy(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	span := func(rank int, a, b float64) Span { return Span{rank, at(a), at(b)} }
+	spans := []Span{
+		span(1, 0, 1), span(1, 1.1, 2.1), span(1, 2.2, 3.0),
+		span(2, 0.5, 1.5), span(2, 1.5, 2.5),
+	}
+	// Window [0.5, 2.5]: rank 1 busy 0.5 + 1.0 + 0.3, rank 2 the whole 2 s.
+	frac, window, ok := SteadyBusy(spans, 2)
+	if !ok || window != 2*time.Second || math.Abs(frac-3.8/4) > 1e-9 {
+		t.Fatalf("SteadyBusy = %v, %v, %v; want 0.95 over 2s", frac, window, ok)
+	}
+	if _, _, ok := SteadyBusy(spans, 3); ok {
+		t.Error("a worker without trials: want no steady figure")
+	}
+	if _, _, ok := SteadyBusy([]Span{span(1, 0, 1), span(2, 1, 2)}, 2); ok {
+		t.Error("no moment when both had work: want no steady figure")
+	}
+	if _, _, ok := SteadyBusy(nil, 0); ok {
+		t.Error("no workers: want no steady figure")
+	}
+
+	// A run of two segments: the first as above, the second (one worker)
+	// busy half of its 4 s window; rejected trials do not count.
+	trial := func(seg int, s Span) Trial {
+		return Trial{Status: "ok", Rank: s.Rank, Start: s.Start, End: s.End, Segment: seg}
+	}
+	r := &Run{Workers: 2, Segments: []Segment{{Workers: 2}, {Workers: 1}}}
+	for _, s := range spans {
+		r.Trials = append(r.Trials, trial(0, s))
+	}
+	r.Trials = append(r.Trials, trial(1, span(1, 10, 11)), trial(1, span(1, 13, 14)),
+		Trial{Status: "rejected", Rank: 1, Start: at(11), End: at(13), Segment: 1})
+	// The second segment's window is [10, 14] for its one worker: 2 of 4 s.
+	frac, window, ok = r.SteadyBusy()
+	if want := (3.8 + 2) / (4 + 4); !ok || window != 6*time.Second || math.Abs(frac-want) > 1e-9 {
+		t.Fatalf("Run.SteadyBusy = %v, %v, %v; want %v over 6s", frac, window, ok, want)
+	}
+}

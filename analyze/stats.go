@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"time"
 )
 
 // ChoiceStat is one choice of one decision over the ok trials.
@@ -224,6 +225,95 @@ func (r *Run) Pareto(cost func(*Trial) float64) []*Trial {
 		}
 	}
 	return front
+}
+
+// Span is when one trial ran (its worker's clock), on which rank.
+type Span struct {
+	Rank       int
+	Start, End time.Time
+}
+
+// SteadyBusy is how busy workers ranks were while every one of them had
+// work: from the latest first start of a trial to the earliest last end.
+// That leaves out start-up (launch, first dispatch) and the budget's tail,
+// whose share shrinks as a search grows. ok is false when that window is
+// empty or a worker ran no trial. Start and end are each worker's clock:
+// across nodes their skew shifts the window's ends.
+func SteadyBusy(spans []Span, workers int) (frac float64, window time.Duration, ok bool) {
+	first, last := map[int]time.Time{}, map[int]time.Time{}
+	for _, s := range spans {
+		if t, seen := first[s.Rank]; !seen || s.Start.Before(t) {
+			first[s.Rank] = s.Start
+		}
+		if t, seen := last[s.Rank]; !seen || s.End.After(t) {
+			last[s.Rank] = s.End
+		}
+	}
+	if workers <= 0 || len(first) < workers {
+		return 0, 0, false
+	}
+	var from, to time.Time
+	for r := range first {
+		if from.IsZero() || first[r].After(from) {
+			from = first[r]
+		}
+		if to.IsZero() || last[r].Before(to) {
+			to = last[r]
+		}
+	}
+	if !to.After(from) {
+		return 0, 0, false
+	}
+	var busy time.Duration
+	for _, s := range spans {
+		if a, b := later(s.Start, from), earlier(s.End, to); b.After(a) {
+			busy += b.Sub(a)
+		}
+	}
+	window = to.Sub(from)
+	return busy.Seconds() / (float64(workers) * window.Seconds()), window, true
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// SteadyBusy is SteadyBusy over each segment (job) of the run that has a
+// steady window, weighted by the windows: Σ busy in them over Σ workers ×
+// window.
+func (r *Run) SteadyBusy() (frac float64, window time.Duration, ok bool) {
+	bySeg := map[int][]Span{}
+	for _, t := range r.Trials {
+		if t.Status != "rejected" && !t.Start.IsZero() && t.End.After(t.Start) {
+			bySeg[t.Segment] = append(bySeg[t.Segment], Span{t.Rank, t.Start, t.End})
+		}
+	}
+	var busy, capacity float64
+	for i, seg := range r.Segments {
+		workers := seg.Workers
+		if workers == 0 {
+			workers = r.Workers
+		}
+		if f, w, segOK := SteadyBusy(bySeg[i], workers); segOK {
+			busy += f * float64(workers) * w.Seconds()
+			capacity += float64(workers) * w.Seconds()
+			window += w
+		}
+	}
+	if capacity == 0 {
+		return 0, 0, false
+	}
+	return busy / capacity, window, true
 }
 
 // Busy is each worker's busy share: Σ of its trials' seconds over the run's

@@ -109,8 +109,12 @@ func (r *Run) Summary(w io.Writer, o SummaryOptions) {
 			total += share[k]
 			parts = append(parts, fmt.Sprintf("rank %d %.0f%%", k, 100*share[k]))
 		}
-		fmt.Fprintf(w, "\nUtilisation: workers busy %.0f%% of %d × %.1fs (%s)\n", 100*total/float64(max(r.Workers, len(ranks))),
-			max(r.Workers, len(ranks)), wall, strings.Join(parts, ", "))
+		steady := ""
+		if frac, window, ok := r.SteadyBusy(); ok {
+			steady = fmt.Sprintf("; %.1f%% over the %.3gs all had work", 100*frac, window.Seconds())
+		}
+		fmt.Fprintf(w, "\nUtilisation: workers busy %.0f%% of %d × %.1fs%s (%s)\n", 100*total/float64(max(r.Workers, len(ranks))),
+			max(r.Workers, len(ranks)), wall, steady, strings.Join(parts, ", "))
 	}
 
 	fails := map[string]int{}

@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"nasd/analyze"
 	"nasd/journal"
 )
 
@@ -17,69 +18,9 @@ type segmentStats struct {
 	cpu0    time.Duration // this process's CPU time at the start
 	trials  int
 	busy    time.Duration // Σ (end − start) of the trials finished in this segment
-	spans   []trialSpan
+	spans   []analyze.Span
 	elapsed time.Duration
 	cpu     time.Duration
-}
-
-// trialSpan is when one trial ran, on which rank.
-type trialSpan struct {
-	rank       int
-	start, end time.Time
-}
-
-// steadyBusy is how busy the workers were while every one of them had work:
-// from the latest first start of a trial to the earliest last end, which
-// leaves out start-up (launch, first dispatch) and the budget's tail, whose
-// share shrinks as a search grows. ok is false when that window is empty or
-// a worker ran no trial.
-func steadyBusy(spans []trialSpan, workers int) (frac float64, window time.Duration, ok bool) {
-	first, last := map[int]time.Time{}, map[int]time.Time{}
-	for _, s := range spans {
-		if t, seen := first[s.rank]; !seen || s.start.Before(t) {
-			first[s.rank] = s.start
-		}
-		if t, seen := last[s.rank]; !seen || s.end.After(t) {
-			last[s.rank] = s.end
-		}
-	}
-	if workers <= 0 || len(first) < workers {
-		return 0, 0, false
-	}
-	var from, to time.Time
-	for r := range first {
-		if from.IsZero() || first[r].After(from) {
-			from = first[r]
-		}
-		if to.IsZero() || last[r].Before(to) {
-			to = last[r]
-		}
-	}
-	if !to.After(from) {
-		return 0, 0, false
-	}
-	var busy time.Duration
-	for _, s := range spans {
-		if a, b := later(s.start, from), earlier(s.end, to); b.After(a) {
-			busy += b.Sub(a)
-		}
-	}
-	window = to.Sub(from)
-	return busy.Seconds() / (float64(workers) * window.Seconds()), window, true
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-func earlier(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }
 
 func processCPU() time.Duration {
@@ -108,7 +49,7 @@ func (s *segmentStats) finish(segment string) {
 		if json.Unmarshal(e.Raw, &f) == nil && !f.Start.IsZero() && f.End.After(f.Start) {
 			s.trials++
 			s.busy += f.End.Sub(f.Start)
-			s.spans = append(s.spans, trialSpan{f.Rank, f.Start, f.End})
+			s.spans = append(s.spans, analyze.Span{Rank: f.Rank, Start: f.Start, End: f.End})
 		}
 		return nil
 	})
@@ -135,7 +76,7 @@ func (s *segmentStats) print(w io.Writer, workers int, inProcess bool) {
 		rateText = fmt.Sprintf("%.3g", rate)
 	}
 	steady := ""
-	if frac, window, ok := steadyBusy(s.spans, workers); ok {
+	if frac, window, ok := analyze.SteadyBusy(s.spans, workers); ok {
 		steady = fmt.Sprintf(", %.1f%% over the %.3gs all had work", 100*frac, window.Seconds())
 	}
 	fmt.Fprintf(w, "Throughput: %s trials/s; workers busy %.0f%% of %d×%.1fs%s; %s CPU %s per trial\n",

@@ -131,9 +131,15 @@ func TestSearchInProcessSurrogate(t *testing.T) {
 				t.Errorf("%d trial results in the log, want 12", len(got))
 			}
 			// Sync rounds give every worker a trial each round, so the
-			// steady-state window exists.
-			if mode == "sync" && !regexp.MustCompile(`workers busy \d+% of 3×[0-9.]+s, [0-9.]+% over the [0-9.]+s all had work;`).MatchString(out) {
-				t.Errorf("output lacks the steady-state busy figure:\n%s", out)
+			// steady-state window exists; nasd analyze finds the same.
+			if mode == "sync" {
+				m := regexp.MustCompile(`workers busy \d+% of 3×[0-9.]+s, ([0-9.]+% over the [0-9.]+s all had work);`).FindStringSubmatch(out)
+				if m == nil {
+					t.Fatalf("output lacks the steady-state busy figure:\n%s", out)
+				}
+				if code, report, errOut := nasd(t, "analyze", dir); code != exitOK || !strings.Contains(report, "; "+m[1]+" (") {
+					t.Errorf("nasd analyze (exit %d) does not report %q:\n%s\n%s", code, m[1], report, errOut)
+				}
 			}
 			for _, f := range []string{"config.toml", "best.json", "summary.json"} {
 				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
