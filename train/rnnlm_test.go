@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -216,4 +217,95 @@ func TestLMSearchedCells(t *testing.T) {
 			t.Errorf("%s: %d of 4 sampled cells trained without diverging", name, ok)
 		}
 	}
+}
+
+// TestLMSoftmaxParallel: the decoder's softmax, loss and bias gradient split
+// across threads give, bit for bit, what the one-thread loop of before gave
+// (kept here as the reference), with and without the gradient.
+func TestLMSoftmaxParallel(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	const N, V = 131, 127
+	if parts(N, 4*V) != 2 || parts(V, N) != 2 {
+		t.Fatalf("too small to split: %d and %d parts", parts(N, 4*V), parts(V, N))
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	logits, bias, tgt := make([]float32, N*V), make([]float32, V), make([]int32, N)
+	for i := range logits {
+		logits[i] = float32(4 * r.NormFloat64())
+	}
+	for j := range bias {
+		bias[j] = float32(r.NormFloat64())
+	}
+	for i := range tgt {
+		tgt[i] = int32(r.IntN(V))
+	}
+	for _, grad := range []bool{false, true} {
+		want, got := append([]float32(nil), logits...), append([]float32(nil), logits...)
+		scale := float32(1 / float64(N))
+		wantNLL := softmaxCESerial(want, bias, tgt, V, grad, scale)
+		s := lmSoftmax{rowNLL: make([]float64, N)}
+		gotNLL := s.run(got, bias, tgt, V, grad, scale)
+		if math.Float64bits(gotNLL) != math.Float64bits(wantNLL) {
+			t.Fatalf("grad %v: NLL %v, want %v", grad, gotNLL, wantNLL)
+		}
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("grad %v: element %d: %v, want %v", grad, i, got[i], want[i])
+			}
+		}
+		if !grad {
+			continue
+		}
+		wantB, gotB := make([]float32, V), make([]float32, V)
+		for j := range wantB {
+			wantB[j] = float32(r.NormFloat64())
+		}
+		copy(gotB, wantB)
+		for i := range N {
+			addInto(wantB, want[i*V:(i+1)*V])
+		}
+		var g lmBiasGrad
+		g.run(gotB, got, N)
+		for j := range wantB {
+			if math.Float32bits(gotB[j]) != math.Float32bits(wantB[j]) {
+				t.Fatalf("bias gradient %d: %v, want %v", j, gotB[j], wantB[j])
+			}
+		}
+	}
+}
+
+// softmaxCESerial is the decoder's softmax and loss as one loop over the rows
+// on one thread, the gradient scaled in a pass of its own (the code before
+// lmSoftmax).
+func softmaxCESerial(logits, bias []float32, tgt []int32, V int, grad bool, scale float32) float64 {
+	nll := 0.0
+	for i, y := range tgt {
+		row := logits[i*V : (i+1)*V]
+		mx := float32(math.Inf(-1))
+		for j := range row {
+			row[j] += bias[j]
+			mx = max(mx, row[j])
+		}
+		sum := 0.0
+		zy := float64(row[y] - mx)
+		for j, v := range row {
+			e := math.Exp(float64(v - mx))
+			row[j] = float32(e)
+			sum += e
+		}
+		nll += math.Log(sum) - zy
+		if grad {
+			inv := float32(1 / sum)
+			for j := range row {
+				row[j] *= inv
+			}
+			row[y] -= 1
+		}
+	}
+	if grad {
+		for i := range logits {
+			logits[i] *= scale
+		}
+	}
+	return nll
 }
