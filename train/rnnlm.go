@@ -413,9 +413,9 @@ func (s *lmSoftmax) runRange(_, lo, hi int) {
 		sum := 0.0
 		zy := float64(row[y] - mx) // from the logit: a float32 probability can underflow to 0
 		for j, v := range row {
-			e := math.Exp(float64(v - mx))
-			row[j] = float32(e)
-			sum += e
+			e := expNeg32(v - mx)
+			row[j] = e
+			sum += float64(e)
 		}
 		s.rowNLL[i] = math.Log(sum) - zy
 		if s.grad {
@@ -428,6 +428,36 @@ func (s *lmSoftmax) runRange(_, lo, hi int) {
 			row[y] = float32(float32(py-1) * scale)
 		}
 	}
+}
+
+// expNeg32 is e^x for x ≤ 0 in float32, within 2 ulp of float32(math.Exp(x))
+// (TestExpNeg32), 0 below −87.3 where that would be subnormal: the
+// softmax's exponentials, a quarter of an LM window with math.Exp in
+// float64. Cody–Waite reduction x = n·ln 2 + r, |r| ≤ ln 2 / 2, then Cephes'
+// degree-6 polynomial for e^r; every product is rounded to float32 (no FMA
+// fusion), so every machine gives the same bits.
+func expNeg32(x float32) float32 {
+	if !(x >= -87.33654) { // and NaN
+		if x != x {
+			return x
+		}
+		return 0
+	}
+	const (
+		log2e = 1.44269504088896341
+		ln2Hi = 0.693359375
+		ln2Lo = -2.12194440e-4
+	)
+	n := float32(math.Floor(float64(float32(x*log2e)) + 0.5))
+	r := float32(float32(x-float32(n*ln2Hi)) - float32(n*ln2Lo))
+	p := float32(1.9875691500e-4)
+	p = float32(float32(p*r) + 1.3981999507e-3)
+	p = float32(float32(p*r) + 8.3334519073e-3)
+	p = float32(float32(p*r) + 4.1665795894e-2)
+	p = float32(float32(p*r) + 1.6666665459e-1)
+	p = float32(float32(p*r) + 5.0000001201e-1)
+	e := float32(float32(float32(p*float32(r*r))+r) + 1)
+	return e * math.Float32frombits(uint32(int32(n)+127)<<23)
 }
 
 // lmBiasGrad adds the rows of the logits' gradient into the decoder bias's
