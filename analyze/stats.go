@@ -233,7 +233,7 @@ type Span struct {
 	Start, End time.Time
 }
 
-// SteadyBusy is how busy workers ranks were while every one of them had
+// SteadyBusy is how busy the worker ranks were while every one of them had
 // work: from the latest first start of a trial to the earliest last end.
 // That leaves out start-up (launch, first dispatch) and the budget's tail,
 // whose share shrinks as a search grows. ok is false when that window is

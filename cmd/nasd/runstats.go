@@ -15,10 +15,8 @@ import (
 // busy the workers were. It is what `make bench-scale` reads.
 type segmentStats struct {
 	start   time.Time
-	cpu0    time.Duration // this process's CPU time at the start
-	trials  int
-	busy    time.Duration // Σ (end − start) of the trials finished in this segment
-	spans   []analyze.Span
+	cpu0    time.Duration  // this process's CPU time at the start
+	spans   []analyze.Span // the trials finished in this segment
 	elapsed time.Duration
 	cpu     time.Duration
 }
@@ -47,8 +45,6 @@ func (s *segmentStats) finish(segment string) {
 			Start, End time.Time
 		}
 		if json.Unmarshal(e.Raw, &f) == nil && !f.Start.IsZero() && f.End.After(f.Start) {
-			s.trials++
-			s.busy += f.End.Sub(f.Start)
 			s.spans = append(s.spans, analyze.Span{Rank: f.Rank, Start: f.Start, End: f.End})
 		}
 		return nil
@@ -58,19 +54,23 @@ func (s *segmentStats) finish(segment string) {
 // print reports the segment; with in-process workers the process CPU time
 // includes their training, so it is not called rank 0's.
 func (s *segmentStats) print(w io.Writer, workers int, inProcess bool) {
-	if s.trials == 0 || s.elapsed <= 0 {
+	if len(s.spans) == 0 || s.elapsed <= 0 {
 		return
+	}
+	var busy time.Duration // Σ (end − start)
+	for _, sp := range s.spans {
+		busy += sp.End.Sub(sp.Start)
 	}
 	who := "rank 0"
 	if inProcess {
 		who = "process (rank 0 and workers)"
 	}
-	perTrial := s.cpu / time.Duration(s.trials)
+	perTrial := s.cpu / time.Duration(len(s.spans))
 	cpu := fmt.Sprintf("%d µs", perTrial.Microseconds())
 	if perTrial >= 10*time.Millisecond {
 		cpu = perTrial.Round(time.Millisecond).String()
 	}
-	rate := float64(s.trials) / s.elapsed.Seconds()
+	rate := float64(len(s.spans)) / s.elapsed.Seconds()
 	rateText := fmt.Sprintf("%.1f", rate)
 	if rate < 10 {
 		rateText = fmt.Sprintf("%.3g", rate)
@@ -80,6 +80,6 @@ func (s *segmentStats) print(w io.Writer, workers int, inProcess bool) {
 		steady = fmt.Sprintf(", %.1f%% over the %.3gs all had work", 100*frac, window.Seconds())
 	}
 	fmt.Fprintf(w, "Throughput: %s trials/s; workers busy %.0f%% of %d×%.1fs%s; %s CPU %s per trial\n",
-		rateText, 100*s.busy.Seconds()/(float64(workers)*s.elapsed.Seconds()),
+		rateText, 100*busy.Seconds()/(float64(workers)*s.elapsed.Seconds()),
 		workers, s.elapsed.Seconds(), steady, who, cpu)
 }
